@@ -1,0 +1,1 @@
+"""vlmlab's benchmarks: ratios against peers measured side by side in one run (make bench)."""

@@ -1,0 +1,65 @@
+"""The Gradio face of vlmlab: one module per tab, assembled by `build_demo()`."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from demo import (
+    captioning_tab,
+    clip_tab,
+    cnn_tab,
+    kernels_tab,
+    pixels_tab,
+    vit_tab,
+    vqa_tab,
+)
+from demo.common import Lab
+from demo.photo import build_photo_picker
+
+# Lecture order; the id is what gr.Tabs(selected=...) takes.
+TABS = (
+    ("pixels", pixels_tab),
+    ("convolution", kernels_tab),
+    ("cnn", cnn_tab),
+    ("vit", vit_tab),
+    ("clip", clip_tab),
+    ("captioning", captioning_tab),
+    ("vqa", vqa_tab),
+)
+
+MAX_QUEUE = 64  # events waiting at once; past that a user is told the lab is busy
+MAX_UPLOAD = "20mb"
+
+INTRO = """# vlmlab — an interactive lab for vision-language models
+From pixels and convolution kernels, through CNN feature maps and Vision Transformer attention,
+to CLIP zero-shot, captioning and visual question answering — on your own photo."""
+
+
+def build_demo() -> gr.Blocks:
+    """The whole app: the photo picker above the tabs, then one tab per topic."""
+    with gr.Blocks(title="vlmlab") as demo:
+        gr.Markdown(INTRO)
+        photo = build_photo_picker(demo)
+        with gr.Tabs() as tabs:
+            lab = Lab(photo=photo, tabs=tabs)
+            for tab_id, module in TABS:
+                with gr.Tab(module.TITLE, id=tab_id, elem_id=f"tab-{tab_id}"):
+                    module.build(lab)
+    demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=1)
+    return demo
+
+
+def launch_options(
+    *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False, **extra
+) -> dict:
+    """Safe `launch()` settings: bounded uploads, no extra file access, share only if asked."""
+    return dict(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=MAX_UPLOAD,
+        allowed_paths=[],
+        enable_monitoring=False,
+        show_error=False,
+        **extra,
+    )

@@ -1,0 +1,79 @@
+"""What every tab shares: the lab's photo, error handling, and the concurrency of model events."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gradio as gr
+
+from vlmlab.errors import user_message
+from vlmlab.images import Intake, read_image
+
+log = logging.getLogger("vlmlab")
+
+# Model events share one slot per model-worker, so a lecture hall queues instead of thrashing
+# the CPU; light events (pixels, kernels) may run a few at a time beside them.
+MODEL_EVENT = {"concurrency_id": "model", "concurrency_limit": 1}
+LIGHT_EVENT = {"concurrency_id": "light", "concurrency_limit": 4}
+
+FAULT = "Something went wrong on the lab's side; please try again (the error was logged)."
+
+
+@dataclass
+class Lab:
+    """The components tabs share. Tabs are built in lecture order; each adds what it offers."""
+
+    photo: gr.File  # the session's photo (a file path); every tab's events take it as input
+    tabs: gr.Tabs  # select a tab with gr.Tabs(selected=<tab id>)
+    shared: dict[str, Any] = field(default_factory=dict)  # e.g. "kernel_text" from Convolution
+
+
+def open_photo(path: str | None) -> Intake:
+    """The session's photo, decoded safely (cached per file), or a clear error if there is none."""
+    if not path:
+        raise gr.Error("Please pick a sample photo or upload one first.", print_exception=False)
+    return read_image(path)
+
+
+def guard(fn: Callable) -> Callable:
+    """Turn engine errors into a one-sentence `gr.Error`; log anything else, show no traceback."""
+
+    def explain(error: Exception) -> gr.Error:
+        if isinstance(error, gr.Error):
+            return error
+        message = user_message(error)
+        if message is None:
+            log.exception("handler %s failed", fn.__name__)
+            message = FAULT
+        return gr.Error(message, print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def guarded_stream(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as error:
+                raise explain(error) from None
+
+        return guarded_stream
+
+    @functools.wraps(fn)
+    def guarded(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:
+            raise explain(error) from None
+
+    return guarded
+
+
+def progress_callback(progress: gr.Progress | None):
+    """Adapt gr.Progress to the engine's `progress(fraction, desc=...)` callback."""
+    if progress is None:
+        return None
+    return lambda fraction, desc=None: progress(fraction, desc=desc)

@@ -1,0 +1,68 @@
+"""Drawing, kept apart from computing: results in, images or figures out, for both faces.
+
+Figures are `matplotlib.figure.Figure` objects (never pyplot state) and are closed by the
+helpers that turn them into images.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+
+def figure_to_image(figure: Figure, *, dpi: int = 100) -> Image.Image:
+    """Render a figure to an RGB image and release it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    figure.clear()
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
+def to_uint8(values: np.ndarray, mode: str = "minmax") -> np.ndarray:
+    """Map raw values to 0–255 for display: "clip" (as is), "abs" (|x|) or "minmax" (stretch)."""
+    a = np.asarray(values, dtype=np.float32)
+    if mode == "abs":
+        a = np.abs(a)
+    if mode in ("minmax", "abs"):
+        lo, hi = float(a.min(initial=0.0)), float(a.max(initial=0.0))
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+def colorize(values: np.ndarray, cmap: str = "viridis", *, vmin=None, vmax=None) -> np.ndarray:
+    """A 2-D array as an RGB uint8 image through a matplotlib colour map."""
+    a = np.asarray(values, dtype=np.float32)
+    lo = float(a.min()) if vmin is None else vmin
+    hi = float(a.max()) if vmax is None else vmax
+    scaled = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    rgba = matplotlib.colormaps[cmap](np.clip(scaled, 0.0, 1.0), bytes=True)
+    return rgba[..., :3]
+
+
+def overlay_heatmap(
+    image: Image.Image, heat: np.ndarray, *, alpha: float = 0.5, cmap: str = "jet"
+) -> Image.Image:
+    """Blend a heat map (any H×W, upsampled smoothly) over a photo, like show_cam_on_image."""
+    colours = Image.fromarray(colorize(heat, cmap)).resize(image.size, Image.Resampling.BILINEAR)
+    return Image.blend(image.convert("RGB"), colours, alpha)
+
+
+def tile(images: Sequence[np.ndarray | Image.Image], *, columns: int, gap: int = 2) -> Image.Image:
+    """Small images of one size in a grid, white gaps between them (channel grids, filters)."""
+    tiles = [np.asarray(Image.fromarray(t) if isinstance(t, np.ndarray) else t) for t in images]
+    if not tiles:
+        return Image.new("RGB", (1, 1), "white")
+    tiles = [np.repeat(t[..., None], 3, axis=2) if t.ndim == 2 else t[..., :3] for t in tiles]
+    h, w = tiles[0].shape[:2]
+    rows = -(-len(tiles) // columns)
+    canvas = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), 255, np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = t
+    return Image.fromarray(canvas)
