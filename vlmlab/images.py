@@ -20,8 +20,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vlmlab.errors import LabError
 
-# PIL format names we decode; Pillow is never asked to try any other plugin.
-ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF")
+# PIL format names we decode (JPEG includes multi-picture MPO); no other plugin is ever tried.
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 FILE_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 64_000_000  # read from the header, before decoding
 MAX_FILE_BYTES = 50 * 1024 * 1024

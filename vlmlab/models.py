@@ -228,6 +228,8 @@ def _load_transformers(spec: ModelSpec, attn: str | None, pretrained: bool):
             "or point HF_HOME at a copied Hugging Face cache that holds it and set HF_HUB_OFFLINE=1",
         )
     kwargs = {"attn_implementation": attn} if attn else {}
+    if model_class is transformers.AutoModel:
+        kwargs["add_pooling_layer"] = False  # DINO ships no pooler; don't invent a random one
     try:
         model = model_class.from_pretrained(spec.name, local_files_only=cached, **kwargs)
         processor = processor_class.from_pretrained(spec.name, local_files_only=cached)
