@@ -1,0 +1,176 @@
+"""The CLIP tab in Jupyter: a zero-shot classifier, the similarity-matrix explorer and the
+robustness probe. Same engine calls as the Gradio tab (`vlmlab.clip`, `vlmlab.clip_render`)."""
+
+from __future__ import annotations
+
+import html
+import io
+
+import ipywidgets as widgets
+from PIL import Image
+
+from vlmlab import clip, clip_probe, clip_render
+from vlmlab.errors import LabError
+from vlmlab.images import ImageSource, load_image, sample_images
+from vlmlab.models import choices
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _lines(lines: list[str]) -> str:
+    return "<br>".join(html.escape(line) for line in lines)
+
+
+def _error(error: LabError) -> str:
+    return f"<span style='color:#b00020'>{html.escape(str(error))}</span>"
+
+
+def _model_picker(model: str) -> widgets.Dropdown:
+    return widgets.Dropdown(options=choices("clip"), value=model, description="model")
+
+
+class ZeroShotClassifier(widgets.VBox):
+    """Labels and prompt templates in, CLIP's probabilities (with raw cosines) out."""
+
+    def __init__(
+        self,
+        image: ImageSource,
+        labels: str = clip.DEFAULT_LABELS,
+        *,
+        model: str = clip.DEFAULT_MODEL,
+        template_set: str = "a photo of a {}.",
+    ):
+        self.image = load_image(image)
+        self.labels = widgets.Textarea(labels, description="labels", rows=6)
+        self.template_set = widgets.Dropdown(
+            options=list(clip.TEMPLATE_SETS), value=template_set, description="templates"
+        )
+        self.templates = widgets.Textarea(
+            "\n".join(clip.TEMPLATE_SETS[template_set]), description="{} = label", rows=3
+        )
+        self.model = _model_picker(model)
+        self.picture = widgets.Image(format="png")
+        self.notes = widgets.HTML()
+        self.template_set.observe(self._pick_templates, "value")
+        for control in (self.labels, self.templates, self.model):
+            control.observe(self._show, "value")
+        self._show()
+        controls = widgets.VBox([self.labels, self.template_set, self.templates, self.model])
+        super().__init__([widgets.HBox([controls, self.picture]), self.notes])
+
+    def _pick_templates(self, change) -> None:
+        self.templates.value = "\n".join(clip.TEMPLATE_SETS[change["new"]])  # re-runs _show
+
+    def _show(self, _change=None) -> None:
+        try:
+            result = clip.score_labels(
+                self.image, self.labels.value, model=self.model.value, templates=self.templates.value
+            )
+        except LabError as error:
+            self.notes.value = _error(error)
+            return
+        self.picture.value = _png(clip_render.draw_zero_shot(result))
+        self.notes.value = _lines(clip_render.describe_zero_shot(result))
+
+
+class SimilarityExplorer(widgets.VBox):
+    """Sample photos against captions: the matrix CLIP's contrastive loss is trained on."""
+
+    def __init__(
+        self,
+        samples: list[str] | None = None,
+        texts: str | None = None,
+        *,
+        images: dict[str, ImageSource] | None = None,
+        model: str = clip.DEFAULT_MODEL,
+    ):
+        photos = sample_images()
+        samples = list(samples or ["chelsea", "astronaut", "coffee", "rocket"])
+        unknown = [name for name in samples if name not in photos]
+        if unknown:
+            raise LabError(f"There is no sample called {unknown[0]!r}; try {', '.join(photos)}.")
+        self.names = samples + list(images or {})
+        self.images = [photos[name] for name in samples]
+        self.images += [load_image(source) for source in (images or {}).values()]
+        if texts is None:
+            texts = "\n".join(clip.SAMPLE_CAPTIONS.get(name, name) for name in self.names)
+        self.texts = widgets.Textarea(texts, description="texts", rows=max(4, len(self.names)))
+        self.softmax = widgets.Checkbox(False, description="row-wise softmax")
+        self.pairs = widgets.Checkbox(True, description="image i goes with text i")
+        self.model = _model_picker(model)
+        self.picture = widgets.Image(format="png")
+        self.notes = widgets.HTML()
+        for control in (self.texts, self.softmax, self.pairs, self.model):
+            control.observe(self._show, "value")
+        self._show()
+        controls = widgets.HBox([self.softmax, self.pairs, self.model])
+        super().__init__([self.texts, controls, self.picture, self.notes])
+
+    def _show(self, _change=None) -> None:
+        try:
+            matrix = clip.compare(self.images, self.texts.value, model=self.model.value)
+        except LabError as error:
+            self.notes.value = _error(error)
+            return
+        self.picture.value = _png(
+            clip_render.draw_similarity(
+                matrix, self.images, self.names,
+                softmax=self.softmax.value, pairs=self.pairs.value,
+            )
+        )
+        self.notes.value = _lines(clip_render.describe_similarity(matrix, pairs=self.pairs.value))
+
+
+class RobustnessProbe(widgets.VBox):
+    """The photo blurred, grayscale, sketched, noisy: does CLIP or the CNN keep its answer?"""
+
+    def __init__(
+        self,
+        image: ImageSource,
+        *,
+        model: str = clip.DEFAULT_MODEL,
+        cnn: str = clip_probe.PROBE_CNN,
+        kernel_text: str | None = None,
+    ):
+        self.image = load_image(image)
+        offered = [
+            name for name in clip_probe.DISTORTIONS if name != "kernel" or kernel_text is not None
+        ]
+        self.distortions = widgets.SelectMultiple(
+            options=offered, value=clip_probe.DEFAULT_DISTORTIONS, description="distortions"
+        )
+        self.strength = widgets.FloatSlider(0.5, min=0, max=1, step=0.05, description="strength")
+        self.kernel_text = kernel_text
+        self.model = _model_picker(model)
+        self.cnn = widgets.Dropdown(options=choices("cnn"), value=cnn, description="CNN")
+        self.picture = widgets.Image(format="png")
+        self.notes = widgets.HTML()
+        for control in (self.distortions, self.strength, self.model, self.cnn):
+            control.observe(self._show, "value")
+        self._show()
+        controls = widgets.HBox(
+            [self.distortions, widgets.VBox([self.strength, self.model, self.cnn])]
+        )
+        super().__init__([controls, self.picture, self.notes])
+
+    def _show(self, _change=None) -> None:
+        try:
+            result = clip_probe.probe(
+                self.image,
+                distortions=self.distortions.value,
+                strength=self.strength.value,
+                kernel_text=self.kernel_text,
+                clip_model=self.model.value,
+                cnn_model=self.cnn.value,
+            )
+        except LabError as error:
+            self.notes.value = _error(error)
+            return
+        self.picture.value = _png(
+            clip_render.draw_probe(result, clip_title=f"CLIP {self.model.value.split('/')[-1]}",
+                                   cnn_title=self.cnn.value)
+        )
+        self.notes.value = _lines(clip_render.describe_probe(result))
