@@ -1,14 +1,201 @@
-"""The ViT tab: inside a Vision Transformer: patches, position embeddings, attention."""
+"""The ViT tab: "an image is worth 16×16 words": patches, position embeddings and attention."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import Lab
+from demo.common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from vlmlab import vit
+from vlmlab.errors import LabError
+from vlmlab.models import choices, get_spec
+from vlmlab.vit_render import (
+    draw_attention_views,
+    draw_patch_grid,
+    draw_patch_steps,
+    draw_position_similarity,
+    patch_at,
+)
 
 TITLE = "ViT"
+
+# The layer slider's bound until a model is loaded (then it is the model's own depth); the
+# engine checks the real range, whatever the slider allowed.
+LAYER_BOUND = 64
+
+INTRO = """**An image is worth 16×16 words** (Dosovitskiy et al., 2021). Self-attention over every
+pixel is far too costly, so a Vision Transformer cuts the photo into patches, projects each one to a
+token, adds a learned position embedding, and runs the Transformer encoder of NLP on the tokens.
+Click a patch to follow it; pick a layer and a head to see where a token looks."""
+
+
+def _inspection(path: str | None, model: str) -> vit.ViTInspection:
+    return vit.inspect_vit(open_photo(path).image, model)
+
+
+def _cost_table(height, width, patch) -> str:
+    cost = vit.patch_cost(height, width, patch)
+    header, *rows = vit.patch_cost_rows(cost)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n\n" + vit.describe_patch_cost(cost)
+
+
+def _attention_outputs(inspection: vit.ViTInspection, layer, head, query):
+    views = draw_attention_views(inspection, layer, head, query)
+    return views.heat_map, views.heads, views.rollout, views.text
+
+
+def _kept(check, value, fallback):
+    """`value` if it is still valid for the model shown, else `fallback` (after a model switch)."""
+    try:
+        check(value)
+        return value
+    except LabError:
+        return fallback
 
 
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
-    gr.Markdown("This tab will show inside a Vision Transformer: patches, position embeddings, attention. It is not built yet.")
+    gr.Markdown(INTRO)
+    visible = gr.State(False)  # is this tab the one on screen? (then a new photo re-runs it)
+
+    with gr.Accordion("1 · Why patches? Self-attention on pixels", open=True):
+        with gr.Row():
+            height = gr.Number(224, label="image height H", precision=0, minimum=1)
+            width = gr.Number(224, label="image width W", precision=0, minimum=1)
+            patch_side = gr.Number(16, label="patch size p", precision=0, minimum=1)
+        cost = gr.Markdown(_cost_table(224, 224, 16))
+
+    with gr.Row(equal_height=True):
+        model = gr.Dropdown(
+            [(get_spec(name).title, name) for name in choices("vit")],
+            value=choices("vit")[0],
+            label="Vision Transformer",
+            scale=2,
+        )
+        run = gr.Button("Look inside", variant="primary", scale=1)
+    with gr.Row():
+        summary = gr.Markdown("Pick a model and press **Look inside**.")
+        predictions = gr.Label(label="The classifier's top-5", num_top_classes=vit.TOP_K)
+
+    with gr.Accordion("2 · Patches: from pixels to tokens", open=True):
+        with gr.Row():
+            with gr.Column(scale=1):
+                gr.Markdown("The photo as the model sees it, cut into numbered patches. **Click one.**")
+                grid = gr.Image(
+                    label="patch grid", show_label=False, type="pil", format="png",
+                    interactive=False, elem_id="vit-grid",
+                )
+                patch = gr.Number(1, label="patch", precision=0, minimum=1)
+            steps = gr.Image(label="One patch: pixels → vector → token", type="pil", format="png", interactive=False, scale=2)
+
+    with gr.Accordion("3 · Attention: where does a token look?", open=True):
+        with gr.Row():
+            # Starts at its bound, so the first look moves it to the model's last layer.
+            layer = gr.Slider(1, LAYER_BOUND, value=LAYER_BOUND, step=1, label="layer")
+            head = gr.Dropdown([vit.MEAN], value=vit.MEAN, label="head", allow_custom_value=True)
+            query = gr.Textbox(vit.CLS, label="query: CLS or a patch number (or click the grid)", max_lines=1)
+            with gr.Column(min_width=120):
+                cls_button = gr.Button("Query = CLS", size="sm")
+                show = gr.Button("Show attention", size="sm", variant="primary")
+        with gr.Row():
+            heat_map = gr.Image(label="Attention of the query (one head or the mean)", type="pil", format="png", interactive=False)
+            rollout = gr.Image(label="Attention rollout through all layers", type="pil", format="png", interactive=False)
+        heads = gr.Image(label="Every head of this layer", type="pil", format="png", interactive=False)
+        attention_text = gr.Markdown()
+
+    with gr.Accordion("4 · Learned position embeddings", open=False):
+        gr.Markdown(
+            "Tile (row, column) shows how similar that position's embedding is to every other "
+            "position's. Nobody told the model about rows and columns: it learned them."
+        )
+        positions = gr.Image(label="Position embedding similarity", type="pil", format="png", interactive=False)
+
+    attention_views = [heat_map, heads, rollout, attention_text]
+
+    # -- handlers: an engine call and a few lines each ------------------------------------------
+
+    @guard
+    def look_inside(path, name, layer_value, head_value, query_value, patch_value, progress=gr.Progress()):
+        vit.load_vit(name, progress=progress_callback(progress))
+        i = _inspection(path, name)
+        layer_value = _kept(lambda v: vit.check_layer(i, v), layer_value, i.num_layers)
+        head_value = _kept(lambda v: vit.check_head(i, v), head_value, vit.MEAN)
+        query_value = _kept(lambda v: vit.query_token(i, v), query_value, vit.CLS if i.has_cls else "1")
+        patch_value = _kept(lambda v: vit.check_patch(i, v), patch_value, 1)
+        notes = "".join(f"\n\n*{note}*" for note in i.notes)
+        return (
+            vit.describe_model(i) + notes,
+            dict(i.predictions) or None,
+            draw_patch_grid(i, patch_value),
+            draw_patch_steps(i, patch_value),
+            draw_position_similarity(i),
+            gr.update(maximum=i.num_layers, value=layer_value),
+            gr.update(choices=[vit.MEAN] + [str(h) for h in range(1, i.num_heads + 1)], value=str(head_value)),
+            query_value,
+            gr.update(maximum=i.num_patches, value=patch_value),
+            *_attention_outputs(i, layer_value, head_value, query_value),
+        )
+
+    look_outputs = [summary, predictions, grid, steps, positions, layer, head, query, patch, *attention_views]
+    look_inputs = [lab.photo, model, layer, head, query, patch]
+
+    def look_if_visible(is_visible, *args, progress=gr.Progress()):
+        if not is_visible:
+            return [gr.skip()] * len(look_outputs)
+        return look_inside(*args, progress=progress)
+
+    @guard
+    def vit_attention(path, name, layer_value, head_value, query_value):
+        """Where a token attends: heat map over the photo, all heads of the layer, rollout, text."""
+        return _attention_outputs(_inspection(path, name), layer_value, head_value, query_value)
+
+    @guard
+    def pick_patch(path, name, layer_value, head_value, event: gr.SelectData):
+        i = _inspection(path, name)
+        x, y = event.index
+        number = patch_at(i, x, y)
+        return (
+            number, str(number), draw_patch_grid(i, number), draw_patch_steps(i, number),
+            *_attention_outputs(i, layer_value, head_value, number),
+        )
+
+    @guard
+    def show_patch(path, name, patch_value):
+        i = _inspection(path, name)
+        number = vit.check_patch(i, patch_value)
+        return draw_patch_grid(i, number), draw_patch_steps(i, number)
+
+    @guard
+    def calculate(height_value, width_value, patch_value):
+        return _cost_table(height_value, width_value, patch_value)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def on_tab(event: gr.SelectData) -> bool:
+        return event.value == TITLE
+
+    lab.tabs.select(on_tab, None, visible, api_visibility="private", **LIGHT_EVENT).then(
+        look_if_visible, [visible, *look_inputs], look_outputs, api_visibility="private", **MODEL_EVENT
+    )
+    lab.photo.change(look_if_visible, [visible, *look_inputs], look_outputs, api_visibility="private", **MODEL_EVENT)
+    gr.on([run.click, model.change], look_inside, look_inputs, look_outputs, api_visibility="private", **MODEL_EVENT)
+
+    attention_inputs = [lab.photo, model, layer, head, query]
+    show.click(vit_attention, attention_inputs, attention_views, api_name="vit_attention", **MODEL_EVENT)
+    gr.on(
+        [layer.release, head.input, query.submit], vit_attention, attention_inputs, attention_views,
+        api_visibility="private", **LIGHT_EVENT,
+    )
+    cls_button.click(lambda: vit.CLS, None, query, api_visibility="private", **LIGHT_EVENT).then(
+        vit_attention, attention_inputs, attention_views, api_visibility="private", **LIGHT_EVENT
+    )
+    grid.select(
+        pick_patch, [lab.photo, model, layer, head],
+        [patch, query, grid, steps, *attention_views], api_visibility="private", **LIGHT_EVENT,
+    )
+    patch.submit(show_patch, [lab.photo, model, patch], [grid, steps], api_visibility="private", **LIGHT_EVENT)
+    gr.on(
+        [height.submit, width.submit, patch_side.submit, height.blur, width.blur, patch_side.blur],
+        calculate, [height, width, patch_side], cost, api_visibility="private", **LIGHT_EVENT,
+    )

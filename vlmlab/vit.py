@@ -266,7 +266,10 @@ def check_head(inspection: ViTInspection, head) -> int | None:
     n = inspection.num_heads
     if head is None or (isinstance(head, str) and head.strip().lower() in (MEAN, "")):
         return None
-    number = _whole_number(head, "head")
+    try:
+        number = _whole_number(head, "head")
+    except LabError:
+        raise LabError(f"The head must be mean or a number from 1 to {n}, not {str(head)[:20]!r}.") from None
     if not 1 <= number <= n:
         raise LabError(f"The head must be between 1 and {n}, or mean: this model has {n} heads.")
     return number

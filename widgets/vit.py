@@ -1,0 +1,141 @@
+"""The ViT tab in Jupyter: why patches, a patch explorer and an attention browser.
+
+Same engine calls as the Gradio tab (`vlmlab.vit`, `vlmlab.vit_render`); one forward per photo.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+import ipywidgets as widgets
+from PIL import Image
+
+from vlmlab import vit
+from vlmlab.errors import LabError
+from vlmlab.images import ImageSource
+from vlmlab.vit_render import (
+    draw_attention_views,
+    draw_patch_grid,
+    draw_patch_steps,
+    draw_position_similarity,
+)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _picture(width: str | None = None) -> widgets.Image:
+    return widgets.Image(format="png", layout=widgets.Layout(width=width) if width else None)
+
+
+def _error(message: widgets.HTML, error: LabError) -> None:
+    message.value = f"<span style='color:#b00020'>{html.escape(str(error))}</span>"
+
+
+class WhyPatches(widgets.VBox):
+    """Self-attention on pixels vs on patches: tokens, attention entries and fp32 memory."""
+
+    def __init__(self, height: int = 224, width: int = 224, patch_size: int = 16):
+        self.height = widgets.BoundedIntText(height, min=1, max=vit.MAX_SIDE, description="H")
+        self.width = widgets.BoundedIntText(width, min=1, max=vit.MAX_SIDE, description="W")
+        self.patch_size = widgets.BoundedIntText(patch_size, min=1, max=vit.MAX_SIDE, description="p")
+        self.table = widgets.HTML()
+        for control in (self.height, self.width, self.patch_size):
+            control.observe(self._show, "value")
+        self._show()
+        super().__init__([widgets.HBox([self.height, self.width, self.patch_size]), self.table])
+
+    def _show(self, _change=None) -> None:
+        try:
+            cost = vit.patch_cost(self.height.value, self.width.value, self.patch_size.value)
+        except LabError as error:
+            _error(self.table, error)
+            return
+        header, *rows = vit.patch_cost_rows(cost)
+        cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+        )
+        self.table.value = (
+            f"<table><tr>{cells}</tr>{body}</table><p>{html.escape(vit.describe_patch_cost(cost))}</p>"
+        )
+
+
+class PatchExplorer(widgets.VBox):
+    """The photo as the model sees it, cut into numbered patches; pick one to follow it to a token."""
+
+    def __init__(self, image: ImageSource, model: str | None = None, patch: int = 1):
+        self.inspection = vit.inspect_vit(image, model)
+        i = self.inspection
+        self.summary = widgets.HTML(f"<p>{html.escape(vit.describe_model(i))}</p>")
+        self.patch = widgets.BoundedIntText(patch, min=1, max=i.num_patches, description="patch")
+        self.grid = _picture("40%")
+        self.steps = _picture("58%")
+        self.message = widgets.HTML()
+        self.patch.observe(self._show, "value")
+        self._show()
+        super().__init__([self.summary, self.patch, widgets.HBox([self.grid, self.steps]), self.message])
+
+    def _show(self, _change=None) -> None:
+        try:
+            grid = draw_patch_grid(self.inspection, self.patch.value)
+            steps = draw_patch_steps(self.inspection, self.patch.value)
+        except LabError as error:
+            _error(self.message, error)
+            return
+        self.grid.value, self.steps.value, self.message.value = _png(grid), _png(steps), ""
+
+
+class AttentionBrowser(widgets.VBox):
+    """Where a token attends: pick a layer, a head (or the mean) and a query (CLS or a patch)."""
+
+    def __init__(self, image: ImageSource, model: str | None = None, *, layer: int | None = None,
+                 head: str = vit.MEAN, query: str = vit.CLS):
+        self.inspection = vit.inspect_vit(image, model)
+        i = self.inspection
+        self.layer = widgets.IntSlider(layer or i.num_layers, min=1, max=i.num_layers, description="layer")
+        self.head = widgets.Dropdown(
+            options=[vit.MEAN] + [str(h) for h in range(1, i.num_heads + 1)], value=str(head), description="head"
+        )
+        self.query = widgets.Text(str(query), description="query", continuous_update=False,
+                                  placeholder="CLS or a patch number")
+        self.heat_map = _picture("48%")
+        self.rollout = _picture("48%")
+        self.heads = _picture("98%")
+        self.text = widgets.HTML()
+        for control in (self.layer, self.head, self.query):
+            control.observe(self._show, "value")
+        self._show()
+        super().__init__([
+            widgets.HBox([self.layer, self.head, self.query]),
+            widgets.HBox([self.heat_map, self.rollout]),
+            self.heads,
+            self.text,
+        ])
+
+    def _show(self, _change=None) -> None:
+        try:
+            views = draw_attention_views(self.inspection, self.layer.value, self.head.value, self.query.value)
+        except LabError as error:
+            _error(self.text, error)
+            return
+        self.heat_map.value, self.rollout.value = _png(views.heat_map), _png(views.rollout)
+        self.heads.value = _png(views.heads)
+        self.text.value = f"<p>{html.escape(views.text)}</p>"
+
+
+def position_embeddings(image: ImageSource, model: str | None = None) -> Image.Image:
+    """The ViT paper's position-embedding similarity figure for `model` (displays in Jupyter)."""
+    return draw_position_similarity(vit.inspect_vit(image, model))
+
+
+def predictions(image: ImageSource, model: str | None = None) -> list[tuple[str, float]]:
+    """The classifier's top-5 (empty, with a note printed, for models without a head)."""
+    inspection = vit.inspect_vit(image, model)
+    for note in inspection.notes:
+        print(note)
+    return list(inspection.predictions)
