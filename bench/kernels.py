@@ -1,0 +1,58 @@
+"""Convolution: `apply_kernel` against OpenCV's `filter2D` (the issue's peer), and a kernel change
+on a 512² photo as `gradio_client` sees it on loopback."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from bench.harness import Row, at_most, interleave, ms, percentile, repeat
+from bench.inputs import photo_files, photos
+
+AREA = "kernels"
+NEEDS: set[str] = set()
+
+
+def rows(ctx) -> list[Row]:
+    from vlmlab.kernels import apply_kernel, format_kernel
+
+    image = np.asarray(photos(1, (1024, 1024))[0])  # (1024, 1024, 3) uint8
+    out = []
+    for size in (3, 7):
+        kernel = np.random.default_rng(size).normal(size=(size, size)).astype(np.float32)
+
+        def ours(_):
+            return apply_kernel(image, kernel, padding="reflect")
+
+        def peer(_):  # the same float32 result: reflect-101 border, no flip
+            return cv2.filter2D(image, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT_101)
+
+        np.testing.assert_allclose(ours(0), peer(0), rtol=1e-5, atol=1e-3)  # same numbers
+        pair = interleave(ours, peer, repeats=ctx.scaled(40), warmup=3)
+        out.append(
+            at_most(AREA, f"apply_kernel 1024² RGB, {size}×{size}, reflect", "cv2.filter2D", pair, 1.5)
+        )
+    out.append(kernel_change(ctx, format_kernel))
+    return out
+
+
+def kernel_change(ctx, format_kernel) -> Row:
+    """A user edits the kernel: one `apply_kernel` event round trip on a 512² photo."""
+    what = "kernel change, 512² photo, gradio_client"
+    client = ctx.client()
+    (path,) = photo_files(ctx.folder / "photos", 1, (512, 512))
+    kernels = [
+        format_kernel(np.random.default_rng(i).normal(size=(3, 3)).round(2)) for i in range(8)
+    ]
+    from gradio_client import handle_file
+
+    def change(i):
+        return client.predict(handle_file(path), kernels[i % len(kernels)], api_name="/apply_kernel")
+
+    seconds = repeat(change, ctx.scaled(20), warmup=2)
+    median = percentile(seconds, 50)
+    return Row(
+        AREA, what, ours=ms(median), target="≤ 100 ms", ok=median <= 0.100,
+        note=f"p95 {ms(percentile(seconds, 95))} over {len(seconds)} changes (upload + filter + "
+        "render + download of the result image)",
+    )  # fmt: skip
