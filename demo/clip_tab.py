@@ -1,14 +1,343 @@
-"""The CLIP tab: CLIP zero-shot classification and the image–text similarity matrix."""
+"""The CLIP tab: zero-shot classification from label text, the image–text similarity matrix of
+contrastive pretraining, and a robustness probe of CLIP against an ImageNet CNN."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import gradio as gr
 
-from demo.common import Lab
+from demo.common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from vlmlab import clip, clip_probe, clip_render
+from vlmlab.errors import LabError
+from vlmlab.images import FILE_TYPES, load_image, sample_files
+from vlmlab.models import choices, get_spec, load_model
 
 TITLE = "CLIP"
+
+YOUR_PHOTO = "your photo"
+DEFAULT_SAMPLES = ["chelsea", "astronaut", "coffee", "rocket"]
+TABLE_HEADERS = ["label", "probability", "cosine", "logit = scale × cosine"]
+
+INTRO = """### CLIP: images and texts in one embedding space
+CLIP was trained on 400 million (image, text) pairs to predict which caption belongs to which
+image. Here you can turn label text into a classifier (**zero-shot**), look at the **similarity
+matrix** it was trained on, and **probe** how it holds up against an ImageNet CNN when the photo
+is blurred, sketched or run through your own kernel."""
 
 
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
-    gr.Markdown("This tab will show CLIP zero-shot classification and the image–text similarity matrix. It is not built yet.")
+    gr.Markdown(INTRO)
+    model = gr.Dropdown(
+        [(f"{get_spec(name).title} ({name})", name) for name in choices("clip")],
+        value=clip.DEFAULT_MODEL,
+        label="CLIP model",
+        elem_id="clip-model",
+    )
+    _build_zero_shot(lab, model)
+    _build_similarity(lab, model)
+    _build_probe(lab, model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Zero-shot: a classifier from label text
+
+
+def _build_zero_shot(lab: Lab, model: gr.Dropdown) -> None:
+    gr.Markdown("#### Zero-shot: a classifier built from label text")
+    with gr.Row():
+        with gr.Column(scale=2):
+            labels = gr.Textbox(
+                clip.DEFAULT_LABELS,
+                lines=6,
+                max_lines=16,
+                label=f"Labels (one per line or comma-separated, up to {clip.MAX_LABELS})",
+                elem_id="clip-labels",
+            )
+            template_set = gr.Dropdown(
+                list(clip.TEMPLATE_SETS),
+                value=next(iter(clip.TEMPLATE_SETS)),
+                label="Prompt templates",
+                elem_id="clip-template-set",
+            )
+            templates = gr.Textbox(
+                clip.DEFAULT_TEMPLATE,
+                lines=2,
+                max_lines=12,
+                label="Templates ({} is where each label goes; several are averaged: "
+                "CLIP's prompt ensembling)",
+                elem_id="clip-templates",
+            )
+            run = gr.Button("Classify", variant="primary", elem_id="clip-classify")
+        with gr.Column(scale=3):
+            bars = gr.Label(num_top_classes=10, label="Probabilities", elem_id="clip-bars")
+            table = gr.Dataframe(
+                headers=TABLE_HEADERS,
+                datatype=["str", "number", "number", "number"],
+                interactive=False,
+                label="Raw scores: cosine similarity of image and label embeddings",
+                elem_id="clip-scores",
+            )
+            notes = gr.Markdown(elem_id="clip-notes")
+
+    template_set.change(
+        lambda name: "\n".join(clip.TEMPLATE_SETS.get(name, (clip.DEFAULT_TEMPLATE,))),
+        template_set,
+        templates,
+        api_visibility="private",
+        **LIGHT_EVENT,
+    )
+    # One batched event for the button and Enter: a lecture hall's requests share a forward.
+    gr.on(
+        [run.click, labels.submit],
+        classify_batch,
+        [lab.photo, labels, templates, model],
+        [bars, table, notes],
+        api_name="zero_shot",
+        batch=True,
+        max_batch_size=8,
+        **MODEL_EVENT,
+    )
+
+
+@guard
+def classify_batch(photo: list, labels: list, templates: list, model: list):
+    """Gradio's batch: the whole lecture hall's requests at once, one image-encoder pass.
+
+    Every argument is a list with one entry per caller; each gets their own result back. A bad
+    request among several gets its message in its notes (raising would fail its neighbours);
+    alone, it raises as usual.
+    """
+    answers: list = [None] * len(photo)
+    requests, places = [], []
+    for i, (path, label_text, template_text, name) in enumerate(
+        zip(photo, labels, templates, model)
+    ):
+        try:
+            image = open_photo(path).image
+        except (LabError, gr.Error) as error:
+            answers[i] = error
+            continue
+        requests.append(clip.ZeroShotRequest(image, label_text, name, template_text))
+        places.append(i)
+    for i, result in zip(places, clip.zero_shot_batch(requests)):
+        answers[i] = result
+    if len(answers) == 1 and isinstance(answers[0], Exception):
+        raise answers[0]
+    outputs = [_zero_shot_outputs(answer) for answer in answers]
+    return tuple(list(column) for column in zip(*outputs))
+
+
+def _zero_shot_outputs(answer) -> tuple:
+    if isinstance(answer, Exception):
+        message = getattr(answer, "message", None) or str(answer)
+        return {}, [], _markdown([f"⚠️ {message}"])
+    rows = [
+        [label, round(p, 4), round(cosine, 4), round(logit, 2)]
+        for label, p, cosine, logit in answer.table()
+    ]
+    return dict(answer.ranked()), rows, _markdown(clip_render.describe_zero_shot(answer))
+
+
+def _markdown(lines: list[str]) -> str:
+    """Sentences for gr.Markdown; user text in them (labels) cannot become links or markup."""
+    return "\n\n".join(_MARKUP.sub(r"\\\1", line) for line in lines)
+
+
+_MARKUP = re.compile(r"([\\`*_\[\]<>#|~!])")
+
+
+# ---------------------------------------------------------------------------------------------
+# The similarity matrix of contrastive pretraining
+
+
+def _build_similarity(lab: Lab, model: gr.Dropdown) -> None:
+    gr.Markdown(
+        "#### The similarity matrix: every image against every text\n"
+        "CLIP is trained so that the true (image, caption) pairs, on the diagonal, score higher "
+        "than every other pairing in the batch."
+    )
+    with gr.Row():
+        with gr.Column(scale=2):
+            picked = gr.CheckboxGroup(
+                [YOUR_PHOTO, *sample_files()],
+                value=DEFAULT_SAMPLES,
+                label="Images (the lab's photo, samples…)",
+                elem_id="clip-sim-samples",
+            )
+            uploads = gr.File(
+                file_count="multiple",
+                type="filepath",
+                file_types=list(FILE_TYPES),
+                label="…and your own images",
+                height=100,
+                elem_id="clip-sim-uploads",
+            )
+            texts = gr.Textbox(
+                "\n".join(clip.SAMPLE_CAPTIONS[name] for name in DEFAULT_SAMPLES),
+                lines=5,
+                max_lines=16,
+                label=f"Texts (one per line, up to {clip.MAX_TEXTS})",
+                elem_id="clip-sim-texts",
+            )
+            with gr.Row():
+                softmax = gr.Checkbox(False, label="Row-wise softmax", elem_id="clip-sim-softmax")
+                pairs = gr.Checkbox(
+                    True, label="Image i goes with text i", elem_id="clip-sim-pairs"
+                )
+            with gr.Row():
+                captions = gr.Button("Captions for the chosen samples", size="sm")
+                run = gr.Button("Compare", variant="primary", elem_id="clip-compare")
+        with gr.Column(scale=3):
+            heat = gr.Image(
+                type="pil", format="png", label="Similarity matrix", elem_id="clip-sim-heatmap"
+            )
+            notes = gr.Markdown(elem_id="clip-sim-notes")
+
+    captions.click(
+        lambda chosen: "\n".join(clip.SAMPLE_CAPTIONS.get(n, "") for n in chosen or ()),
+        picked,
+        texts,
+        api_visibility="private",
+        **LIGHT_EVENT,
+    )
+    run.click(
+        compare,
+        [lab.photo, picked, uploads, texts, model, softmax, pairs],
+        [heat, notes],
+        api_name="similarity",
+        **MODEL_EVENT,
+    )
+
+
+@guard
+def compare(
+    photo: str | None,
+    picked: list[str] | None,
+    uploads: list[str] | None,
+    texts: str,
+    model: str,
+    softmax: bool,
+    pairs: bool,
+    progress=gr.Progress(),  # noqa: B008 (how Gradio passes a progress bar)
+):
+    """Images (the lab's photo, samples, uploads) against texts: the annotated heat map."""
+    images, names = _gather_images(photo, picked, uploads)
+    load_model(model, topic="clip", progress=progress_callback(progress))
+    matrix = clip.compare(images, texts, model=model)
+    heat = clip_render.draw_similarity(
+        matrix, images, names, softmax=bool(softmax), pairs=bool(pairs)
+    )
+    return heat, _markdown(clip_render.describe_similarity(matrix, pairs=bool(pairs)))
+
+
+def _gather_images(photo, picked, uploads) -> tuple[list, list[str]]:
+    samples = sample_files()
+    picked = list(picked or [])
+    unknown = [name for name in picked if name != YOUR_PHOTO and name not in samples]
+    if unknown:
+        raise LabError(f"There is no sample called {str(unknown[0])[:40]!r}.")
+    if isinstance(uploads, str):
+        uploads = [uploads]
+    count = len(picked) + len(uploads or [])
+    if count > clip.MAX_IMAGES:
+        raise LabError(
+            f"Please compare at most {clip.MAX_IMAGES} images at a time; you chose {count}."
+        )
+    images, names = [], []
+    for name in picked:
+        images.append(open_photo(photo).image if name == YOUR_PHOTO else load_image(samples[name]))
+        names.append(name)
+    for path in uploads or []:
+        images.append(load_image(path))
+        names.append(Path(path).stem)
+    if not images:
+        raise LabError("Please choose at least one image: a sample, your photo, or an upload.")
+    return images, names
+
+
+# ---------------------------------------------------------------------------------------------
+# Robustness probe: CLIP vs an ImageNet CNN on distorted photos
+
+
+def _build_probe(lab: Lab, model: gr.Dropdown) -> None:
+    gr.Markdown(
+        "#### Robustness: which one holds up?\n"
+        "The paper's robustness table compares an ImageNet ResNet with CLIP on sketches, "
+        "renditions and other shifts. Here both classify your photo changed a few ways; CLIP "
+        "uses the 1000 ImageNet class names as its labels."
+    )
+    kernel_text = lab.shared.get("kernel_text")
+    offered = [(title, name) for name, title in clip_probe.DISTORTIONS.items()]
+    if kernel_text is None:  # no Convolution tab in this app
+        offered = [(title, name) for title, name in offered if name != "kernel"]
+    with gr.Row():
+        with gr.Column(scale=2):
+            distortions = gr.CheckboxGroup(
+                offered,
+                value=list(clip_probe.DEFAULT_DISTORTIONS),
+                label="Show the photo…",
+                elem_id="clip-probe-distortions",
+            )
+            strength = gr.Slider(0, 1, value=0.5, step=0.05, label="Blur and noise strength")
+            cnn = gr.Dropdown(
+                [(f"{get_spec(name).title}", name) for name in choices("cnn")],
+                value=clip_probe.PROBE_CNN,
+                label="ImageNet CNN",
+                elem_id="clip-probe-cnn",
+            )
+            with gr.Row():
+                if kernel_text is not None:
+                    edit = gr.Button("Edit your kernel (Convolution tab)", size="sm")
+                    edit.click(
+                        lambda: gr.Tabs(selected="convolution"),
+                        None,
+                        lab.tabs,
+                        api_visibility="private",
+                        **LIGHT_EVENT,
+                    )
+                run = gr.Button("Run the probe", variant="primary", elem_id="clip-probe-run")
+        with gr.Column(scale=3):
+            table = gr.Image(
+                type="pil", format="png", label="Top ImageNet classes", elem_id="clip-probe-image"
+            )
+            notes = gr.Markdown(elem_id="clip-probe-notes")
+    inputs = [lab.photo, distortions, strength, model, cnn]
+    if kernel_text is not None:
+        inputs.append(kernel_text)
+    run.click(run_probe, inputs, [table, notes], api_name="robustness", **MODEL_EVENT)
+
+
+@guard
+def run_probe(
+    photo: str | None,
+    distortions: list[str] | None,
+    strength: float,
+    model: str,
+    cnn: str,
+    kernel_text: str | None = None,
+    progress=gr.Progress(),  # noqa: B008 (how Gradio passes a progress bar)
+):
+    """The probe's table as a figure, and a line on what ✓ and ✗ mean."""
+    image = open_photo(photo).image
+    clip_spec, cnn_spec = get_spec(model, "clip"), get_spec(cnn, "cnn")
+    try:  # load with a progress bar; a missing model is shown in its cells by the probe
+        load_model(model, topic="clip", progress=progress_callback(progress))
+    except LabError:
+        pass
+    result = clip_probe.probe(
+        image,
+        distortions=distortions or (),
+        strength=strength,
+        kernel_text=kernel_text,
+        clip_model=model,
+        cnn_model=cnn,
+    )
+    figure = clip_render.draw_probe(
+        result,
+        clip_title=clip_spec.title,
+        cnn_title=cnn_spec.title.split(" (")[0],
+    )
+    return figure, _markdown(clip_render.describe_probe(result))

@@ -4,8 +4,6 @@ edge cases, the robustness probe, the renderers and the widgets (tiny random-wei
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -79,7 +77,7 @@ def test_one_template_gives_the_softmax_of_clips_own_logits_per_image(name, chel
     ranked = clip.zero_shot(chelsea, LABELS, model=name)
     assert [label for label, _ in ranked] == [LABELS[i] for i in np.argsort(-expected)]
     assert sum(p for _, p in ranked) == pytest.approx(1.0)
-    assert all(a[1] >= b[1] for a, b in zip(ranked, ranked[1:]))
+    assert [p for _, p in ranked] == sorted((p for _, p in ranked), reverse=True)
 
 
 def test_several_templates_are_ensembled_like_clip(coffee):
@@ -112,7 +110,9 @@ def test_similarity_is_the_cosine_of_clips_projected_embeddings(chelsea, coffee)
     assert cosines.shape == (2, 3)
     np.testing.assert_allclose(cosines, (image @ text.T).numpy(), rtol=1e-5, atol=1e-6)
     matrix = clip.compare([chelsea, coffee], texts, model=L14)
-    inputs = loaded.processor(text=texts, images=[chelsea, coffee], return_tensors="pt", padding=True)
+    inputs = loaded.processor(
+        text=texts, images=[chelsea, coffee], return_tensors="pt", padding=True
+    )
     with torch.inference_mode():
         logits = loaded.model(**inputs).logits_per_image
     np.testing.assert_allclose(matrix.probabilities(), logits.softmax(-1).numpy(), atol=1e-6)
@@ -160,7 +160,9 @@ def test_a_lecture_halls_batch_gets_each_callers_own_result_from_one_forward(che
         clip.score_labels(chelsea, "cat, dog").probabilities,
         clip.score_labels(coffee, "cup of coffee\nrocket\ncat").probabilities,
         None,
-        clip.score_labels(coffee, "cat, dog", templates=["a photo of a {}.", "art of a {}."]).probabilities,
+        clip.score_labels(
+            coffee, "cat, dog", templates=["a photo of a {}.", "art of a {}."]
+        ).probabilities,
         clip.score_labels(rocket, "rocket, cat", model=L14).probabilities,
     ]
     clip.clear_caches(texts=False)  # the images must be encoded again, together
@@ -269,23 +271,25 @@ def test_clip_classifies_over_the_imagenet_names_with_their_text_embedded_once(c
     with count_forwards(loaded) as calls:
         first, second = clip.zero_shot_imagenet([chelsea, coffee])
         encoded = sum(calls["text"])
-        (again,) = clip.zero_shot_imagenet([chelsea.rotate(90, expand=True)])
+        clip.zero_shot_imagenet([chelsea.rotate(90, expand=True)])
         assert sum(calls["text"]) == encoded  # the 1000 names are embedded once
-    assert encoded == len(set(n.casefold() for n in names)) == len(first.labels)
+    assert encoded == len({n.casefold() for n in names}) == len(first.labels)
     assert set(first.labels) <= set(names)
     assert first.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
     assert not np.allclose(first.probabilities, second.probabilities)
 
 
 def test_distortions_change_the_photo_as_named(chelsea):
-    pixels = {name: np.asarray(clip_probe.distort(chelsea, name)) for name in
-              ("original", "blur", "grayscale", "sketch", "noise")}
+    pixels = {
+        name: np.asarray(clip_probe.distort(chelsea, name))
+        for name in ("original", "blur", "grayscale", "sketch", "noise")
+    }
     assert all(p.shape == pixels["original"].shape for p in pixels.values())
     gray = pixels["grayscale"]
     assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
     sketch = pixels["sketch"]
     assert np.median(sketch) > 200 and sketch.min() < 60  # white paper, dark strokes
-    rough = lambda p: np.abs(np.diff(p.astype(float), axis=1)).mean()  # noqa: E731
+    rough = lambda p: np.abs(np.diff(p.astype(float), axis=1)).mean()
     assert rough(pixels["blur"]) < rough(pixels["original"]) < rough(pixels["noise"])
     stronger = np.asarray(clip_probe.distort(chelsea, "blur", strength=1.0))
     assert rough(stronger) < rough(pixels["blur"])
@@ -328,6 +332,8 @@ def test_the_users_kernel_is_applied_as_the_convolution_tab_would(chelsea):
     np.testing.assert_array_equal(blurred, expected.astype(np.uint8))
     edges = np.asarray(clip_probe.distort(chelsea, "kernel", kernel_text="0 1 0\n1 -4 1\n0 1 0"))
     assert edges.max() == 255 and np.median(edges) < 60  # edge strength, stretched
+    gaussian = np.asarray(clip_probe.distort(chelsea, "kernel", kernel_text="1 2 1\n2 4 2\n1 2 1"))
+    assert abs(gaussian.mean() - np.asarray(chelsea).mean()) < 3  # divided by its sum, 16
     with pytest.raises(LabError, match="Convolution tab first"):
         clip_probe.distort(chelsea, "kernel", kernel_text="  ")
     with pytest.raises(LabError):
@@ -360,14 +366,6 @@ def test_zero_shot_bars_draw(chelsea):
 
 # ---------------------------------------------------------------------------------------------
 # Widgets: one engine, two faces
-
-
-def test_the_engine_imports_no_ui():
-    code = (
-        "import sys, vlmlab.clip, vlmlab.clip_probe, vlmlab.clip_render; "
-        "assert 'gradio' not in sys.modules and 'ipywidgets' not in sys.modules"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_the_zero_shot_widget_reacts_to_its_controls(chelsea):

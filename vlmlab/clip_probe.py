@@ -5,8 +5,8 @@ names and by an ImageNet CNN — the lecture's robustness table (CLIP paper, Fig
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -147,10 +147,11 @@ def _filter_with_kernel(photo: Image.Image, kernel_text: str | None) -> Image.Im
         raise LabError("Design a kernel in the Convolution tab first, then run the probe again.")
     kernel = parse_kernel(kernel_text)  # (k, k), or (3, k, k): one block per colour channel
     values = apply_kernel(photo, kernel)  # (H, W, 3) raw float32, as the Convolution tab
-    # A kernel that keeps brightness (blur, sharpen) is shown as it is; an edge detector
-    # (weights summing to ~0) as the strength of its response.
-    mode = "clip" if float(np.abs(kernel.sum(axis=(-2, -1))).mean()) >= 0.5 else "abs"
-    pixels = to_uint8(values, mode)
+    # A kernel whose weights sum to s ≠ 0 (blur, sharpen) is divided by s, keeping the photo's
+    # brightness; an edge detector (weights summing to ~0) is shown as the strength of its
+    # response, stretched to 0–255.
+    total = float(np.mean(kernel.sum(axis=(-2, -1))))
+    pixels = to_uint8(values / total, "clip") if abs(total) >= 0.5 else to_uint8(values, "abs")
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
     return Image.fromarray(np.ascontiguousarray(pixels))
@@ -188,7 +189,9 @@ def _check_top_k(top_k: int) -> int:
     try:
         value = int(top_k)
     except (TypeError, ValueError):
-        raise LabError("The number of classes to show must be a whole number from 1 to 10.") from None
+        raise LabError(
+            "The number of classes to show must be a whole number from 1 to 10."
+        ) from None
     if not 1 <= value <= 10:
         raise LabError("The number of classes to show must be a whole number from 1 to 10.")
     return value

@@ -4,7 +4,7 @@ Figure 1), zero-shot probability bars, and the robustness probe's side-by-side c
 from __future__ import annotations
 
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -60,7 +60,12 @@ def draw_similarity(
             value = values[i, j]
             text = f"{value:.0%}" if softmax else f"{value:.2f}"
             ax.text(
-                j, i, text, ha="center", va="center", fontsize=9,
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=9,
                 color="white" if value > middle else "#08306b",
             )
     for i, image in enumerate(images[:rows]):
@@ -69,8 +74,13 @@ def draw_similarity(
         box = OffsetImage(np.asarray(thumb), zoom=0.75)
         ax.add_artist(
             AnnotationBbox(
-                box, (0, i), xycoords=("axes fraction", "data"), xybox=(-_THUMB * 0.4, 0),
-                boxcoords="offset points", frameon=False, annotation_clip=False,
+                box,
+                (0, i),
+                xycoords=("axes fraction", "data"),
+                xybox=(-_THUMB * 0.4, 0),
+                boxcoords="offset points",
+                frameon=False,
+                annotation_clip=False,
             )
         )
     if pairs and rows == cols:
@@ -111,7 +121,8 @@ def draw_zero_shot(result: ZeroShotResult, *, top_k: int = 10) -> Image.Image:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     prompts = (
-        f"“{result.templates[0]}”" if len(result.templates) == 1
+        f"“{result.templates[0]}”"
+        if len(result.templates) == 1
         else f"an ensemble of {len(result.templates)} templates"
     )
     ax.set_title(
@@ -138,18 +149,30 @@ def draw_probe(result: RobustnessProbe, *, clip_title: str = "CLIP", cnn_title: 
         for r, (which, name, colour) in enumerate(
             (("clip", clip_title, "#4e79a7"), ("cnn", cnn_title, "#e15759")), start=1
         ):
-            _draw_verdict(figure.add_subplot(grid[r, c]), getattr(column, which), name, colour,
-                          held[which][c] if c else None)
+            _draw_verdict(
+                figure.add_subplot(grid[r, c]),
+                getattr(column, which),
+                name,
+                colour,
+                held[which][c] if c else None,
+            )
     return figure_to_image(figure)
 
 
 def _draw_verdict(ax, verdict: Verdict, name: str, colour: str, held: bool | None) -> None:
-    mark = {True: "  ✓ holds", False: "  ✗ changed", None: ""}[held]
+    mark = {True: "  ✓ same", False: "  ✗ changed", None: ""}[held]
     ax.set_title(name + mark, fontsize=8, loc="left")
     if verdict.error is not None:
         ax.axis("off")
-        ax.text(0, 1, _wrap(verdict.error, 34, lines=7), fontsize=7, va="top", color="#7f7f7f",
-                transform=ax.transAxes)
+        ax.text(
+            0,
+            1,
+            _wrap(verdict.error, 34, lines=7),
+            fontsize=7,
+            va="top",
+            color="#7f7f7f",
+            transform=ax.transAxes,
+        )
         return
     labels = [_wrap(label, 22, lines=1) for label, _ in verdict.predictions]
     scores = [score for _, score in verdict.predictions]
@@ -160,8 +183,14 @@ def _draw_verdict(ax, verdict: Verdict, name: str, colour: str, held: bool | Non
     ax.set_yticks([])
     ax.set_xticks([])
     for y, label, score in zip(positions, labels, scores):
-        ax.text(0.02, y, f"{label}  {score:.0%}", va="center", fontsize=7.5,
-                transform=ax.get_yaxis_transform())
+        ax.text(
+            0.02,
+            y,
+            f"{label}  {score:.0%}",
+            va="center",
+            fontsize=7.5,
+            transform=ax.get_yaxis_transform(),
+        )
     for spine in ("top", "right", "bottom"):
         ax.spines[spine].set_visible(False)
 
@@ -170,25 +199,29 @@ def describe_zero_shot(result: ZeroShotResult) -> list[str]:
     """What the numbers mean, in sentences, then the notes (labels cut at the token limit…)."""
     count = len(result.templates)
     prompts = (
-        f"the prompt “{result.templates[0]}”" if count == 1
+        f"the prompt “{result.templates[0]}”"
+        if count == 1
         else f"{count} templates, their text embeddings averaged (prompt ensembling)"
     )
     scale = result.logit_scale
-    return [
+    meaning = (
         f"Logit scale {scale:.2f}: probability = softmax({scale:.1f} × cosine) over "
-        f"{len(result.labels)} labels, with {prompts}.",
-        *result.notes,
-    ]
+        f"{len(result.labels)} labels, with {prompts}."
+    )
+    return [meaning, *result.notes]
 
 
 def describe_similarity(matrix: SimilarityMatrix, *, pairs: bool = False) -> list[str]:
     rows, cols = matrix.cosines.shape
-    lines = [
+    summary = (
         f"{rows} images × {cols} texts. Cosines range from {matrix.cosines.min():+.3f} to "
         f"{matrix.cosines.max():+.3f}; CLIP's logit scale is {matrix.logit_scale:.2f}."
-    ]
+    )
+    lines = [summary]
     if pairs and rows != cols:
-        lines.append(f"Pairs are outlined only with as many texts as images (here {rows} and {cols}).")
+        lines.append(
+            f"Pairs are outlined only with as many texts as images (here {rows} and {cols})."
+        )
     return lines + list(matrix.notes)
 
 

@@ -14,6 +14,7 @@ from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, load_image, sample_images
 from vlmlab.models import choices
 
+
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -67,7 +68,10 @@ class ZeroShotClassifier(widgets.VBox):
     def _show(self, _change=None) -> None:
         try:
             result = clip.score_labels(
-                self.image, self.labels.value, model=self.model.value, templates=self.templates.value
+                self.image,
+                self.labels.value,
+                model=self.model.value,
+                templates=self.templates.value,
             )
         except LabError as error:
             self.notes.value = _error(error)
@@ -117,8 +121,11 @@ class SimilarityExplorer(widgets.VBox):
             return
         self.picture.value = _png(
             clip_render.draw_similarity(
-                matrix, self.images, self.names,
-                softmax=self.softmax.value, pairs=self.pairs.value,
+                matrix,
+                self.images,
+                self.names,
+                softmax=self.softmax.value,
+                pairs=self.pairs.value,
             )
         )
         self.notes.value = _lines(clip_render.describe_similarity(matrix, pairs=self.pairs.value))
@@ -170,7 +177,10 @@ class RobustnessProbe(widgets.VBox):
             self.notes.value = _error(error)
             return
         self.picture.value = _png(
-            clip_render.draw_probe(result, clip_title=f"CLIP {self.model.value.split('/')[-1]}",
-                                   cnn_title=self.cnn.value)
+            clip_render.draw_probe(
+                result,
+                clip_title=f"CLIP {self.model.value.split('/')[-1]}",
+                cnn_title=self.cnn.value,
+            )
         )
         self.notes.value = _lines(clip_render.describe_probe(result))
