@@ -1,14 +1,78 @@
-"""The VQA tab: questions about the photo, answered with probabilities."""
+"""The VQA tab: questions about the photo, each answered with the model's confidence as bars."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import Lab
+from demo.common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from vlmlab import vqa
+from vlmlab.models import choices, get_spec, load_model
 
 TITLE = "VQA"
+
+INTRO = f"""**Visual question answering**: "Is this truck considered vintage?", "What kind of
+tree is behind the truck?" Ask up to {vqa.MAX_QUESTIONS} questions about the same photo, one per
+line. **ViLT** (Kim et al., 2021) reads the photo and the question together and *picks* from a
+fixed list of answers, scoring every answer on its own; **BLIP** (Li et al., 2022) *writes* its
+answer token by token."""
 
 
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
-    gr.Markdown("This tab will show questions about the photo, answered with probabilities. It is not built yet.")
+    gr.Markdown(INTRO)
+    visible = gr.State(False)  # is this tab on screen? (then a new photo is answered at once)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            questions = gr.Textbox(
+                vqa.EXAMPLE_QUESTIONS,
+                label=f"Questions (one per line, up to {vqa.MAX_QUESTIONS})",
+                lines=5,
+                max_length=5000,
+                elem_id="vqa-questions",
+            )
+            model = gr.Dropdown(
+                [(get_spec(name).title, name) for name in choices("vqa")],
+                value=vqa.DEFAULT_MODEL,
+                label="VQA model",
+            )
+            top_k = gr.Slider(
+                1, vqa.MAX_TOP_K, value=5, step=1, label="answers per question (ViLT)"
+            )
+            run = gr.Button("Answer", variant="primary")
+        with gr.Column(scale=2):
+            view = gr.HTML(elem_id="vqa-answers")
+            notes = gr.Markdown(elem_id="vqa-notes")
+            with gr.Accordion("The numbers", open=False):
+                table = gr.Dataframe(
+                    headers=vqa.ANSWER_HEADERS, interactive=False, wrap=True, elem_id="vqa-table"
+                )
+    outputs = [table, view, notes]
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    @guard
+    def answer(path, asked, name, k, progress=gr.Progress()):
+        """Answer every question about the photo: the table, the bars, and any notes."""
+        image = open_photo(path).image
+        load_model(name, topic="vqa", progress=progress_callback(progress))
+        sheet = vqa.answer_questions(image, asked, model=name, top_k=k)
+        return vqa.answer_rows(sheet), vqa.answers_html(sheet), "\n\n".join(sheet.notes)
+
+    def answer_if_visible(is_visible, *args, progress=gr.Progress()):
+        if not is_visible:
+            return [gr.skip()] * len(outputs)
+        return answer(*args, progress=progress)
+
+    def on_tab(event: gr.SelectData) -> bool:
+        return event.value == TITLE
+
+    # -- events ---------------------------------------------------------------------------------
+
+    inputs = [lab.photo, questions, model, top_k]
+    run.click(answer, inputs, outputs, api_name="answer", **MODEL_EVENT)
+    lab.tabs.select(on_tab, None, visible, api_visibility="private", **LIGHT_EVENT).then(
+        answer_if_visible, [visible, *inputs], outputs, api_visibility="private", **MODEL_EVENT
+    )
+    lab.photo.change(
+        answer_if_visible, [visible, *inputs], outputs, api_visibility="private", **MODEL_EVENT
+    )

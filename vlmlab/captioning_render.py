@@ -1,0 +1,121 @@
+"""Drawing captions and answers as HTML, for the Gradio tabs and the Jupyter widgets alike.
+
+Each caption token sits on a colour for its probability, with the number under it (colour is
+never the only cue); each answer gets a bar as long as its score.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import matplotlib
+
+from vlmlab.captioning import Caption
+
+CMAP = "RdYlBu"  # red = unsure, yellow = so-so, blue = sure (readable with red–green blindness)
+_BOX = "display:inline-block;text-align:center;line-height:1.15;border-radius:6px;padding:2px 5px"
+_SMALL = "display:block;font-size:.55em;opacity:.75;font-variant-numeric:tabular-nums"
+
+
+def probability_colour(probability: float) -> str:
+    """A light CSS colour for a probability in [0, 1] (mixed with white so text stays legible)."""
+    r, g, b, _ = matplotlib.colormaps[CMAP](min(max(probability, 0.0), 1.0))
+    red, green, blue = (round(255 * (0.35 + 0.65 * c)) for c in (r, g, b))
+    return f"rgb({red},{green},{blue})"
+
+
+def percent(probability: float) -> str:
+    """69%, or <1% for the small ones (so nothing reads as a flat zero)."""
+    return "<1%" if probability < 0.005 else f"{probability:.0%}"
+
+
+def caption_html(caption: Caption, *, show_beams: bool = True) -> str:
+    """The caption with each token on its probability's colour; the beams below, if any."""
+    parts = []
+    if caption.prefix:
+        parts.append(
+            f'<span style="{_BOX};color:#6b7280;font-style:italic" title="your prefix">'
+            f'{html.escape(caption.prefix)}<small style="{_SMALL}">prefix</small></span>'
+        )
+    for token in caption.tokens:
+        word = "⏎ end" if token.end else token.text.strip() or "·"
+        gap = "0" if not parts else "0.3em" if token.text[:1].isspace() or token.end else "1px"
+        colour = probability_colour(token.probability)
+        style = f"{_BOX};margin-left:{gap};color:#111;background:{colour}"
+        if token.end:
+            style += ";font-size:.7em;vertical-align:middle"
+        parts.append(
+            f'<span style="{style}" title="p = {token.probability:.4f}">{html.escape(word)}'
+            f'<small style="{_SMALL}">{percent(token.probability)}</small></span>'
+        )
+    if not caption.done:
+        parts.append('<span style="margin-left:.3em;opacity:.6">…</span>')
+    body = "".join(parts) or '<span style="opacity:.6">…</span>'
+    out = [f'<div style="font-size:1.45em;line-height:2.4">{body}</div>', _legend()]
+    if show_beams and caption.beams:
+        out.append(_beams_table(caption))
+    return f'<div class="vlmlab-caption">{"".join(out)}</div>'
+
+
+def beam_rows(caption: Caption) -> list[list]:
+    """One row per beam: rank, caption, score, and e^score (a typical token's probability)."""
+    return [
+        [rank, text, round(score, 4), percent(math.exp(score))]
+        for rank, (text, score) in enumerate(caption.beams, start=1)
+    ]
+
+
+BEAM_HEADERS = ["#", "caption", "score (mean log-prob per token)", "typical token probability"]
+
+
+def caption_notes(caption: Caption) -> str:
+    """A few sentences on how to read the numbers, and anything the lab changed."""
+    lines = []
+    if caption.tokens:
+        what = (
+            "drawn from the distribution reshaped by temperature and top-p"
+            if caption.sampled
+            else "given the photo and the words before it"
+        )
+        ending = (
+            "the end token included"
+            if caption.tokens[-1].end
+            else "it stopped at the maximum length, before choosing to end"
+        )
+        lines.append(
+            f"Each token's colour and number is its probability, {what}. The whole caption "
+            f"has probability {caption.probability:.3g}: the product of its "
+            f"{len(caption.tokens)} token probabilities ({ending})."
+        )
+    if caption.beams:
+        lines.append(
+            f"Beam search kept the {len(caption.beams)} best partial captions at every step. "
+            "A beam's score is its average log-probability per token (closer to 0 is better); "
+            "e^score is a typical token's probability."
+        )
+    lines.extend(caption.notes)
+    return "\n\n".join(lines)
+
+
+def _legend() -> str:
+    stops = ", ".join(f"{probability_colour(i / 10)} {i * 10}%" for i in range(11))
+    bar = (
+        f'<span style="display:inline-block;width:10em;height:.8em;border-radius:3px;'
+        f'vertical-align:middle;background:linear-gradient(to right, {stops})"></span>'
+    )
+    return (
+        f'<div style="font-size:.85em;opacity:.85;margin:.2em 0 .6em">'
+        f"token probability: 0% {bar} 100%</div>"
+    )
+
+
+def _beams_table(caption: Caption) -> str:
+    head = "".join(f'<th style="text-align:left;padding:2px 8px">{h}</th>' for h in BEAM_HEADERS)
+    rows = "".join(
+        "<tr>"
+        + "".join(f'<td style="padding:2px 8px">{html.escape(str(c))}</td>' for c in row)
+        + "</tr>"
+        for row in beam_rows(caption)
+    )
+    return f'<table style="border-collapse:collapse"><tr>{head}</tr>{rows}</table>'

@@ -1,0 +1,246 @@
+"""Visual question answering: "Is this truck considered vintage?" — with the model's confidence.
+
+ViLT (Kim et al., 2021) picks from a fixed answer list, scoring every answer with its own
+sigmoid; BLIP (Li et al., 2022) writes its answer token by token, and its number is that
+answer's probability.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from vlmlab.captioning import image_embeds, text_limit, whole_number
+from vlmlab.device import gpu
+from vlmlab.errors import LabError
+from vlmlab.images import ImageSource, load_image
+from vlmlab.models import LoadedModel, default_model, get_spec, load_model
+from vlmlab.text import clean_text, split_items
+
+DEFAULT_MODEL = default_model("vqa")
+MAX_QUESTIONS = 10
+MAX_TOP_K = 10
+ANSWER_TOKENS = 10  # BLIP's answers are a word or three ("yes", "two", "a red truck")
+EXAMPLE_QUESTIONS = (
+    "What animal is this?\nWhat color is it?\nIs it sleeping?\nHow many cats are there?"
+)
+
+
+@dataclass(frozen=True)
+class Answers:
+    """One question and the model's answers to it, best first."""
+
+    question: str  # as the model read it (cut if it was too long)
+    answers: tuple[tuple[str, float], ...]  # (answer, score)
+    note: str = ""  # set when the question was cut
+
+
+@dataclass(frozen=True)
+class AnswerSheet:
+    """Every question of one request about one photo, and what the numbers mean."""
+
+    model: str
+    items: tuple[Answers, ...]
+    meaning: str  # one sentence on what a score is, for the screen
+    generative: bool  # True: BLIP writes one answer; False: ViLT ranks its answer list
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(item.note for item in self.items if item.note)
+
+
+def answer(
+    image: ImageSource,
+    question: str,
+    *,
+    model: str = DEFAULT_MODEL,
+    top_k: int = 5,
+    pretrained: bool = True,
+) -> list[tuple[str, float]]:
+    """The model's answers to one question about `image`, best first.
+
+    ViLT: its `top_k` best answers, each with its own sigmoid score (they need not sum to 1).
+    BLIP: the answer it generates, with the probability of that whole answer.
+    """
+    text = " ".join(clean_text(question, what="question").split())
+    if not text:
+        raise LabError("Please type a question about the photo.")
+    sheet = answer_questions(image, [text], model=model, top_k=top_k, pretrained=pretrained)
+    return list(sheet.items[0].answers)
+
+
+def answer_questions(
+    image: ImageSource,
+    questions: str | Sequence[str],
+    *,
+    model: str = DEFAULT_MODEL,
+    top_k: int = 5,
+    pretrained: bool = True,
+) -> AnswerSheet:
+    """Up to 10 questions about one photo (text: one per line), answered in one request.
+
+    ViLT answers them all in one forward pass; BLIP encodes the photo once for all of them.
+    """
+    if not isinstance(questions, str):
+        if isinstance(questions, bytes) or not all(isinstance(q, str) for q in questions):
+            raise LabError("The questions must be text, one per line.")
+        questions = "\n".join(" ".join(q.split()) for q in questions)
+    asked = split_items(questions, what="question", max_items=MAX_QUESTIONS, commas=False)
+    k = whole_number(top_k, "number of answers", 1, MAX_TOP_K)
+    name = get_spec(model or DEFAULT_MODEL, "vqa").name
+    photo = image.convert("RGB") if isinstance(image, Image.Image) else load_image(image)
+    return _answer_on_device(photo, tuple(asked), name, k, pretrained)
+
+
+def score_meaning(loaded: LoadedModel) -> str:
+    """What the number beside an answer means, for this model."""
+    if loaded.spec.kind == "vilt":
+        count = len(loaded.model.config.id2label)
+        return (
+            f"ViLT scores each of its {count:,} answers on its own, with a sigmoid (it was trained "
+            "to say yes or no to every answer): a score is how well that answer fits, not a share "
+            "of one whole, so the scores need not add up to 1."
+        )
+    return (
+        "BLIP writes its answer token by token; the number is the probability of that whole "
+        "answer: the product of its tokens' probabilities, the end token included."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# preprocess -> forward -> postprocess
+
+
+@gpu
+def _answer_on_device(
+    image: Image.Image, questions: tuple[str, ...], name: str, top_k: int, pretrained: bool
+) -> AnswerSheet:
+    loaded = load_model(name, topic="vqa", pretrained=pretrained)
+    tokenizer = loaded.processor.tokenizer
+    limit = text_limit(loaded)
+    whole = tokenizer(list(questions), verbose=False).input_ids
+    encoded = tokenizer(list(questions), truncation=True, max_length=limit, verbose=False)
+    read, notes = [], []
+    for question, ids, full in zip(questions, encoded.input_ids, map(len, whole)):
+        as_read = tokenizer.decode(ids, skip_special_tokens=True)
+        read.append(as_read if full > limit else question)
+        notes.append(
+            f"“{_short(question)}” is {full} tokens long, but this model reads {limit}: "
+            f"only “{_short(as_read, 60)}” was used."
+            if full > limit
+            else ""
+        )
+    if loaded.spec.kind == "vilt":
+        answers = _rank_answers(loaded, image, encoded, top_k)
+    else:
+        answers = [_write_answer(loaded, image, ids) for ids in encoded.input_ids]
+    items = tuple(Answers(q, tuple(a), n) for q, a, n in zip(read, answers, notes))
+    return AnswerSheet(name, items, score_meaning(loaded), loaded.spec.kind != "vilt")
+
+
+def _rank_answers(loaded: LoadedModel, image: Image.Image, encoded, top_k: int):
+    """ViLT: every question against the photo in one batch; sigmoid scores, as it was trained."""
+    pixels = loaded.processor.image_processor(images=image, return_tensors="pt")
+    text = loaded.processor.tokenizer.pad(encoded, return_tensors="pt")  # (Q, tokens)
+    count = text.input_ids.shape[0]
+    batch = {
+        **text,
+        "pixel_values": pixels.pixel_values.expand(count, -1, -1, -1),  # (Q, 3, H, W)
+        "pixel_mask": pixels.pixel_mask.expand(count, -1, -1),  # (Q, H, W)
+    }
+    with torch.inference_mode():
+        logits = loaded.model(**loaded.to_device(batch)).logits  # (Q, answers)
+        scores, indices = torch.sigmoid(logits.float()).topk(min(top_k, logits.shape[-1]), dim=-1)
+    labels = loaded.model.config.id2label
+    return [
+        [(labels[int(i)], float(s)) for s, i in zip(row_scores, row_indices)]
+        for row_scores, row_indices in zip(scores.cpu(), indices.cpu())
+    ]
+
+
+def _write_answer(loaded: LoadedModel, image: Image.Image, ids: list[int]):
+    """BLIP: BlipForQuestionAnswering.generate, with the photo encoded once for all questions."""
+    model, device = loaded.model, loaded.device
+    text_config = model.config.text_config
+    with torch.inference_mode():
+        embeds = image_embeds(loaded, image).to(device)  # (1, patches + 1, width)
+        question = torch.tensor([ids], device=device)  # (1, tokens)
+        asked = model.text_encoder(
+            input_ids=question,
+            attention_mask=torch.ones_like(question),
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=torch.ones(embeds.shape[:-1], dtype=torch.long, device=device),
+            return_dict=False,
+        )[0]  # (1, tokens, width)
+        start = torch.full((1, 1), model.decoder_start_token_id, device=device)
+        output = model.text_decoder.generate(
+            input_ids=start,
+            eos_token_id=text_config.sep_token_id,
+            pad_token_id=text_config.pad_token_id,
+            encoder_hidden_states=asked,
+            encoder_attention_mask=torch.ones(asked.shape[:-1], dtype=torch.long, device=device),
+            max_new_tokens=ANSWER_TOKENS,
+            do_sample=False,
+            num_beams=1,
+            return_dict_in_generate=True,
+            output_scores=True,
+        )
+        steps = model.text_decoder.compute_transition_scores(
+            output.sequences, output.scores, normalize_logits=True
+        )  # (1, steps): log-probabilities of the chosen tokens
+    text = loaded.processor.tokenizer.decode(output.sequences[0], skip_special_tokens=True)
+    return [(text, math.exp(float(steps[0].float().sum())))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing: one bar per answer, as long as its score
+
+
+ANSWER_HEADERS = ["question", "answer", "score"]
+
+
+def answer_rows(sheet: AnswerSheet) -> list[list]:
+    """One row per (question, answer): the table behind the bars."""
+    return [
+        [item.question, text, float(f"{score:.4g}")]
+        for item in sheet.items
+        for text, score in item.answers
+    ]
+
+
+def answers_html(sheet: AnswerSheet) -> str:
+    """Each question with its answers as bars, and one line on what the numbers mean."""
+    colour = "#7c3aed" if sheet.generative else "#2563eb"
+    blocks = []
+    for item in sheet.items:
+        rows = []
+        for rank, (text, score) in enumerate(item.answers):
+            weight = "font-weight:600;" if rank == 0 else ""
+            rows.append(
+                f'<span style="{weight}text-align:right">{html.escape(text) or "(empty)"}</span>'
+                '<span style="background:rgba(127,127,127,.18);border-radius:4px;height:.9em">'
+                f'<span style="display:block;height:100%;width:{100 * score:.1f}%;'
+                f'background:{colour};border-radius:4px"></span></span>'
+                f'<span style="font-variant-numeric:tabular-nums">{_score(score)}</span>'
+            )
+        blocks.append(
+            f'<div style="margin:0 0 1em"><div style="font-weight:600;margin-bottom:.3em">'
+            f"Q: {html.escape(item.question)}</div>"
+            '<div style="display:grid;grid-template-columns:minmax(5em,max-content) 1fr 3.5em;'
+            f'gap:.3em .6em;align-items:center">{"".join(rows)}</div></div>'
+        )
+    meaning = f'<div style="font-size:.85em;opacity:.8">{html.escape(sheet.meaning)}</div>'
+    return f'<div class="vlmlab-answers">{"".join(blocks)}{meaning}</div>'
+
+
+def _score(score: float) -> str:
+    return f"{score:.3f}" if score >= 0.001 else f"{score:.1e}"
+
+
+def _short(text: str, size: int = 40) -> str:
+    return text if len(text) <= size else text[: size - 1].rstrip() + "…"

@@ -1,0 +1,66 @@
+"""The VQA tab in Jupyter: questions about one photo, each answered with bars for the model's
+scores. Same engine calls as the Gradio tab (`vlmlab.vqa`)."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+
+from vlmlab import vqa
+from vlmlab.errors import LabError
+from vlmlab.images import ImageSource, load_image
+from vlmlab.models import choices, get_spec
+from widgets.captioning import thumbnail_png
+
+
+class QuestionBox(widgets.VBox):
+    """Questions (one per line) in, each question's answers out as bars.
+
+    Switch the model to compare ViLT, which picks from its answer list, with BLIP, which writes.
+    """
+
+    def __init__(
+        self,
+        image: ImageSource,
+        questions: str = vqa.EXAMPLE_QUESTIONS,
+        *,
+        model: str = vqa.DEFAULT_MODEL,
+        top_k: int = 5,
+    ):
+        self.image = load_image(image)
+        self.questions = widgets.Textarea(
+            questions,
+            description="questions",
+            rows=5,
+            continuous_update=False,
+            layout=widgets.Layout(width="28em"),
+        )
+        self.model = widgets.Dropdown(options=choices("vqa"), value=model, description="model")
+        self.top_k = widgets.IntSlider(
+            top_k, min=1, max=vqa.MAX_TOP_K, description="answers", continuous_update=False
+        )
+        self.ask = widgets.Button(description="ask", icon="question")
+        self.picture = widgets.Image(value=thumbnail_png(self.image), format="png")
+        self.view = widgets.HTML()
+        self.notes = widgets.HTML()
+        self.sheet: vqa.AnswerSheet | None = None  # the last answers shown
+        for control in (self.questions, self.model, self.top_k):
+            control.observe(self._show, "value")
+        self.ask.on_click(self._show)
+        self._show()
+        controls = widgets.VBox([self.questions, self.model, self.top_k, self.ask])
+        super().__init__([widgets.HBox([self.picture, controls]), self.view, self.notes])
+
+    def _show(self, _change=None) -> None:
+        self.top_k.disabled = get_spec(self.model.value, "vqa").kind != "vilt"  # BLIP writes one
+        try:
+            self.sheet = vqa.answer_questions(
+                self.image, self.questions.value, model=self.model.value, top_k=self.top_k.value
+            )
+        except LabError as error:
+            self.view.value = ""  # no stale answer beside the error
+            self.notes.value = f"<span style='color:#b00020'>{html.escape(str(error))}</span>"
+            return
+        self.view.value = vqa.answers_html(self.sheet)
+        self.notes.value = "<br>".join(html.escape(note) for note in self.sheet.notes)
