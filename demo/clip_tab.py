@@ -273,37 +273,37 @@ def _build_probe(lab: Lab, model: gr.Dropdown) -> None:
     offered = [(title, name) for name, title in clip_probe.DISTORTIONS.items()]
     if kernel_text is None:  # no Convolution tab in this app
         offered = [(title, name) for title, name in offered if name != "kernel"]
+    with gr.Row(equal_height=True):
+        distortions = gr.CheckboxGroup(
+            offered,
+            value=list(clip_probe.DEFAULT_DISTORTIONS),
+            label="Show the photo…",
+            scale=3,
+            elem_id="clip-probe-distortions",
+        )
+        strength = gr.Slider(0, 1, value=0.5, step=0.05, label="Blur and noise strength", scale=1)
+        cnn = gr.Dropdown(
+            [(f"{get_spec(name).title}", name) for name in choices("cnn")],
+            value=clip_probe.PROBE_CNN,
+            label="ImageNet CNN",
+            scale=1,
+            elem_id="clip-probe-cnn",
+        )
     with gr.Row():
-        with gr.Column(scale=2):
-            distortions = gr.CheckboxGroup(
-                offered,
-                value=list(clip_probe.DEFAULT_DISTORTIONS),
-                label="Show the photo…",
-                elem_id="clip-probe-distortions",
+        if kernel_text is not None:
+            edit = gr.Button("Edit your kernel (Convolution tab)", size="sm")
+            edit.click(
+                lambda: gr.Tabs(selected="convolution"),
+                None,
+                lab.tabs,
+                api_visibility="private",
+                **LIGHT_EVENT,
             )
-            strength = gr.Slider(0, 1, value=0.5, step=0.05, label="Blur and noise strength")
-            cnn = gr.Dropdown(
-                [(f"{get_spec(name).title}", name) for name in choices("cnn")],
-                value=clip_probe.PROBE_CNN,
-                label="ImageNet CNN",
-                elem_id="clip-probe-cnn",
-            )
-            with gr.Row():
-                if kernel_text is not None:
-                    edit = gr.Button("Edit your kernel (Convolution tab)", size="sm")
-                    edit.click(
-                        lambda: gr.Tabs(selected="convolution"),
-                        None,
-                        lab.tabs,
-                        api_visibility="private",
-                        **LIGHT_EVENT,
-                    )
-                run = gr.Button("Run the probe", variant="primary", elem_id="clip-probe-run")
-        with gr.Column(scale=3):
-            table = gr.Image(
-                type="pil", format="png", label="Top ImageNet classes", elem_id="clip-probe-image"
-            )
-            notes = gr.Markdown(elem_id="clip-probe-notes")
+        run = gr.Button("Run the probe", variant="primary", elem_id="clip-probe-run")
+    table = gr.Image(
+        type="pil", format="png", label="Top ImageNet classes", elem_id="clip-probe-image"
+    )
+    notes = gr.Markdown(elem_id="clip-probe-notes")
     inputs = [lab.photo, distortions, strength, model, cnn]
     if kernel_text is not None:
         inputs.append(kernel_text)

@@ -172,4 +172,4 @@ def test_robustness_endpoint_compares_clip_with_the_cnn(lab_app, samples):
         *kernel,
         api_name="/robustness",
     )
-    assert "The CNN could not answer" in notes  # ResNet-50 is not on this machine
+    assert "The CNN could not answer: ResNet-50" in notes  # not on this machine

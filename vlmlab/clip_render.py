@@ -167,7 +167,7 @@ def _draw_verdict(ax, verdict: Verdict, name: str, colour: str, held: bool | Non
         ax.text(
             0,
             1,
-            _wrap(verdict.error, 34, lines=7),
+            _wrap(verdict.error.split(". ")[0].rstrip(".") + ".", 34, lines=6),  # all in the notes
             fontsize=7,
             va="top",
             color="#7f7f7f",
@@ -228,12 +228,13 @@ def describe_similarity(matrix: SimilarityMatrix, *, pairs: bool = False) -> lis
 def describe_probe(result: RobustnessProbe) -> list[str]:
     lines = ["✓: still the original's top class; ✗: changed its mind."]
     changed = len(result.columns) - 1
-    for which, name in (("clip", "CLIP"), ("cnn", "The CNN")) if changed else ():
-        held = result.held(which)[1:]
-        if any(h is None for h in held):
-            lines.append(f"{name} could not answer (see its cells).")
-        else:
-            lines.append(f"{name} kept its answer for {sum(held)} of {changed} changed photos.")
+    for which, name in (("clip", "CLIP"), ("cnn", "The CNN")):
+        errors = [getattr(column, which).error for column in result.columns]
+        if any(errors):
+            lines.append(f"{name} could not answer: {next(e for e in errors if e)}")
+        elif changed:
+            held = sum(result.held(which)[1:])
+            lines.append(f"{name} kept its answer for {held} of {changed} changed photos.")
     return lines
 
 
