@@ -1,14 +1,342 @@
-"""The Convolution tab: convolution kernels, preset or typed by hand, stepped through."""
+"""The Convolution tab: kernels, preset or typed by hand, applied to the photo and stepped through
+one output pixel at a time; the lecture's worked 5×5 ∗ 3×3 example; a layer of several filters.
+"""
 
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
 
-from demo.common import Lab
+from demo.common import LIGHT_EVENT, Lab, guard, open_photo
+from vlmlab.errors import LabError
+from vlmlab.kernels import (
+    LAYER_PRESET,
+    LAYER_PRESET_NAMES,
+    LECTURE_INPUT,
+    LECTURE_KERNEL,
+    PADDINGS,
+    PRESETS,
+    apply_conv_layer,
+    cells_to_array,
+    format_filters,
+    format_kernel,
+    kernel_from_text,
+    parse_filters,
+    parse_kernel,
+    parse_numbers,
+    resize_kernel,
+)
+from vlmlab.kernels_render import (
+    DISPLAY_MODES,
+    MATRIX_CELL,
+    MAX_MATRIX,
+    draw_layer_maps,
+    draw_padded_matrix,
+    render_kernel,
+    render_step,
+)
 
 TITLE = "Convolution"
+FIRST_PRESET = "sharpen"
+GRID_SIZES = ("3×3", "5×5", "7×7")
+# The result goes to the browser as JPEG at quality 90 without chroma subsampling: ~2–5 ms for a
+# 512² result where PNG takes ~60 ms and WebP ~25 ms, and faithful enough to zoom into.
+RESULT_FORMAT = "jpeg"
+JPEG_SETTINGS = {"quality": 90, "subsampling": 0}
+
+INTRO = """Slide a small grid of numbers — a **kernel** — over the photo: each output pixel is the sum
+of the window under the kernel times the kernel (**cross-correlation**, what CNN layers compute).
+Tick *flip* to rotate the kernel 180° first: that is the **convolution**
+g(x, y) = Σ k(u, v) f(x − u, y − v) of the lecture. Click the result to see one pixel worked out."""
 
 
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
-    gr.Markdown("This tab will show convolution kernels, preset or typed by hand, stepped through. It is not built yet.")
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            preset = gr.Dropdown(["custom", *PRESETS], value=FIRST_PRESET, label="Preset kernel")
+            lecture = gr.Button("Lecture example (5×5 ∗ 3×3)", size="sm")
+            size = gr.Radio(list(GRID_SIZES), value="3×3", label="Grid size")
+            grid = gr.Dataframe(
+                value=_cells(PRESETS[FIRST_PRESET]), type="array", datatype="str",
+                headers=None, interactive=True, label="Kernel grid: type in the cells",
+                elem_id="kernel-grid",
+            )
+            kernel_text = gr.Textbox(
+                value=format_kernel(PRESETS[FIRST_PRESET]), lines=5, max_lines=40,
+                label="…or as text: one row per line (paste from numpy works; a blank line "
+                "separates the channels of an R, G, B kernel)",
+                elem_id="kernel-text",
+            )
+            status = gr.Markdown(elem_id="kernel-status")
+        with gr.Column(scale=1, min_width=240):
+            padding = gr.Radio(list(PADDINGS), value="reflect", label="Padding")
+            stride = gr.Slider(1, 8, value=1, step=1, label="Stride")
+            grayscale = gr.Checkbox(False, label="Grayscale first (BT.601 luma)")
+            flip = gr.Checkbox(False, label="Flip the kernel 180° (convolution)")
+            normalise = gr.Checkbox(False, label="Normalise by sum")
+            mode = gr.Radio(
+                [(label, key) for key, label in DISPLAY_MODES.items()], value="clip",
+                label="Show the result as",
+            )
+            apply = gr.Button("Apply", variant="primary")
+        with gr.Column(scale=2):
+            result = gr.Image(
+                label="Result — click a pixel to step through it", type="pil",
+                format=RESULT_FORMAT, interactive=False, elem_id="kernel-result",
+            )
+            arithmetic = gr.Textbox(label="Output size", lines=5, interactive=False)
+    with gr.Accordion("Step through one output pixel", open=True):
+        with gr.Row():
+            moves = {
+                label: gr.Button(label, size="sm", min_width=60)
+                for label in ("← left", "→ right", "↑ up", "↓ down")
+            }
+        step_view = gr.HTML(elem_id="kernel-step")
+    with gr.Accordion("The lecture's worked example: a 5×5 matrix", open=False) as example_box:
+        gr.Markdown(
+            "The same kernel, padding, stride and flip, on a small matrix you can edit. "
+            "Click an output cell to step through it; the padding is drawn in grey."
+        )
+        matrix = gr.Dataframe(
+            value=_cells(LECTURE_INPUT), type="array", datatype="str", headers=None,
+            interactive=True, label="Input matrix (edit the numbers)", elem_id="kernel-matrix",
+        )
+        with gr.Row():
+            matrix_input = gr.Image(
+                label="Input with padding and window", interactive=False, format="png"
+            )
+            matrix_output = gr.Image(
+                label="Output — click a cell", interactive=False, format="png",
+                elem_id="kernel-matrix-output",
+            )
+        matrix_text = gr.Textbox(label="Output size", lines=5, interactive=False)
+    with gr.Accordion("A convolutional layer with several filters", open=False):
+        gr.Markdown(
+            "Each filter is C×k×k: one k×k block per channel (R, G, B), applied to its channel "
+            "and summed, plus the filter's bias — one output map per filter, as in a CNN's "
+            "first layer. Separate filters with a line `---`."
+        )
+        with gr.Row():
+            filters_text = gr.Textbox(
+                value=format_filters(LAYER_PRESET), lines=12, max_lines=60, label="Filters"
+            )
+            with gr.Column():
+                bias_text = gr.Textbox(value="0 0 0 0", label="Biases (one per filter)")
+                relu = gr.Checkbox(False, label="ReLU (negatives → 0)")
+                run_layer = gr.Button("Run the layer", variant="primary")
+                layer_text = gr.Markdown()
+        layer_maps = gr.Image(label="Output maps (red > 0 > blue)", interactive=False)
+
+    lab.shared["kernel_text"] = kernel_text
+    step_state = gr.State(("photo", -1, -1))  # (target: photo | matrix, row, col); -1: the middle
+
+    kernel_inputs = [kernel_text, padding, stride, grayscale, flip, normalise]
+    photo_inputs = [lab.photo, kernel_text, padding, stride, grayscale, flip, mode, normalise]
+    step_inputs = [step_state, lab.photo, matrix, *kernel_inputs]
+    live = dict(api_visibility="private", trigger_mode="always_last", **LIGHT_EVENT)
+
+    # The public endpoint: errors come back as gr.Error (a popup, or an exception in the client).
+    apply.click(
+        guard(show_result), photo_inputs, [result, arithmetic], api_name="apply_kernel",
+        **LIGHT_EVENT,
+    )
+    # Live views, on load and whenever an input changes (the CNN tab writing kernel_text too).
+    # A half-typed kernel shows its problem under the editor instead of a popup.
+    gr.on(None, guard(show_result_live), photo_inputs, [result, arithmetic, status], **live)
+    gr.on(None, guard(show_matrix), [matrix, *kernel_inputs], [matrix_output, matrix_text], **live)
+    gr.on(None, guard(show_step), step_inputs, [step_state, step_view, matrix_input], **live)
+    # Picking a pixel only moves the step state; show_step follows it.
+    result.select(pick_photo_pixel, None, step_state, api_visibility="private")
+    matrix_output.select(pick_matrix_cell, None, step_state, api_visibility="private")
+    for label, button in moves.items():
+        button.click(_mover(label), step_state, step_state, api_visibility="private")
+
+    # The editor: preset, grid and size all write the text box; the text box is the truth.
+    preset.input(pick_preset, preset, kernel_text, api_visibility="private")
+    grid.input(grid_to_text, grid, [kernel_text, status], api_visibility="private")
+    size.input(resize_text, [kernel_text, size], [kernel_text, status], api_visibility="private")
+    kernel_text.change(
+        text_to_grid, [kernel_text, grid], [grid, size, preset], api_visibility="private"
+    )
+    lecture.click(
+        lecture_example, None,
+        [kernel_text, padding, stride, flip, normalise, matrix, step_state, example_box],
+        api_visibility="private",
+    )
+
+    layer_inputs = [lab.photo, filters_text, bias_text, padding, stride, relu]
+    gr.on(
+        [run_layer.click, relu.change], guard(show_layer), layer_inputs,
+        [layer_maps, layer_text], api_name="conv_layer", **LIGHT_EVENT,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers: an engine call plus a few lines each
+
+
+def show_result(photo, text, padding, stride, grayscale, flip, mode, normalise=False):
+    """apply_kernel on the session's photo → (the result as displayed, the output-size text)."""
+    kernel = kernel_from_text(text, normalise=_flag(normalise, "normalise"))
+    view = render_kernel(
+        open_photo(photo).image, kernel, padding=padding, stride=stride,
+        grayscale=_flag(grayscale, "grayscale"), flip=_flag(flip, "flip"), mode=mode,
+    )
+    view.image.encoderinfo = dict(JPEG_SETTINGS)  # Pillow ≥ 11 keeps these when Gradio saves
+    return view.image, view.arithmetic
+
+
+def show_result_live(*inputs):
+    try:
+        return *show_result(*inputs), ""
+    except LabError as error:
+        return gr.skip(), gr.skip(), f"⚠️ {error}"
+
+
+def show_matrix(cells, text, padding, stride, grayscale, flip, normalise):
+    """The worked example: the same kernel on the small matrix, drawn with its numbers."""
+    try:
+        kernel = kernel_from_text(text, normalise=_flag(normalise, "normalise"))
+        view = render_kernel(
+            _matrix(cells), kernel, padding=padding, stride=stride, flip=_flag(flip, "flip")
+        )
+    except LabError as error:
+        return gr.skip(), f"⚠️ {error}"
+    return view.image, view.arithmetic
+
+
+def show_step(state, photo, cells, text, padding, stride, grayscale, flip, normalise):
+    """The selected output pixel (of the photo or the matrix) worked out, and the padded matrix."""
+    target, row, col = state
+    matrix = None
+    try:
+        kernel = kernel_from_text(text, normalise=_flag(normalise, "normalise"))
+        options = dict(padding=padding, stride=stride, flip=_flag(flip, "flip"))
+        matrix = _matrix(cells)
+        if target == "matrix":
+            image = matrix
+        else:
+            image = open_photo(photo).image
+            options["grayscale"] = _flag(grayscale, "grayscale")
+        middle = row < 0 or col < 0
+        step, html = render_step(image, kernel, None if middle else row, None if middle else col,
+                                 **options)
+    except LabError as error:
+        picture = gr.skip() if matrix is None else _padded(matrix, 1, "valid", None)
+        return gr.skip(), f"<p>⚠️ {error}</p>", picture
+    picture = _padded(matrix, kernel.shape[-1], padding, step if target == "matrix" else None)
+    return (target, step.row, step.col), html, picture
+
+
+def pick_photo_pixel(event: gr.SelectData):
+    x, y = event.index
+    return ("photo", int(y), int(x))
+
+
+def pick_matrix_cell(event: gr.SelectData):
+    x, y = event.index
+    return ("matrix", int(y) // MATRIX_CELL, int(x) // MATRIX_CELL)
+
+
+def _mover(label: str):
+    move = {"←": (0, -1), "→": (0, 1), "↑": (-1, 0), "↓": (1, 0)}[label[0]]
+
+    def step_once(state):
+        target, row, col = state
+        return (target, max(row, 0) + move[0], max(col, 0) + move[1])  # show_step clamps
+
+    step_once.__name__ = f"step_{label.split()[1]}"
+    return step_once
+
+
+def pick_preset(name):
+    return format_kernel(PRESETS[name]) if name in PRESETS else gr.skip()
+
+
+def grid_to_text(cells):
+    try:
+        return format_kernel(cells_to_array(cells)), ""
+    except LabError as error:
+        return gr.skip(), f"⚠️ {error}"
+
+
+def resize_text(text, size):
+    try:
+        return format_kernel(resize_kernel(parse_kernel(text), int(size[0]))), ""
+    except (LabError, ValueError, TypeError) as error:
+        return gr.skip(), f"⚠️ {error}"
+
+
+def text_to_grid(text, cells):
+    """Mirror the text into the grid (unless the grid already says the same), size and preset."""
+    try:
+        kernel = parse_kernel(text)
+    except LabError:
+        return gr.skip(), gr.skip(), gr.skip()
+    preset = next((n for n, k in PRESETS.items() if np.array_equal(k, kernel)), "custom")
+    side = f"{kernel.shape[-1]}×{kernel.shape[-1]}"
+    size = side if side in GRID_SIZES else None
+    if kernel.ndim == 3:
+        label = f"Channel 1 of {len(kernel)} (edit a multi-channel kernel as text)"
+        return gr.update(value=_cells(kernel[0]), interactive=False, label=label), size, preset
+    try:
+        same = np.allclose(cells_to_array(cells), kernel, rtol=1e-6)
+    except (LabError, ValueError):
+        same = False
+    grid = gr.skip() if same else gr.update(
+        value=_cells(kernel), interactive=True, label="Kernel grid: type in the cells"
+    )
+    return grid, size, preset
+
+
+def lecture_example():
+    """The slide's kernel on the slide's matrix, no padding; the step starts at the first '?'."""
+    return (
+        format_kernel(LECTURE_KERNEL), "valid", 1, False, False, _cells(LECTURE_INPUT),
+        ("matrix", 2, 0), gr.Accordion(open=True),
+    )
+
+
+def show_layer(photo, filters_text, bias_text, padding, stride, relu):
+    """The layer's N output maps for the photo, and the tensor shapes in and out."""
+    filters = parse_filters(filters_text)
+    bias_text = bias_text if isinstance(bias_text, str) else ""
+    bias = parse_numbers(bias_text, what="bias", max_count=len(filters)) if bias_text.strip() else None
+    image = open_photo(photo).image
+    maps = apply_conv_layer(image, filters, bias, padding=padding, stride=stride,
+                            relu=_flag(relu, "ReLU"))
+    n, h, w = maps.shape
+    k = filters.shape[-1]
+    weights = f"{n}×{filters.shape[1]}×{k}×{k}" if filters.ndim == 4 else f"{n}×{k}×{k}"
+    shapes = (
+        f"Input 3×{image.height}×{image.width} → weights {weights} (+ {n} biases) "
+        f"→ output {n}×{h}×{w}" + (", after ReLU." if relu else ".")
+    )
+    same = filters.shape == LAYER_PRESET.shape and np.allclose(filters, LAYER_PRESET)
+    return draw_layer_maps(maps, list(LAYER_PRESET_NAMES) if same else None), shapes
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise LabError(f"The {name} setting must be true or false.")
+    return bool(value)
+
+
+def _cells(array: np.ndarray) -> list[list[str]]:
+    return [format_kernel(np.atleast_2d(row)).split() for row in np.asarray(array)]
+
+
+def _matrix(cells) -> np.ndarray:
+    return cells_to_array(cells, what="matrix", max_side=MAX_MATRIX)
+
+
+def _padded(matrix, size, padding, step):
+    try:
+        return draw_padded_matrix(matrix, size, padding, step)
+    except LabError:
+        return draw_padded_matrix(matrix, 1, "valid")

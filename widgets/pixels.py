@@ -1,0 +1,116 @@
+"""Jupyter pixel inspector: a region of the photo as numbers, the C×H×W tensor, colour spaces.
+
+The same engine calls as the Gradio Pixels tab (vlmlab.pixels, vlmlab.pixels_render).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+
+import ipywidgets as widgets
+from PIL import Image
+
+from vlmlab.errors import LabError
+from vlmlab.images import load_image, sample_images
+from vlmlab.pixels import (
+    COLOR_SPACES,
+    MAX_REGION,
+    convert_color_space,
+    describe_tensor,
+    pick_region,
+    pixel_in_color_spaces,
+    read_pixel,
+    shrink,
+)
+from vlmlab.pixels_render import (
+    PLANE_SIDE,
+    color_table_html,
+    draw_channel_planes,
+    draw_color_planes,
+    draw_region_box,
+    draw_region_grids,
+)
+
+
+def png(image: Image.Image) -> bytes:
+    """PNG bytes for an ipywidgets.Image."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def markdown_html(text: str) -> str:
+    """The engine's few Markdown lines (bullets, **bold**) as HTML for an ipywidgets.HTML."""
+    lines = []
+    for line in html.escape(text).splitlines():
+        line = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", line)
+        lines.append(f"<li>{line[2:]}</li>" if line.startswith("- ") else f"<p>{line}</p>")
+    return "<ul>" + "".join(lines) + "</ul>"
+
+
+def error_html(error: LabError) -> str:
+    return f"<p style='color:#b00'>⚠️ {html.escape(str(error))}</p>"
+
+
+class PixelInspector(widgets.VBox):
+    """Pick a region with the sliders; read its pixels, the tensor layout and colour spaces."""
+
+    def __init__(self, image=None, *, top: int = 130, left: int = 200, size: int = 10):
+        self.image = load_image(image) if image is not None else sample_images()["chelsea"]
+        height, width = self.image.height, self.image.width
+        slider = dict(continuous_update=False, style={"description_width": "90px"})
+        self.top = widgets.IntSlider(top, 0, height - 1, description="top row", **slider)
+        self.left = widgets.IntSlider(left, 0, width - 1, description="left column", **slider)
+        self.size = widgets.IntSlider(size, 2, MAX_REGION, description="region size", **slider)
+        self.space = widgets.Dropdown(options=list(COLOR_SPACES)[1:], value="HSV",
+                                      description="colour space")
+        self.preview = widgets.Image(format="png")
+        self.grids = widgets.Image(format="png")
+        self.facts = widgets.HTML()
+        self.pixel_table = widgets.HTML()
+        self.planes = widgets.Image(format="png", value=png(draw_channel_planes(self.image)))
+        self.space_planes = widgets.Image(format="png")
+        self.space_note = widgets.HTML()
+        self.status = widgets.HTML()
+        for control in (self.top, self.left, self.size):
+            control.observe(self._show_region, names="value")
+        self.space.observe(self._show_space, names="value")
+        super().__init__([
+            widgets.HBox([widgets.VBox([self.preview, self.top, self.left, self.size]),
+                          self.grids]),
+            self.status,
+            widgets.HTML("<h4>A colour image is a tensor: channels × height × width</h4>"),
+            widgets.HBox([self.planes, self.facts]),
+            widgets.HTML("<h4>The same colours in other colour spaces</h4>"),
+            self.space, self.space_planes, self.space_note, self.pixel_table,
+        ])
+        self._show_region()
+        self._show_space()
+
+    def _show_region(self, _change=None) -> None:
+        try:
+            region = pick_region(self.image, self.top.value, self.left.value, self.size.value)
+        except LabError as error:
+            self.status.value = error_html(error)
+            return
+        h, w = region.size
+        row, col = region.top + h // 2, region.left + w // 2
+        self.preview.value = png(draw_region_box(self.image, region, max_side=360))
+        self.grids.value = png(draw_region_grids(region, mark=(row, col), cell=30))
+        self.facts.value = markdown_html(describe_tensor(self.image, row, col))
+        rgb = read_pixel(self.image, row, col).rgb
+        self.pixel_table.value = (
+            f"<p>Pixel (row {row}, column {col}) in every space:</p>"
+            + color_table_html(pixel_in_color_spaces(rgb))
+        )
+        self.status.value = ""
+
+    def _show_space(self, _change=None) -> None:
+        view = convert_color_space(shrink(self.image, PLANE_SIDE), self.space.value)
+        self.space_planes.value = png(draw_color_planes(view))
+        self.space_note.value = (
+            f"<p>Computed with {html.escape(view.library)}; black = low end, white = high end "
+            "of each channel's range over all sRGB colours.</p>"
+        )
