@@ -1,14 +1,125 @@
-"""The Pixels tab: the image as numbers: a grayscale matrix, a C×H×W tensor, colour spaces."""
+"""The Pixels tab: the image as numbers: a grayscale matrix (0–255), a C×H×W tensor, and the
+same colours in other colour spaces (HSV, HSL, Lab, LUV, XYZ, CMYK), channel by channel.
+"""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import Lab
+from demo.common import LIGHT_EVENT, Lab, guard, open_photo
+from vlmlab.pixels import (
+    COLOR_SPACES,
+    MAX_REGION,
+    convert_color_space,
+    describe_tensor,
+    pick_region,
+    pixel_in_color_spaces,
+    read_pixel,
+    shrink,
+)
+from vlmlab.pixels_render import (
+    PLANE_SIDE,
+    color_table_html,
+    draw_channel_planes,
+    draw_color_planes,
+    draw_region_box,
+    draw_region_grids,
+    preview_scale,
+)
 
 TITLE = "Pixels"
+
+INTRO = """A photo is a grid of numbers. **Click the photo** (or use the sliders) to pick a small
+region and read its pixels: each one is three whole numbers from 0 to 255, red, green and blue —
+a grayscale image is a single matrix of them."""
 
 
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
-    gr.Markdown("This tab will show the image as numbers: a grayscale matrix, a C×H×W tensor, colour spaces. It is not built yet.")
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column(scale=2):
+            preview = gr.Image(
+                label="Click to pick a region", type="pil", interactive=False,
+                elem_id="pixels-preview",
+            )
+            top = gr.Slider(0, 2047, value=130, step=1, label="Region top (row)")
+            left = gr.Slider(0, 2047, value=200, step=1, label="Region left (column)")
+            size = gr.Slider(2, MAX_REGION, value=10, step=1, label="Region size (pixels)")
+        with gr.Column(scale=3):
+            grids = gr.Image(
+                label="The region magnified: every pixel's value", type="pil",
+                interactive=False, format="png", elem_id="pixels-grids",
+            )
+    gr.Markdown("### A colour image is a tensor: channels × height × width")
+    with gr.Row():
+        planes = gr.Image(label="The three channel planes", type="pil", interactive=False)
+        facts = gr.Markdown(elem_id="pixels-facts")
+    gr.Markdown("### The same colours in other colour spaces")
+    with gr.Row():
+        with gr.Column(scale=3):
+            space = gr.Radio(list(COLOR_SPACES)[1:], value="HSV", label="Colour space")
+            space_planes = gr.Image(
+                label="Each channel as a plane: black = low end, white = high end",
+                type="pil", interactive=False,
+            )
+            space_note = gr.Markdown()
+        with gr.Column(scale=2):
+            gr.Markdown("The marked pixel (middle of the region) in every space:")
+            pixel_table = gr.HTML(elem_id="pixels-spaces")
+
+    region_inputs = [lab.photo, top, left, size]
+    gr.on(
+        None, guard(show_region), region_inputs, [preview, grids, facts, pixel_table],
+        api_name="pixel_region", trigger_mode="always_last", **LIGHT_EVENT,
+    )
+    gr.on(
+        None, guard(show_color_space), [lab.photo, space], [space_planes, space_note],
+        api_name="color_space", trigger_mode="always_last", **LIGHT_EVENT,
+    )
+    gr.on(
+        None, guard(show_planes), lab.photo, [planes, top, left], api_visibility="private",
+        **LIGHT_EVENT,
+    )
+    preview.select(
+        guard(pick_at), [lab.photo, size], [top, left], api_visibility="private"
+    )
+
+
+def show_region(photo, top, left, size):
+    """The preview with the region outlined, the magnified grids, the tensor facts, the pixel."""
+    image = open_photo(photo).image
+    region = pick_region(image, top, left, size)
+    h, w = region.size
+    row, col = region.top + h // 2, region.left + w // 2  # the marked pixel
+    return (
+        draw_region_box(image, region),
+        draw_region_grids(region, mark=(row, col)),
+        describe_tensor(image, row, col),
+        color_table_html(pixel_in_color_spaces(read_pixel(image, row, col).rgb)),
+    )
+
+
+def show_color_space(photo, space):
+    view = convert_color_space(shrink(open_photo(photo).image, PLANE_SIDE), space)
+    return draw_color_planes(view), f"Computed with {view.library}; ranges over all sRGB colours."
+
+
+def show_planes(photo):
+    """The three channel planes; the sliders learn the photo's size."""
+    image = open_photo(photo).image
+    return (
+        draw_channel_planes(image),
+        gr.Slider(maximum=image.height - 1),
+        gr.Slider(maximum=image.width - 1),
+    )
+
+
+def pick_at(photo, size, event: gr.SelectData):
+    """A click on the preview → the region's top-left, so the region is centred on the click."""
+    image = open_photo(photo).image
+    scale = preview_scale(image.size)
+    x, y = event.index
+    region = pick_region(image, int(y * scale) - int(size) // 2, int(x * scale) - int(size) // 2,
+                         int(size))
+    return region.top, region.left
