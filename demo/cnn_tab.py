@@ -1,14 +1,324 @@
-"""The CNN tab: inside AlexNet, VGG and ResNet: feature maps, filters, predictions."""
+"""The CNN tab: inside AlexNet, VGG and ResNet: predictions, every layer's feature maps, the first
+layer's learned filters, Grad-CAM class evidence and the revolution of depth."""
 
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
-from demo.common import Lab
+from demo.common import (
+    FAULT,
+    LIGHT_EVENT,
+    MODEL_EVENT,
+    Lab,
+    guard,
+    log,
+    open_photo,
+    progress_callback,
+)
+from vlmlab import cnn, cnn_depth, gradcam
+from vlmlab.errors import LabError, user_message
+from vlmlab.kernels import format_kernel
+from vlmlab.models import choices, get_spec, load_model
 
 TITLE = "CNN"
+TOP_CLASS = -1  # the class dropdown's "the top class"
+ORDER_CHOICES = [("most active first", "activation"), ("channel number", "index")]
+MAX_TOP_K = 1000
+FILTER_DIGITS = 3  # decimals of a learned filter sent to the Convolution tab
+
+INTRO = """### Inside a CNN
+AlexNet (Krizhevsky, Sutskever & Hinton, 2012) classifies a photo into 1000 ImageNet classes.
+Pick a network, see what it predicts, then look inside: what each layer responds to, the
+filters the first layer learned, where the evidence for a class lies, and how depth grew."""
 
 
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
-    gr.Markdown("This tab will show inside AlexNet, VGG and ResNet: feature maps, filters, predictions. It is not built yet.")
+    model_choices = [(get_spec(name).title, name) for name in choices(cnn.TOPIC)]
+    first_layers = cnn.layer_names(cnn.DEFAULT_MODEL)
+    gr.Markdown(INTRO)
+    with gr.Row():
+        model = gr.Dropdown(model_choices, value=cnn.DEFAULT_MODEL, label="Network", scale=2)
+        top_k = gr.Number(5, minimum=1, maximum=MAX_TOP_K, precision=0, label="Top-k", scale=1)
+        classify = gr.Button("Classify the photo", variant="primary", scale=1)
+    prediction = gr.Label(label="Predictions (ImageNet classes)", elem_id="cnn-prediction")
+
+    with gr.Accordion("What each layer sees: feature maps", open=True):
+        with gr.Row():
+            layer = gr.Dropdown(
+                first_layers, value=first_layers[0], label="Layer", allow_custom_value=True
+            )
+            order = gr.Radio(ORDER_CHOICES, value="activation", label="Order the channels")
+            channel = gr.Number(None, precision=0, label="Channel (click a tile)", minimum=0)
+            show = gr.Button("Show feature maps", variant="primary")
+        with gr.Row():
+            grid = gr.Image(
+                label="Every channel of the layer — click one",
+                format="png",
+                interactive=False,
+                elem_id="cnn-grid",
+                scale=3,
+            )
+            with gr.Column(scale=2):
+                channel_image = gr.Image(
+                    label="The channel, large", format="png", interactive=False
+                )
+                overlay = gr.Image(label="…over what the network saw", interactive=False)
+        caption = gr.Markdown(elem_id="cnn-caption")
+
+    with gr.Accordion("What the first layer learned: filters", open=False):
+        gr.Markdown(
+            "Each tile is one learned k×k×3 filter of the first convolution, its three colour "
+            "channels shown as RGB (stretched to the full range). Send one to the Convolution "
+            "tab to apply it next to the hand-made kernels."
+        )
+        with gr.Row():
+            filter_grid = gr.Image(
+                label="Learned filters — click one", format="png", interactive=False, scale=3
+            )
+            with gr.Column(scale=1):
+                filter_index = gr.Number(0, precision=0, minimum=0, label="Filter")
+                show_filters = gr.Button("Show the filters")
+                send = gr.Button("Send to Convolution", visible="kernel_text" in lab.shared)
+                filter_text = gr.Markdown()
+
+    with gr.Accordion("Where is the evidence? Grad-CAM", open=False):
+        gr.Markdown(f"_{gradcam.NOTE}_")
+        with gr.Row():
+            target = gr.Dropdown(
+                _class_choices(cnn.DEFAULT_MODEL), value=TOP_CLASS, label="Class", scale=3
+            )
+            explain = gr.Button("Show the evidence", variant="primary", scale=1)
+        with gr.Row():
+            evidence = gr.Image(label="Grad-CAM heat over what the network saw", interactive=False)
+            evidence_text = gr.Markdown()
+
+    with gr.Accordion("The revolution of depth", open=False):
+        compare = gr.Button("Compare every network on this photo", variant="primary")
+        depth = gr.Dataframe(label="Depth, size and accuracy", interactive=False)
+        side_by_side = gr.Dataframe(label="Top-5 on the same photo", interactive=False)
+        depth_notes = gr.Markdown()
+
+    # Public endpoints (gradio_client): classify, feature_maps, grad_cam, compare_cnns.
+    classify.click(
+        guard(classify_batch),
+        [lab.photo, model, top_k],
+        prediction,
+        api_name="classify",
+        batch=True,
+        max_batch_size=8,
+        **MODEL_EVENT,
+    )
+    view_outputs = [grid, channel_image, overlay, caption, channel]
+    show.click(
+        guard(show_feature_maps),
+        [lab.photo, model, layer, order, channel],
+        view_outputs,
+        api_name="feature_maps",
+        **MODEL_EVENT,
+    )
+    explain.click(
+        guard(show_evidence),
+        [lab.photo, model, target],
+        [evidence, evidence_text],
+        api_name="grad_cam",
+        **MODEL_EVENT,
+    )
+    compare.click(
+        guard(compare_networks),
+        [lab.photo, top_k],
+        [depth, side_by_side, depth_notes],
+        api_name="compare_cnns",
+        **MODEL_EVENT,
+    )
+
+    # Looking around: a new layer or order shows its most active channel; a click picks one.
+    private = {"api_visibility": "private", "trigger_mode": "always_last"}
+    model.input(guard(pick_model), model, [layer, channel, target], **private, **LIGHT_EVENT)
+    gr.on(
+        [layer.input, order.input],
+        guard(show_first_channel),
+        [lab.photo, model, layer, order],
+        view_outputs,
+        **private,
+        **MODEL_EVENT,
+    )
+    channel.submit(
+        guard(show_feature_maps),
+        [lab.photo, model, layer, order, channel],
+        view_outputs,
+        **private,
+        **MODEL_EVENT,
+    )
+    grid.select(
+        guard(pick_channel),
+        [lab.photo, model, layer, order],
+        view_outputs,
+        **private,
+        **MODEL_EVENT,
+    )
+    gr.on(
+        [show_filters.click, filter_index.submit],
+        guard(show_learned_filters),
+        [model, filter_index],
+        [filter_grid, filter_text],
+        **private,
+        **MODEL_EVENT,
+    )
+    filter_grid.select(
+        guard(pick_filter),
+        model,
+        [filter_grid, filter_text, filter_index],
+        **private,
+        **MODEL_EVENT,
+    )
+    if "kernel_text" in lab.shared:
+        send.click(
+            guard(send_filter),
+            [model, filter_index],
+            [lab.shared["kernel_text"], lab.tabs],
+            **private,
+            **LIGHT_EVENT,
+        )
+
+
+def _class_choices(model: str) -> list[tuple[str, int]]:
+    names = cnn.categories(model)
+    return [("the top class", TOP_CLASS)] + [(f"{name} (#{i})", i) for i, name in enumerate(names)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers: an engine call plus a few lines each
+
+
+def classify_batch(photo: list, model: list, top_k: list) -> list[list]:
+    """Gradio's batch of simultaneous requests (lists of photos, networks, top-ks) → one
+    forward per network, answers in request order.
+
+    A request that cannot be answered (no photo, weights not here) must not fail the others in
+    its batch: it gets its reason as its label. A batch that fails as a whole raises the reason.
+    """
+    answers: list[dict | str | None] = [None] * len(photo)
+    images = {}
+    for i, path in enumerate(photo):
+        try:
+            images[i] = open_photo(path).image
+            cnn.check_top_k(top_k[i])
+        except (LabError, gr.Error) as error:
+            answers[i] = _reason(error)
+            images.pop(i, None)
+    for name in dict.fromkeys(model[i] for i in images):
+        where = [i for i in images if model[i] == name]
+        try:
+            found = cnn.classify_many([images[i] for i in where], name, [top_k[i] for i in where])
+        except Exception as error:  # noqa: BLE001 - reported to these requests only
+            found = [_reason(error)] * len(where)
+        for i, answer in zip(where, found):
+            answers[i] = dict(answer) if isinstance(answer, list) else answer
+    reasons = [answer for answer in answers if isinstance(answer, str)]
+    if len(reasons) == len(answers) and len(set(reasons)) == 1:
+        raise gr.Error(reasons[0], print_exception=False)
+    return [[f"⚠️ {a}" if isinstance(a, str) else a for a in answers]]
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, gr.Error):
+        return str(error.message)
+    message = user_message(error)
+    if message is None:
+        log.exception("classify failed")
+        message = FAULT
+    return message
+
+
+def _view_outputs(view: cnn.FeatureView):
+    return view.grid, view.channel_image, view.overlay, view.caption, view.channel
+
+
+def show_feature_maps(photo, model, layer, order, channel, progress=gr.Progress()):
+    """One layer's channels (one forward per photo and network; then re-rendering only)."""
+    load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
+    image = open_photo(photo).image
+    return _view_outputs(cnn.feature_maps(image, model, layer, order or "activation", channel))
+
+
+def show_first_channel(photo, model, layer, order, progress=gr.Progress()):
+    return show_feature_maps(photo, model, layer, order, None, progress)
+
+
+def pick_channel(photo, model, layer, order, event: gr.SelectData):
+    """A click on the grid: the channel under it, large."""
+    image = open_photo(photo).image
+    x, y = event.index
+    channel = cnn.feature_maps(image, model, layer, order).channel_at(x, y)
+    if channel is None:  # a gap between tiles
+        return (gr.skip(),) * 5
+    return _view_outputs(cnn.feature_maps(image, model, layer, order, channel))
+
+
+def pick_model(model):
+    """A new network: its layers and classes (read from its structure; nothing is loaded)."""
+    names = cnn.layer_names(model)
+    classes = _class_choices(model)
+    return gr.Dropdown(choices=names, value=names[0]), None, gr.Dropdown(choices=classes)
+
+
+def show_learned_filters(model, index, progress=gr.Progress()):
+    load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
+    filters = cnn.learned_filters(model)
+    kernel = filters.kernel(index or 0)
+    size = "×".join(map(str, kernel.shape[1:]))
+    text = (
+        f"{filters.layer}: {len(filters.weights)} filters of {size}×3. Filter {int(index or 0)} "
+        f"ranges from {kernel.min():.3g} to {kernel.max():.3g}."
+    )
+    return filters.image(index or 0), text
+
+
+def pick_filter(model, event: gr.SelectData):
+    filters = cnn.learned_filters(model)
+    index = filters.layout.index_at(*event.index)
+    if index is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    return *show_learned_filters(model, index, None), index
+
+
+def send_filter(model, index):
+    """The chosen learned filter as R, G, B kernel text in the Convolution tab, which applies it."""
+    kernel = cnn.learned_filters(model).kernel(index or 0)
+    return format_kernel(kernel.round(FILTER_DIGITS)), gr.Tabs(selected="convolution")
+
+
+def show_evidence(photo, model, target, progress=gr.Progress()):
+    load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
+    chosen = None if target in (None, TOP_CLASS) else target
+    found = gradcam.grad_cam(open_photo(photo).image, model, chosen)
+    text = (
+        f"**{found.label}** (class {found.class_index}, probability {found.probability:.1%}), "
+        f"from the feature maps of {found.layer}.\n\n_{found.note}_"
+    )
+    return found.overlay, text
+
+
+def compare_networks(photo, top_k):
+    """The depth table, and each network's top-k for the photo (a note where one is missing)."""
+    found = cnn_depth.compare_models(open_photo(photo).image, top_k or 5)
+    table = {
+        "network": [row.title for row in found.rows],
+        "paper": [f"{row.paper} ({row.year})" for row in found.rows],
+        "depth (weight layers)": [row.depth for row in found.rows],
+        "parameters (millions)": [round(row.parameters / 1e6, 1) for row in found.rows],
+        "GFLOPs (224×224)": [row.gflops for row in found.rows],
+        "ImageNet top-1 (%)": [row.top1 for row in found.rows],
+    }
+    ranks = max((len(p) for p in found.predictions.values()), default=0)
+    columns = {
+        row.model: [f"{label} ({p:.0%})" for label, p in found.predictions[row.model]]
+        if row.model in found.predictions
+        else ["(not on this machine)"] + [""] * (ranks - 1)
+        for row in found.rows
+    }
+    notes = "\n".join(f"- {message}" for message in found.notes.values())
+    side_by_side = pd.DataFrame({"rank": list(range(1, ranks + 1)), **columns})
+    return pd.DataFrame(table), side_by_side, notes

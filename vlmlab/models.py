@@ -166,10 +166,18 @@ def _load(spec: ModelSpec, device: torch.device, attn: str | None, pretrained: b
 # torchvision CNNs
 
 
+def torchvision_weights(name: str):
+    """torchvision's weights enum for a registry CNN, without loading anything: its metadata
+    (categories, parameter count, GFLOPs, ImageNet accuracy) and `transforms()`."""
+    import torchvision
+
+    return torchvision.models.get_model_weights(get_spec(name).name).IMAGENET1K_V1
+
+
 def _load_torchvision(spec: ModelSpec, pretrained: bool):
     import torchvision
 
-    weights = torchvision.models.get_model_weights(spec.name).IMAGENET1K_V1
+    weights = torchvision_weights(spec.name)
     if not pretrained:
         return torchvision.models.get_model(spec.name, weights=None), weights.transforms(), weights
     filename = os.path.basename(weights.url)

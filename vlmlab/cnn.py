@@ -1,0 +1,391 @@
+"""Inside an ImageNet CNN (Krizhevsky et al. 2012; the lecture's AlexNet, "What is happening?" and
+"revolution of depth" slides): top-k predictions, every layer's feature maps from one forward,
+the first layer's learned filters, and a depth table across AlexNet, VGG, ResNet and MobileNetV2.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torchvision.models.feature_extraction import create_feature_extractor
+
+from vlmlab import cnn_render
+from vlmlab.cache import LRUCache, fingerprint
+from vlmlab.cnn_layers import Architecture, Layer, describe_architecture
+from vlmlab.device import gpu
+from vlmlab.errors import LabError, ModelUnavailableError
+from vlmlab.images import ImageSource, load_image
+from vlmlab.models import (
+    LoadedModel,
+    default_model,
+    get_spec,
+    load_model,
+    torchvision_weights,
+)
+
+TOPIC = "cnn"
+DEFAULT_MODEL = default_model(TOPIC)  # AlexNet, as in the lecture
+ORDERS = ("activation", "index")  # channels by mean activation (most active first), or by number
+MAX_BATCH = 16  # images per forward when classifying many at once
+
+
+_probabilities = LRUCache(256)  # (model, pretrained, image) -> (classes,) softmax
+_captures = LRUCache(8)  # (model, pretrained, image) -> FeatureCapture; VGG's is ~60 MB
+_grids = LRUCache(64)  # (capture key, layer, order) -> (grid pixels, layout)
+_extractors = LRUCache(12)  # (model, pretrained, device) -> feature extractor (no hooks)
+_filters = LRUCache(12)  # (model, pretrained) -> Filters
+
+Prediction = list[tuple[str, float]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks and small helpers
+
+
+def rgb_image(image: ImageSource) -> Image.Image:
+    """The photo as 8-bit RGB (already-decoded RGB images pass through untouched)."""
+    if isinstance(image, Image.Image) and image.mode == "RGB":
+        return image
+    return load_image(image)
+
+
+def cache_key(model: str, pretrained: bool, image: Image.Image) -> tuple:
+    """The key of per-(model, photo) results."""
+    return (model, pretrained, fingerprint(image))
+
+
+@functools.cache
+def categories(model: str = DEFAULT_MODEL) -> tuple[str, ...]:
+    """The class names the model predicts, from its weights' metadata (ImageNet's 1000)."""
+    return tuple(torchvision_weights(get_spec(model, TOPIC).name).meta["categories"])
+
+
+def check_top_k(top_k, classes: int = 1000) -> int:
+    """top_k as an int from 1 to the number of classes, or a `LabError`."""
+    whole = isinstance(top_k, (int, float, np.integer, np.floating)) and not isinstance(top_k, bool)
+    if not whole or not np.isfinite(top_k) or top_k != int(top_k) or not 1 <= top_k <= classes:
+        raise LabError(f"top_k must be a whole number from 1 to {classes}; got {str(top_k)[:20]}.")
+    return int(top_k)
+
+
+@functools.cache
+def architecture(model: str = DEFAULT_MODEL) -> Architecture:
+    """The model's layers, shapes, receptive fields and depth, read from its structure alone.
+
+    Built on the meta device: no weights are needed, nothing is computed or downloaded.
+    """
+    spec = get_spec(model, TOPIC)
+    size = torchvision_weights(spec.name).transforms().crop_size[0]
+    with torch.device("meta"):
+        skeleton = torchvision.models.get_model(spec.name, weights=None).eval()
+    return describe_architecture(skeleton, size)
+
+
+def layer_names(model: str = DEFAULT_MODEL) -> list[str]:
+    """The readable names of the layers whose feature maps can be shown (conv1, relu1, …)."""
+    return architecture(model).names
+
+
+def first_available(models: Sequence[str]) -> str:
+    """The first of `models` that can be loaded here (e.g. AlexNet, else MobileNetV2 offline)."""
+    reasons = []
+    for name in models:
+        try:
+            load_model(name, topic=TOPIC)
+            return name
+        except ModelUnavailableError as error:
+            reasons.append(str(error))
+    raise ModelUnavailableError(" ".join(reasons) or "No model was named.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions
+
+
+@gpu
+def _predict(model: str, images: list[Image.Image], pretrained: bool) -> np.ndarray:
+    """One forward for a batch of photos: (B, classes) probabilities."""
+    loaded = load_model(model, topic=TOPIC, pretrained=pretrained)
+    batch = torch.stack([loaded.processor(image) for image in images])  # (B, 3, S, S)
+    with torch.inference_mode():
+        logits = loaded.model(loaded.to_device(batch))  # (B, classes)
+    return logits.float().softmax(dim=-1).cpu().numpy()
+
+
+def probabilities(
+    images: Sequence[ImageSource], model: str = DEFAULT_MODEL, *, pretrained: bool = True
+) -> list[np.ndarray]:
+    """Each photo's (classes,) probabilities; photos seen before are not run again."""
+    name = get_spec(model, TOPIC).name
+    images = [rgb_image(image) for image in images]
+    keys = [cache_key(name, pretrained, image) for image in images]
+    new = list({k: im for k, im in zip(keys, images) if k not in _probabilities}.items())
+    found: dict[tuple, np.ndarray] = {}
+    for start in range(0, len(new), MAX_BATCH):  # each new photo once, MAX_BATCH per forward
+        chunk = new[start : start + MAX_BATCH]
+        rows = _predict(name, [image for _, image in chunk], pretrained)
+        for (key, _), row in zip(chunk, rows):
+            found[key] = _probabilities.get_or_compute(key, lambda row=row: row)
+    return [
+        found.get(key)
+        if key in found
+        else _probabilities.get_or_compute(key, lambda im=im: _predict(name, [im], pretrained)[0])
+        for key, im in zip(keys, images)
+    ]
+
+
+def top_classes(probs: np.ndarray, names: Sequence[str], top_k: int) -> Prediction:
+    """The top_k (class name, probability) pairs, highest first."""
+    best = np.argsort(-probs, kind="stable")[:top_k]
+    return [(names[i], float(probs[i])) for i in best]
+
+
+def classify_many(
+    images: Sequence[ImageSource],
+    models: str | Sequence[str] = DEFAULT_MODEL,
+    top_k: int | Sequence[int] = 5,
+    *,
+    pretrained: bool = True,
+) -> list[Prediction]:
+    """Classify many photos, each with its own model and top_k, one forward per model.
+
+    This is what a lecture hall's simultaneous requests go through (Gradio batches them):
+    results come back in the order of `images`.
+    """
+    n = len(images)
+    models = [models] * n if isinstance(models, str) else list(models)
+    top_ks = list(top_k) if isinstance(top_k, (list, tuple)) else [top_k] * n
+    if not len(models) == len(top_ks) == n:
+        raise LabError("Give one model and one top_k per photo.")
+    names = [get_spec(model, TOPIC).name for model in models]
+    top_ks = [check_top_k(k, len(categories(name))) for k, name in zip(top_ks, names)]
+    results: list[Prediction | None] = [None] * n
+    for name in dict.fromkeys(names):  # one forward per model, in first-asked order
+        where = [i for i in range(n) if names[i] == name]
+        probs = probabilities([images[i] for i in where], name, pretrained=pretrained)
+        for i, row in zip(where, probs):
+            results[i] = top_classes(row, categories(name), top_ks[i])
+    return results  # type: ignore[return-value]
+
+
+def classify(
+    image: ImageSource,
+    model: str = DEFAULT_MODEL,
+    top_k: int = 5,
+    *,
+    pretrained: bool = True,
+) -> Prediction:
+    """The model's top_k ImageNet classes for one photo: [("tabby", 0.71), …], highest first."""
+    return classify_many([image], [model], [top_k], pretrained=pretrained)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature maps: one forward captures every layer; views re-render from the capture
+
+
+@dataclass(frozen=True)
+class FeatureCapture:
+    """Every layer's output for one photo, from one forward pass."""
+
+    key: tuple  # (model, pretrained, image fingerprint)
+    architecture: Architecture
+    view: Image.Image  # what the model saw: the photo resized and centre-cropped, S×S
+    maps: dict[str, np.ndarray]  # layer name -> (C, H, W) float16
+    means: dict[str, np.ndarray]  # layer name -> (C,) mean activation of each channel
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """One layer of a capture drawn for a person: all channels, and one of them large."""
+
+    layer: Layer
+    channel: int  # the channel shown large (its number in the layer)
+    order: tuple[int, ...]  # channel numbers in grid order
+    grid: Image.Image  # every channel, small, the chosen one framed
+    channel_image: Image.Image  # the chosen channel, large
+    overlay: Image.Image  # the chosen channel over the model's view of the photo
+    caption: str
+    layout: cnn_render.GridLayout  # turns a click on the grid back into a channel
+
+    def channel_at(self, x: float, y: float) -> int | None:
+        """The channel whose tile is under pixel (x, y) of `grid`, if any."""
+        index = self.layout.index_at(x, y)
+        return None if index is None else self.order[index]
+
+
+def _extractor(loaded: LoadedModel, arch: Architecture) -> torch.nn.Module:
+    """A graph module returning every layer's output at once; it shares the model's weights.
+
+    torchvision traces the model (no hooks). In-place activations are swapped for out-of-place
+    copies inside the extractor only, so a conv's captured output is not overwritten by its ReLU.
+    """
+
+    def build():
+        nodes = {layer.path: layer.name for layer in arch.layers}
+        extractor = create_feature_extractor(loaded.model, return_nodes=nodes)
+        for path, module in list(extractor.named_modules()):
+            if getattr(module, "inplace", False):
+                parent, _, attribute = path.rpartition(".")
+                out_of_place = copy.copy(module)  # a new ReLU; the model keeps its own
+                out_of_place.inplace = False
+                setattr(extractor.get_submodule(parent), attribute, out_of_place)
+        return extractor.eval()
+
+    key = (loaded.spec.name, loaded.pretrained, str(loaded.device))
+    return _extractors.get_or_compute(key, build)
+
+
+def model_view(pixels: torch.Tensor, processor) -> Image.Image:
+    """Undo the normalisation of a preprocessed (3, S, S) tensor: the photo as the model saw it."""
+    mean = torch.tensor(processor.mean).view(3, 1, 1)
+    std = torch.tensor(processor.std).view(3, 1, 1)
+    rgb = (pixels * std + mean).clamp(0, 1).mul(255).round().byte()  # (3, S, S)
+    return Image.fromarray(rgb.permute(1, 2, 0).numpy())
+
+
+@gpu
+def _capture(model: str, image: Image.Image, pretrained: bool):
+    loaded = load_model(model, topic=TOPIC, pretrained=pretrained)
+    arch = architecture(model)
+    pixels = loaded.processor(image)  # (3, S, S)
+    with torch.inference_mode():
+        outputs = _extractor(loaded, arch)(loaded.to_device(pixels[None]))  # name -> (1, C, H, W)
+        maps = {name: out[0].to("cpu", torch.float16).numpy() for name, out in outputs.items()}
+        means = {
+            name: out[0].float().mean(dim=(1, 2)).cpu().numpy() for name, out in outputs.items()
+        }
+    return model_view(pixels, loaded.processor), maps, means
+
+
+def capture_features(
+    image: ImageSource, model: str = DEFAULT_MODEL, *, pretrained: bool = True
+) -> FeatureCapture:
+    """Run the model once on the photo and keep every layer's feature maps (cached per photo)."""
+    name = get_spec(model, TOPIC).name
+    image = rgb_image(image)
+    key = cache_key(name, pretrained, image)
+
+    def compute() -> FeatureCapture:
+        view, maps, means = _capture(name, image, pretrained)
+        return FeatureCapture(key, architecture(name), view, maps, means)
+
+    return _captures.get_or_compute(key, compute)
+
+
+def channel_order(capture: FeatureCapture, layer: str, order: str = "activation") -> np.ndarray:
+    """The layer's channel numbers, most active first ("activation") or by number ("index")."""
+    if order not in ORDERS:
+        raise LabError(f"Order channels by one of: {', '.join(ORDERS)}.")
+    means = capture.means[capture.architecture.layer(layer).name]
+    if order == "index":
+        return np.arange(len(means))
+    return np.argsort(-means, kind="stable")
+
+
+def view_features(
+    capture: FeatureCapture, layer: str | None = None, order: str = "activation", channel=None
+) -> FeatureView:
+    """Draw one layer of a capture; `channel` None means the first in the chosen order.
+
+    Never runs the model: switching layer, order or channel only re-renders.
+    """
+    info = capture.architecture.layer(layer) if layer else capture.architecture.layers[0]
+    maps = capture.maps[info.name]  # (C, H, W)
+    count = maps.shape[0]
+
+    def draw():
+        ranking = channel_order(capture, info.name, order)
+        return (*cnn_render.channel_grid(maps, ranking), tuple(ranking.tolist()))
+
+    grid, layout, ranked = _grids.get_or_compute((capture.key, info.name, order), draw)
+    if channel is None:
+        channel = ranked[0]
+    elif isinstance(channel, bool) or not float(channel).is_integer() or not 0 <= channel < count:
+        raise LabError(f"{info.name} has channels 0 to {count - 1}; pick one of those.")
+    channel = int(channel)
+    position = ranked.index(channel)
+    values = maps[channel].astype(np.float32)  # (H, W)
+    where = (
+        f"Channel {channel} is number {position + 1} of {count} by mean activation"
+        if order == "activation"
+        else f"Channel {channel} of {count}"
+    )
+    stats = f"mean {float(capture.means[info.name][channel]):.3g}, max {float(values.max()):.3g}"
+    return FeatureView(
+        layer=info,
+        channel=channel,
+        order=ranked,
+        grid=cnn_render.framed(grid, layout, position),
+        channel_image=cnn_render.large_channel(values),
+        overlay=cnn_render.channel_overlay(capture.view, values),
+        caption=f"{info.describe(capture.architecture.input_size)} {where} ({stats}). "
+        "Each tile is scaled on its own.",
+        layout=layout,
+    )
+
+
+def feature_maps(
+    image: ImageSource,
+    model: str = DEFAULT_MODEL,
+    layer: str | None = None,
+    order: str = "activation",
+    channel: int | None = None,
+    *,
+    pretrained: bool = True,
+) -> FeatureView:
+    """The feature maps of one layer for a photo (the forward runs once per model and photo)."""
+    if layer:
+        architecture(model).layer(layer)  # a bad name is reported before any forward
+    return view_features(
+        capture_features(image, model, pretrained=pretrained), layer, order, channel
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Learned filters of the first layer
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The first convolution's kernels: what the network looks for in raw pixels."""
+
+    layer: str  # readable name, conv1
+    weights: np.ndarray  # (N, 3, k, k) float32, RGB order, as the model learned them
+    pixels: np.ndarray  # each kernel as a small RGB tile, stretched on its own, in a grid
+    layout: cnn_render.GridLayout
+
+    def kernel(self, index) -> np.ndarray:
+        """Kernel `index` as a (3, k, k) array (one k×k kernel per colour channel)."""
+        count = len(self.weights)
+        if isinstance(index, bool) or not float(index).is_integer() or not 0 <= index < count:
+            raise LabError(f"{self.layer} has filters 0 to {count - 1}; pick one of those.")
+        return self.weights[int(index)]
+
+    def image(self, selected: int | None = None) -> Image.Image:
+        """The grid of filters, the `selected` one framed."""
+        if selected is None:
+            return Image.fromarray(self.pixels)
+        self.kernel(selected)  # checks the number
+        return cnn_render.framed(self.pixels, self.layout, int(selected))
+
+
+def learned_filters(model: str = DEFAULT_MODEL, *, pretrained: bool = True) -> Filters:
+    """The first convolution's learned filters (AlexNet: 64 of 11×11×3)."""
+    name = get_spec(model, TOPIC).name
+
+    def compute() -> Filters:
+        loaded = load_model(name, topic=TOPIC, pretrained=pretrained)
+        arch = architecture(name)
+        conv = loaded.model.get_submodule(arch.first_conv)
+        weights = conv.weight.detach().float().cpu().numpy()  # (N, 3, k, k)
+        pixels, layout = cnn_render.filter_grid(weights)
+        return Filters(arch.layer_at(arch.first_conv).name, weights, pixels, layout)
+
+    return _filters.get_or_compute((name, pretrained), compute)

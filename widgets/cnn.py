@@ -1,0 +1,215 @@
+"""The CNN tab in Jupyter: predictions, a feature-map browser, the learned filters, Grad-CAM and
+the depth table. Same engine calls as the Gradio tab (`vlmlab.cnn`, `vlmlab.gradcam`,
+`vlmlab.cnn_depth`); one forward per photo and network, then re-rendering only.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+import ipywidgets as widgets
+from PIL import Image
+
+from vlmlab import cnn, cnn_depth, gradcam
+from vlmlab.errors import LabError
+from vlmlab.images import ImageSource
+from vlmlab.kernels import format_kernel
+from vlmlab.models import choices
+
+TOP_CLASS = "the top class"
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _picture(width: str) -> widgets.Image:
+    return widgets.Image(format="png", layout=widgets.Layout(width=width))
+
+
+def _say(box: widgets.HTML, text: str, *, error: bool = False) -> None:
+    style = " style='color:#b00020'" if error else ""
+    box.value = f"<p{style}>{html.escape(text)}</p>"
+
+
+def _bars(prediction: cnn.Prediction) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td><td style='width:60%'><div style='background:#4c72b0;"
+        f"width:{p:.1%};height:1em'></div></td><td>{p:.1%}</td></tr>"
+        for label, p in prediction
+    )
+    return f"<table style='width:100%'>{rows}</table>"
+
+
+class PredictionView(widgets.VBox):
+    """The network's top-k ImageNet classes for a photo, as bars; change network or k."""
+
+    def __init__(self, image: ImageSource, model: str = cnn.DEFAULT_MODEL, top_k: int = 5):
+        self.image = cnn.rgb_image(image)
+        self.model = widgets.Dropdown(options=choices(cnn.TOPIC), value=model, description="network")
+        self.top_k = widgets.IntSlider(top_k, min=1, max=20, description="top-k")
+        self.output = widgets.HTML()
+        for control in (self.model, self.top_k):
+            control.observe(self._show, "value")
+        self._show()
+        super().__init__([widgets.HBox([self.model, self.top_k]), self.output])
+
+    def _show(self, _change=None) -> None:
+        try:
+            prediction = cnn.classify(self.image, self.model.value, self.top_k.value)
+        except LabError as error:
+            _say(self.output, str(error), error=True)
+            return
+        self.output.value = _bars(prediction)
+
+
+class FeatureMapBrowser(widgets.VBox):
+    """Every channel of a layer as a grid, one channel large and over the photo.
+
+    The network runs once for the photo; changing layer, order or channel only re-renders.
+    """
+
+    def __init__(
+        self,
+        image: ImageSource,
+        model: str = cnn.DEFAULT_MODEL,
+        layer: str | None = None,
+        *,
+        pretrained: bool = True,
+    ):
+        self.capture = cnn.capture_features(image, model, pretrained=pretrained)
+        names = self.capture.architecture.names
+        self.layer = widgets.Dropdown(options=names, value=layer or names[0], description="layer")
+        self.order = widgets.ToggleButtons(
+            options=[("most active first", "activation"), ("by number", "index")],
+            value="activation",
+        )
+        self.channel = widgets.IntSlider(0, min=0, max=1, description="channel")
+        self.grid = _picture("55%")
+        self.large = _picture("21%")
+        self.overlay = _picture("21%")
+        self.caption = widgets.HTML()
+        self.layer.observe(self._new_layer, "value")
+        self.order.observe(self._new_layer, "value")
+        self.channel.observe(self._show, "value")
+        self._new_layer()
+        super().__init__(
+            [
+                widgets.HBox([self.layer, self.order]),
+                self.channel,
+                widgets.HBox([self.grid, self.large, self.overlay]),
+                self.caption,
+            ]
+        )
+
+    def _new_layer(self, _change=None) -> None:
+        """A new layer or order starts at its most active channel (or channel 0)."""
+        view = self._view(None)
+        if view is None:
+            return
+        with self.channel.hold_trait_notifications():
+            self.channel.max = len(view.order) - 1
+            self.channel.value = view.channel
+        self._draw(view)
+
+    def _show(self, _change=None) -> None:
+        view = self._view(self.channel.value)
+        if view is not None:
+            self._draw(view)
+
+    def _view(self, channel: int | None) -> cnn.FeatureView | None:
+        try:
+            return cnn.view_features(self.capture, self.layer.value, self.order.value, channel)
+        except LabError as error:
+            _say(self.caption, str(error), error=True)
+            return None
+
+    def _draw(self, view: cnn.FeatureView) -> None:
+        self.grid.value = _png(view.grid)
+        self.large.value = _png(view.channel_image)
+        self.overlay.value = _png(view.overlay)
+        _say(self.caption, view.caption)
+
+
+class FilterGallery(widgets.VBox):
+    """The first layer's learned filters; pick one to see its numbers (R, G, B kernels)."""
+
+    def __init__(self, model: str = cnn.DEFAULT_MODEL, *, pretrained: bool = True):
+        self.filters = cnn.learned_filters(model, pretrained=pretrained)
+        count = len(self.filters.weights)
+        self.index = widgets.IntSlider(0, min=0, max=count - 1, description="filter")
+        self.grid = _picture("60%")
+        self.numbers = widgets.Textarea(layout=widgets.Layout(width="38%", height="320px"))
+        self.index.observe(self._show, "value")
+        self._show()
+        super().__init__([self.index, widgets.HBox([self.grid, self.numbers])])
+
+    def _show(self, _change=None) -> None:
+        self.grid.value = _png(self.filters.image(self.index.value))
+        self.numbers.value = format_kernel(self.filters.kernel(self.index.value).round(3))
+
+
+class EvidenceView(widgets.VBox):
+    """Grad-CAM for the top class or any class, over what the network saw."""
+
+    def __init__(self, image: ImageSource, model: str = cnn.DEFAULT_MODEL):
+        self.image = cnn.rgb_image(image)
+        self.model = model
+        names = cnn.categories(model)
+        self.target = widgets.Combobox(
+            options=[TOP_CLASS, *names], value=TOP_CLASS, description="class", ensure_option=True
+        )
+        self.picture = _picture("40%")
+        self.text = widgets.HTML()
+        self.target.observe(self._show, "value")
+        self._show()
+        super().__init__([self.target, widgets.HBox([self.picture, self.text])])
+
+    def _show(self, _change=None) -> None:
+        target = None if self.target.value in ("", TOP_CLASS) else self.target.value
+        try:
+            found = gradcam.grad_cam(self.image, self.model, target)
+        except LabError as error:
+            _say(self.text, str(error), error=True)
+            return
+        self.picture.value = _png(found.overlay)
+        self.text.value = (
+            f"<p><b>{html.escape(found.label)}</b> (probability {found.probability:.1%}), "
+            f"from the feature maps of {found.layer}.</p><p><i>{html.escape(found.note)}</i></p>"
+        )
+
+
+def depth_table(image: ImageSource | None = None, top_k: int = 5) -> widgets.HTML:
+    """The revolution of depth as a table; with a photo, each network's top-k beside it."""
+    rows = cnn_depth.depth_table()
+    found = cnn_depth.compare_models(image, top_k) if image is not None else None
+    header = ["network", "year", "depth", "parameters", "GFLOPs", "ImageNet top-1"]
+    if found is not None:
+        header.append(f"top-{top_k} for this photo")
+    body = []
+    for row in rows:
+        cells = [
+            row.title,
+            str(row.year or ""),
+            str(row.depth),
+            f"{row.parameters / 1e6:.1f} M",
+            f"{row.gflops:.2f}",
+            f"{row.top1:.1f} %",
+        ]
+        if found is not None:
+            top = found.predictions.get(row.model)
+            cells.append(
+                ", ".join(f"{label} ({p:.0%})" for label, p in top)
+                if top
+                else "weights not on this machine"
+            )
+        body.append("".join(f"<td>{html.escape(c)}</td>" for c in cells))
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in (found.notes.values() if found else ()))
+    heads = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows_html = "".join(f"<tr>{cells}</tr>" for cells in body)
+    return widgets.HTML(
+        f"<table><tr>{heads}</tr>{rows_html}</table>" + (f"<ul>{notes}</ul>" if notes else "")
+    )
