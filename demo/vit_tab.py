@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from demo.common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
-from vlmlab import vit
+from vlmlab import vit, vit_cost
 from vlmlab.errors import LabError
 from vlmlab.models import choices, get_spec
 from vlmlab.vit_render import (
@@ -21,6 +21,7 @@ TITLE = "ViT"
 # The layer slider's bound until a model is loaded (then it is the model's own depth); the
 # engine checks the real range, whatever the slider allowed.
 LAYER_BOUND = 64
+VIEW_BUTTONS = ["download", "fullscreen"]
 
 INTRO = """**An image is worth 16×16 words** (Dosovitskiy et al., 2021). Self-attention over every
 pixel is far too costly, so a Vision Transformer cuts the photo into patches, projects each one to a
@@ -33,11 +34,11 @@ def _inspection(path: str | None, model: str) -> vit.ViTInspection:
 
 
 def _cost_table(height, width, patch) -> str:
-    cost = vit.patch_cost(height, width, patch)
-    header, *rows = vit.patch_cost_rows(cost)
+    cost = vit_cost.patch_cost(height, width, patch)
+    header, *rows = vit_cost.patch_cost_rows(cost)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n\n" + vit.describe_patch_cost(cost)
+    return "\n".join(lines) + "\n\n" + vit_cost.describe_patch_cost(cost)
 
 
 def _attention_outputs(inspection: vit.ViTInspection, layer, head, query):
@@ -78,30 +79,61 @@ def build(lab: Lab) -> None:
         summary = gr.Markdown("Pick a model and press **Look inside**.")
         predictions = gr.Label(label="The classifier's top-5", num_top_classes=vit.TOP_K)
 
-    with gr.Accordion("2 · Patches: from pixels to tokens", open=True):
-        with gr.Row():
-            with gr.Column(scale=1):
-                gr.Markdown("The photo as the model sees it, cut into numbered patches. **Click one.**")
-                grid = gr.Image(
-                    label="patch grid", show_label=False, type="pil", format="png",
-                    interactive=False, elem_id="vit-grid",
-                )
-                patch = gr.Number(1, label="patch", precision=0, minimum=1)
-            steps = gr.Image(label="One patch: pixels → vector → token", type="pil", format="png", interactive=False, scale=2)
+    with gr.Accordion("2 · Patches: from pixels to tokens", open=True), gr.Row():
+        with gr.Column(scale=1):
+            gr.Markdown("The photo as the model sees it, cut into numbered patches. **Click one.**")
+            grid = gr.Image(
+                label="patch grid",
+                show_label=False,
+                type="pil",
+                format="png",
+                interactive=False,
+                elem_id="vit-grid",
+                buttons=[],  # nothing over the patch numbers
+            )
+            patch = gr.Number(1, label="patch", precision=0, minimum=1)
+        steps = gr.Image(
+            label="One patch: pixels → vector → token",
+            type="pil",
+            format="png",
+            buttons=VIEW_BUTTONS,
+            interactive=False,
+            scale=2,
+        )
 
     with gr.Accordion("3 · Attention: where does a token look?", open=True):
         with gr.Row():
             # Starts at its bound, so the first look moves it to the model's last layer.
             layer = gr.Slider(1, LAYER_BOUND, value=LAYER_BOUND, step=1, label="layer")
             head = gr.Dropdown([vit.MEAN], value=vit.MEAN, label="head", allow_custom_value=True)
-            query = gr.Textbox(vit.CLS, label="query: CLS or a patch number (or click the grid)", max_lines=1)
+            query = gr.Textbox(
+                vit.CLS, label="query: CLS or a patch number (or click the grid)", max_lines=1
+            )
             with gr.Column(min_width=120):
                 cls_button = gr.Button("Query = CLS", size="sm")
                 show = gr.Button("Show attention", size="sm", variant="primary")
         with gr.Row():
-            heat_map = gr.Image(label="Attention of the query (one head or the mean)", type="pil", format="png", interactive=False)
-            rollout = gr.Image(label="Attention rollout through all layers", type="pil", format="png", interactive=False)
-        heads = gr.Image(label="Every head of this layer", type="pil", format="png", interactive=False)
+            heat_map = gr.Image(
+                label="Attention of the query (one head or the mean)",
+                type="pil",
+                format="png",
+                buttons=VIEW_BUTTONS,
+                interactive=False,
+            )
+            rollout = gr.Image(
+                label="Attention rollout through all layers",
+                type="pil",
+                format="png",
+                buttons=VIEW_BUTTONS,
+                interactive=False,
+            )
+        heads = gr.Image(
+            label="Every head of this layer (each scaled to its own maximum)",
+            type="pil",
+            format="png",
+            buttons=VIEW_BUTTONS,
+            interactive=False,
+        )
         attention_text = gr.Markdown()
 
     with gr.Accordion("4 · Learned position embeddings", open=False):
@@ -109,19 +141,35 @@ def build(lab: Lab) -> None:
             "Tile (row, column) shows how similar that position's embedding is to every other "
             "position's. Nobody told the model about rows and columns: it learned them."
         )
-        positions = gr.Image(label="Position embedding similarity", type="pil", format="png", interactive=False)
+        positions = gr.Image(
+            label="Position embedding similarity",
+            type="pil",
+            format="png",
+            buttons=VIEW_BUTTONS,
+            interactive=False,
+        )
 
     attention_views = [heat_map, heads, rollout, attention_text]
 
     # -- handlers: an engine call and a few lines each ------------------------------------------
 
     @guard
-    def look_inside(path, name, layer_value, head_value, query_value, patch_value, progress=gr.Progress()):
+    def look_inside(
+        path,
+        name,
+        layer_value,
+        head_value,
+        query_value,
+        patch_value,
+        progress=gr.Progress(),  # noqa: B008 (Gradio injects a fresh tracker per call)
+    ):
         vit.load_vit(name, progress=progress_callback(progress))
         i = _inspection(path, name)
         layer_value = _kept(lambda v: vit.check_layer(i, v), layer_value, i.num_layers)
         head_value = _kept(lambda v: vit.check_head(i, v), head_value, vit.MEAN)
-        query_value = _kept(lambda v: vit.query_token(i, v), query_value, vit.CLS if i.has_cls else "1")
+        query_value = _kept(
+            lambda v: vit.query_token(i, v), query_value, vit.CLS if i.has_cls else "1"
+        )
         patch_value = _kept(lambda v: vit.check_patch(i, v), patch_value, 1)
         notes = "".join(f"\n\n*{note}*" for note in i.notes)
         return (
@@ -131,16 +179,20 @@ def build(lab: Lab) -> None:
             draw_patch_steps(i, patch_value),
             draw_position_similarity(i),
             gr.update(maximum=i.num_layers, value=layer_value),
-            gr.update(choices=[vit.MEAN] + [str(h) for h in range(1, i.num_heads + 1)], value=str(head_value)),
+            gr.update(
+                choices=[vit.MEAN] + [str(h) for h in range(1, i.num_heads + 1)],
+                value=str(head_value),
+            ),
             query_value,
             gr.update(maximum=i.num_patches, value=patch_value),
             *_attention_outputs(i, layer_value, head_value, query_value),
         )
 
-    look_outputs = [summary, predictions, grid, steps, positions, layer, head, query, patch, *attention_views]
+    look_outputs = [summary, predictions, grid, steps, positions, layer, head, query, patch]
+    look_outputs += attention_views
     look_inputs = [lab.photo, model, layer, head, query, patch]
 
-    def look_if_visible(is_visible, *args, progress=gr.Progress()):
+    def look_if_visible(is_visible, *args, progress=gr.Progress()):  # noqa: B008
         if not is_visible:
             return [gr.skip()] * len(look_outputs)
         return look_inside(*args, progress=progress)
@@ -156,7 +208,10 @@ def build(lab: Lab) -> None:
         x, y = event.index
         number = patch_at(i, x, y)
         return (
-            number, str(number), draw_patch_grid(i, number), draw_patch_steps(i, number),
+            number,
+            str(number),
+            draw_patch_grid(i, number),
+            draw_patch_steps(i, number),
             *_attention_outputs(i, layer_value, head_value, number),
         )
 
@@ -176,26 +231,62 @@ def build(lab: Lab) -> None:
         return event.value == TITLE
 
     lab.tabs.select(on_tab, None, visible, api_visibility="private", **LIGHT_EVENT).then(
-        look_if_visible, [visible, *look_inputs], look_outputs, api_visibility="private", **MODEL_EVENT
+        look_if_visible,
+        [visible, *look_inputs],
+        look_outputs,
+        api_visibility="private",
+        **MODEL_EVENT,
     )
-    lab.photo.change(look_if_visible, [visible, *look_inputs], look_outputs, api_visibility="private", **MODEL_EVENT)
-    gr.on([run.click, model.change], look_inside, look_inputs, look_outputs, api_visibility="private", **MODEL_EVENT)
+    lab.photo.change(
+        look_if_visible,
+        [visible, *look_inputs],
+        look_outputs,
+        api_visibility="private",
+        **MODEL_EVENT,
+    )
+    gr.on(
+        [run.click, model.change],
+        look_inside,
+        look_inputs,
+        look_outputs,
+        api_visibility="private",
+        **MODEL_EVENT,
+    )
 
     attention_inputs = [lab.photo, model, layer, head, query]
-    show.click(vit_attention, attention_inputs, attention_views, api_name="vit_attention", **MODEL_EVENT)
+    show.click(
+        vit_attention, attention_inputs, attention_views, api_name="vit_attention", **MODEL_EVENT
+    )
     gr.on(
-        [layer.release, head.input, query.submit], vit_attention, attention_inputs, attention_views,
-        api_visibility="private", **LIGHT_EVENT,
+        [layer.release, head.input, query.submit],
+        vit_attention,
+        attention_inputs,
+        attention_views,
+        api_visibility="private",
+        **LIGHT_EVENT,
     )
     cls_button.click(lambda: vit.CLS, None, query, api_visibility="private", **LIGHT_EVENT).then(
         vit_attention, attention_inputs, attention_views, api_visibility="private", **LIGHT_EVENT
     )
     grid.select(
-        pick_patch, [lab.photo, model, layer, head],
-        [patch, query, grid, steps, *attention_views], api_visibility="private", **LIGHT_EVENT,
+        pick_patch,
+        [lab.photo, model, layer, head],
+        [patch, query, grid, steps, *attention_views],
+        api_visibility="private",
+        **LIGHT_EVENT,
     )
-    patch.submit(show_patch, [lab.photo, model, patch], [grid, steps], api_visibility="private", **LIGHT_EVENT)
+    patch.submit(
+        show_patch,
+        [lab.photo, model, patch],
+        [grid, steps],
+        api_visibility="private",
+        **LIGHT_EVENT,
+    )
     gr.on(
         [height.submit, width.submit, patch_side.submit, height.blur, width.blur, patch_side.blur],
-        calculate, [height, width, patch_side], cost, api_visibility="private", **LIGHT_EVENT,
+        calculate,
+        [height, width, patch_side],
+        cost,
+        api_visibility="private",
+        **LIGHT_EVENT,
     )

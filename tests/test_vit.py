@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from tiny_models import DINO_ID, TINY_SPECS, VIT_ID, VIT_LABELS
-from vlmlab import vit
+
+from vlmlab import vit, vit_cost
 from vlmlab.errors import LabError
 from vlmlab.models import LoadedModel, choices, get_spec, load_model
 from vlmlab.vit_render import (
@@ -70,13 +70,21 @@ def test_a_model_without_cls_token_has_no_special_tokens(photo):
 
     torch.manual_seed(0)
     config = SiglipVisionConfig(
-        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-        image_size=24, patch_size=6, vision_use_head=False,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=24,
+        patch_size=6,
+        vision_use_head=False,
     )
     config._attn_implementation = "eager"
     loaded = LoadedModel(  # SigLIP is not in the registry: borrow a spec for its title
-        get_spec(DINO_ID), SiglipVisionModel(config).eval(),
-        SiglipImageProcessor(size={"height": 24, "width": 24}), torch.device("cpu"), torch.float32,
+        get_spec(DINO_ID),
+        SiglipVisionModel(config).eval(),
+        SiglipImageProcessor(size={"height": 24, "width": 24}),
+        torch.device("cpu"),
+        torch.float32,
     )
     i = vit.inspect_loaded(loaded, photo)
     assert i.grid == (4, 4) and i.num_special == 0 and not i.has_cls
@@ -106,13 +114,16 @@ def test_attention_rows_sum_to_one(name, photo):
 @pytest.mark.parametrize("name", [VIT_ID, CLIP_ID])
 def test_flattened_patch_times_projection_weights_is_the_patch_embedding(name, photo):
     i = vit.inspect_vit(photo, name)
-    conv = [m for m in _backbone(name).embeddings.modules() if isinstance(m, torch.nn.Conv2d)][0]
+    modules = _backbone(name).embeddings.modules()
+    conv = next(m for m in modules if isinstance(m, torch.nn.Conv2d))
     weights = conv.weight.detach().numpy().reshape(conv.out_channels, -1)  # (D, C·p·p)
     bias = conv.bias.detach().numpy() if conv.bias is not None else 0.0
     for patch in (1, 2, i.grid[1] + 1, i.num_patches):  # first, its neighbour, one row down, last
         vector = vit.patch_vector(i, patch)
         assert vector.shape == (3 * i.patch_size**2,)
-        np.testing.assert_allclose(weights @ vector + bias, i.patch_embeddings[patch - 1], atol=1e-4)
+        np.testing.assert_allclose(
+            weights @ vector + bias, i.patch_embeddings[patch - 1], atol=1e-4
+        )
 
 
 def test_patch_embedding_plus_position_is_what_enters_the_encoder(photo, inspection):
@@ -130,6 +141,24 @@ def test_the_picture_shown_is_the_models_input_denormalised(inspection):
     pixels = np.asarray(inspection.image, np.float32).transpose(2, 0, 1) / 255.0
     patches = vit.cut_patches((pixels - 0.5) / 0.5, inspection.patch_size)
     np.testing.assert_allclose(patches, inspection.patch_pixels, atol=2 / 255 + 1e-6)
+
+
+def test_large_attentions_are_kept_in_half_precision(photo, monkeypatch):
+    monkeypatch.setattr(vit, "HALF_PRECISION_ABOVE", 0)  # as for CLIP ViT-L/14's 101 MB
+    i = vit.inspect_loaded(vit.load_vit(CLIP_ID), photo)
+    assert i.attentions.dtype == np.float16
+    np.testing.assert_allclose(i.attentions.astype(np.float32).sum(-1), 1.0, atol=2e-2)
+    assert vit.attention_map(i, 1, "mean", "CLS").weights.dtype == np.float32
+    assert i.rollout.dtype == np.float32
+
+
+def test_an_inspection_survives_pickling(inspection):
+    # ZeroGPU runs the forward in another process and sends the result back pickled.
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(inspection))
+    np.testing.assert_array_equal(copy.attentions, inspection.attentions)
+    assert copy.grid == inspection.grid and copy.image.size == inspection.image.size
 
 
 def test_rollout_matches_a_reference_computation(inspection):
@@ -170,7 +199,10 @@ def test_position_similarity_is_a_cosine_grid_of_grids(inspection):
 def test_the_classifier_gives_its_top_5_and_the_others_say_why_they_do_not(photo, inspection):
     labels, probabilities = zip(*inspection.predictions)
     assert len(labels) == 5 and set(labels) <= set(VIT_LABELS)
-    assert list(probabilities) == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
+    assert (
+        list(probabilities) == sorted(probabilities, reverse=True)
+        and sum(probabilities) <= 1 + 1e-6
+    )
     dino = vit.inspect_vit(photo, DINO_ID)
     assert dino.predictions == () and "no classifier head" in dino.notes[0]
     clip = vit.inspect_vit(photo, CLIP_ID)
@@ -236,16 +268,18 @@ def test_an_unknown_model_lists_the_choices(photo):
 
 
 def test_why_patches_counts_the_lecture_numbers():
-    cost = vit.patch_cost(224, 224, 16)
+    cost = vit_cost.patch_cost(224, 224, 16)
     assert (cost.pixel_tokens, cost.patch_tokens, cost.grid) == (50_176, 196, (14, 14))
     assert cost.pixel_entries == 50_176**2 and cost.patch_entries == 196**2
     assert cost.pixel_bytes == 4 * 50_176**2 and cost.saving == 16**4
-    header, pixels, patches = vit.patch_cost_rows(cost)
+    _header, pixels, patches = vit_cost.patch_cost_rows(cost)
     assert pixels[1:] == ["50,176", "2,517,630,976", "10.1 GB"]
     assert patches == ["16×16 patches", "196", "38,416", "154 kB"]
-    assert "cropped away" not in vit.describe_patch_cost(cost)
+    assert "cropped away" not in vit_cost.describe_patch_cost(cost)
     # 225×225 keeps 14×14 whole patches: 50,625 − 196·256 = 449 pixels left over.
-    assert "449 pixels past the last whole patch" in vit.describe_patch_cost(vit.patch_cost(225, 225, 16))
+    assert "449 pixels past the last whole patch" in vit_cost.describe_patch_cost(
+        vit_cost.patch_cost(225, 225, 16)
+    )
 
 
 @pytest.mark.parametrize(
@@ -259,7 +293,7 @@ def test_why_patches_counts_the_lecture_numbers():
 )
 def test_why_patches_rejects_bad_numbers(args, message):
     with pytest.raises(LabError, match=message):
-        vit.patch_cost(*args)
+        vit_cost.patch_cost(*args)
 
 
 # ---------------------------------------------------------------------------------------------

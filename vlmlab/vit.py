@@ -108,7 +108,7 @@ def _inspect_on_device(image: Image.Image, name: str, pretrained: bool) -> ViTIn
 
 
 def inspect_loaded(loaded: LoadedModel, image: Image.Image) -> ViTInspection:
-    """The uncached work of `inspect_vit` on a model already loaded: preprocess → forward → numpy."""
+    """`inspect_vit` without the cache, on a loaded model: preprocess → forward → numpy."""
     processor = getattr(loaded.processor, "image_processor", loaded.processor)
     pixel_values = processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"]
     model = loaded.model
@@ -125,8 +125,9 @@ def inspect_loaded(loaded: LoadedModel, image: Image.Image) -> ViTInspection:
         if not outputs.attentions or any(a is None for a in outputs.attentions):
             attn = getattr(backbone.config, "_attn_implementation", "unknown")
             raise LabError(
-                f"{loaded.spec.title} returned no attention maps: its attention implementation "
-                f"is {attn!r}, which does not expose them; load it with attn_implementation='eager'."
+                f"{loaded.spec.title} returned no attention maps: its attention "
+                f"implementation is {attn!r}, which does not expose them; "
+                "load it with attn_implementation='eager'."
             )
         attentions = torch.stack([a[0] for a in outputs.attentions])  # (L, heads, T, T)
         # The patch-embedding layer, applied to the same pixels: (1, D, rows, cols) → (N, D).
@@ -164,14 +165,18 @@ def cut_patches(pixels: np.ndarray, patch_size: int) -> np.ndarray:
     rows, cols = h // patch_size, w // patch_size
     grid = pixels[:, : rows * patch_size, : cols * patch_size]
     grid = grid.reshape(c, rows, patch_size, cols, patch_size)  # (C, rows, p, cols, p)
-    return np.ascontiguousarray(grid.transpose(1, 3, 0, 2, 4).reshape(-1, c, patch_size, patch_size))
+    return np.ascontiguousarray(
+        grid.transpose(1, 3, 0, 2, 4).reshape(-1, c, patch_size, patch_size)
+    )
 
 
 def _patch_size(config) -> int:
     size = config.patch_size
     if isinstance(size, (tuple, list)):
         if len(set(size)) != 1:
-            raise LabError("The lab shows square patches only; this model's patches are not square.")
+            raise LabError(
+                "The lab shows square patches only; this model's patches are not square."
+            )
         size = size[0]
     return int(size)
 
@@ -203,7 +208,9 @@ def _as_seen(pixel_values: torch.Tensor, processor) -> Image.Image:
     """Undo the processor's normalisation: (C, H, W) model input → the RGB picture it shows."""
     x = pixel_values.float().numpy().transpose(1, 2, 0)  # (H, W, C)
     if getattr(processor, "do_normalize", False):
-        x = x * np.asarray(processor.image_std, np.float32) + np.asarray(processor.image_mean, np.float32)
+        x = x * np.asarray(processor.image_std, np.float32) + np.asarray(
+            processor.image_mean, np.float32
+        )
     if getattr(processor, "do_rescale", False):
         x = x / float(processor.rescale_factor)
     return Image.fromarray(np.clip(np.rint(x), 0, 255).astype(np.uint8)).convert("RGB")
@@ -225,7 +232,9 @@ def _notes(loaded: LoadedModel, has_head: bool) -> tuple[str, ...]:
             "no predictions here (the CLIP tab classifies by comparing the photo with label texts)."
         )
         if hasattr(model.vision_model, "pre_layrnorm"):
-            notes.append("CLIP normalises the tokens with an extra LayerNorm before the first layer.")
+            notes.append(
+                "CLIP normalises the tokens with an extra LayerNorm before the first layer."
+            )
     elif not has_head:
         notes.append(
             f"{title} has no classifier head (it learned without labels), so it makes no "
@@ -238,7 +247,8 @@ def _notes(loaded: LoadedModel, has_head: bool) -> tuple[str, ...]:
 # Choosing a layer, a head and a query (checked here: the browser's limits are not limits)
 
 
-def _whole_number(value, what: str) -> int:
+def whole_number(value, what: str) -> int:
+    """`value` as an int if it is a whole number (int, 3.0, " 3 "), else a `LabError`."""
     if isinstance(value, bool):
         raise LabError(f"The {what} must be a whole number.")
     if isinstance(value, str):
@@ -255,7 +265,7 @@ def _whole_number(value, what: str) -> int:
 def check_layer(inspection: ViTInspection, layer) -> int:
     """A layer number 1…L, or a `LabError` that names the range."""
     n = inspection.num_layers
-    number = _whole_number(layer, "layer")
+    number = whole_number(layer, "layer")
     if not 1 <= number <= n:
         raise LabError(f"The layer must be between 1 and {n}: this model has {n} layers.")
     return number
@@ -267,9 +277,11 @@ def check_head(inspection: ViTInspection, head) -> int | None:
     if head is None or (isinstance(head, str) and head.strip().lower() in (MEAN, "")):
         return None
     try:
-        number = _whole_number(head, "head")
+        number = whole_number(head, "head")
     except LabError:
-        raise LabError(f"The head must be mean or a number from 1 to {n}, not {str(head)[:20]!r}.") from None
+        raise LabError(
+            f"The head must be mean or a number from 1 to {n}, not {str(head)[:20]!r}."
+        ) from None
     if not 1 <= number <= n:
         raise LabError(f"The head must be between 1 and {n}, or mean: this model has {n} heads.")
     return number
@@ -284,15 +296,14 @@ def query_token(inspection: ViTInspection, query) -> int:
             raise LabError(f"This model has no CLS token; pick a patch from 1 to {n}.")
         return 0
     try:
-        number = _whole_number(query, "query patch")
+        number = whole_number(query, "query patch")
     except LabError:
         raise LabError(
             f"The query must be CLS or a patch number from 1 to {n}, not {str(query)[:20]!r}."
         ) from None
     if not 1 <= number <= n:
-        raise LabError(
-            f"Patch {number} is outside the {rows}×{cols} grid: pick a patch from 1 to {n}, or CLS."
-        )
+        where = f"outside the {rows}×{cols} grid"
+        raise LabError(f"Patch {number} is {where}: pick a patch from 1 to {n}, or CLS.")
     return inspection.num_special + number - 1
 
 
@@ -398,7 +409,9 @@ def describe_model(inspection: ViTInspection) -> str:
     """One paragraph: the photo's journey from pixels to tokens, with this model's numbers."""
     i = inspection
     (rows, cols), p, c = i.grid, i.patch_size, i.channels
-    special = {0: "no CLS token", 1: "1 CLS token"}.get(i.num_special, f"{i.num_special} special tokens")
+    special = {0: "no CLS token", 1: "1 CLS token"}.get(
+        i.num_special, f"{i.num_special} special tokens"
+    )
     return (
         f"{i.model_title}: the photo becomes {i.image.width}×{i.image.height} pixels → "
         f"{rows}×{cols} = {i.num_patches} patches of {c}×{p}×{p} = {c * p * p:,} numbers, "
@@ -417,87 +430,3 @@ def describe_attention(inspection: ViTInspection, view: AttentionMap, top: int =
         special = f" {view.to_special:.1%} stays on {name}."
     what = f"layer {view.layer}, {view.source}" if "rollout" not in view.source else view.source
     return f"{view.query} ({what}) attends most to {strongest}.{special}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Why patches: the cost of self-attention on pixels
-
-MAX_SIDE = 100_000
-
-
-@dataclass(frozen=True)
-class PatchCost:
-    """Self-attention on pixels vs on patches, per head and per layer."""
-
-    height: int
-    width: int
-    patch_size: int
-    grid: tuple[int, int]  # whole patches (rows, cols); pixels past the last patch are dropped
-    pixel_tokens: int  # every pixel a token: H·W
-    patch_tokens: int  # (H/p)·(W/p), without the CLS token
-    bytes_per_entry: int = 4  # fp32
-
-    @property
-    def pixel_entries(self) -> int:
-        return self.pixel_tokens**2
-
-    @property
-    def patch_entries(self) -> int:
-        return self.patch_tokens**2
-
-    @property
-    def pixel_bytes(self) -> int:
-        return self.pixel_entries * self.bytes_per_entry
-
-    @property
-    def patch_bytes(self) -> int:
-        return self.patch_entries * self.bytes_per_entry
-
-    @property
-    def saving(self) -> float:
-        """How many times smaller the patch attention matrix is (p⁴ when the sides divide)."""
-        return self.pixel_entries / self.patch_entries
-
-
-def patch_cost(height, width, patch_size) -> PatchCost:
-    """Tokens, attention entries and fp32 memory for an H×W image, pixels vs p×p patches."""
-    height, width = _whole_number(height, "height"), _whole_number(width, "width")
-    patch = _whole_number(patch_size, "patch size")
-    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
-        raise LabError(f"The image sides must be between 1 and {MAX_SIDE:,} pixels.")
-    if not 1 <= patch <= min(height, width):
-        raise LabError(f"The patch size must be between 1 and {min(height, width)} (the shorter side).")
-    grid = (height // patch, width // patch)
-    return PatchCost(height, width, patch, grid, height * width, grid[0] * grid[1])
-
-
-def patch_cost_rows(cost: PatchCost) -> list[list[str]]:
-    """The calculator as a small table: header, then pixels and patches."""
-    p = cost.patch_size
-    return [
-        ["", "tokens", "attention entries (per head, per layer)", "fp32 memory (per head, per layer)"],
-        ["every pixel a token", f"{cost.pixel_tokens:,}", f"{cost.pixel_entries:,}", format_bytes(cost.pixel_bytes)],
-        [f"{p}×{p} patches", f"{cost.patch_tokens:,}", f"{cost.patch_entries:,}", format_bytes(cost.patch_bytes)],
-    ]
-
-
-def describe_patch_cost(cost: PatchCost) -> str:
-    rows, cols = cost.grid
-    text = (
-        f"A {cost.height}×{cost.width} image has {cost.pixel_tokens:,} pixels; as {cost.patch_size}×"
-        f"{cost.patch_size} patches it is a {rows}×{cols} grid of {cost.patch_tokens:,} tokens, "
-        f"so each attention matrix is {cost.saving:,.0f}× smaller."
-    )
-    dropped = cost.height * cost.width - cost.patch_tokens * cost.patch_size**2
-    if dropped:
-        text += f" ({dropped:,} pixels past the last whole patch would be resized or cropped away.)"
-    return text
-
-
-def format_bytes(n: float) -> str:
-    """Bytes in decimal units, 3 significant figures: 10,070,523,904 → "10.1 GB"."""
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB", "EB"):
-        if n < 1000 or unit == "EB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1000
-    raise AssertionError  # unreachable

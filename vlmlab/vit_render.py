@@ -8,8 +8,8 @@ the two explanatory figures use matplotlib `Figure`s.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -89,8 +89,12 @@ def draw_patch_grid(inspection: ViTInspection, selected=None) -> Image.Image:
     for k in range(inspection.num_patches):
         r, c = divmod(k, cols)
         draw.text(
-            (c * cell + 2, r * cell + 1), str(k + 1), font=font, fill=(255, 255, 255, 235),
-            stroke_width=2, stroke_fill=(0, 0, 0, 200),
+            (c * cell + 2, r * cell + 1),
+            str(k + 1),
+            font=font,
+            fill=(255, 255, 255, 235),
+            stroke_width=2,
+            stroke_fill=(0, 0, 0, 200),
         )
     picture = Image.alpha_composite(base, layer).convert("RGB")
     if selected is not None:
@@ -137,22 +141,38 @@ def draw_patch_steps(inspection: ViTInspection, patch) -> Image.Image:
     fig.colorbar(shown, ax=fig.axes[1 : c + 1], shrink=0.8, label="model input (normalised)")
 
     ax = fig.add_subplot(grid[1, :])
-    ax.imshow(vector[None, :], aspect="auto", cmap="gray", vmin=-limit, vmax=limit, interpolation="nearest")
+    ax.imshow(
+        vector[None, :],
+        aspect="auto",
+        cmap="gray",
+        vmin=-limit,
+        vmax=limit,
+        interpolation="nearest",
+    )
     for i in range(1, c):
         ax.axvline(i * p * p - 0.5, color=HIGHLIGHT_MPL, linewidth=1.5)
     ax.set_yticks([])
     ax.set_title(
         f"flatten: {c}×{p}×{p} → a vector of {c * p * p:,} numbers ({', then '.join(names)})",
-        fontsize=10, loc="left",
+        fontsize=10,
+        loc="left",
     )
     ax = fig.add_subplot(grid[2, :])
     span = float(np.abs(embedding).max()) or 1.0
-    ax.imshow(embedding[None, :], aspect="auto", cmap="coolwarm", vmin=-span, vmax=span, interpolation="nearest")
+    ax.imshow(
+        embedding[None, :],
+        aspect="auto",
+        cmap="coolwarm",
+        vmin=-span,
+        vmax=span,
+        interpolation="nearest",
+    )
     ax.set_yticks([])
     ax.set_title(
         f"linear projection: W ({d}×{c * p * p:,}) · vector + b → a token of D = {d} numbers "
         "(before its position embedding is added)",
-        fontsize=10, loc="left",
+        fontsize=10,
+        loc="left",
     )
     return figure_to_image(fig)
 
@@ -171,7 +191,9 @@ def draw_position_similarity(inspection: ViTInspection) -> Image.Image:
     mosaic = np.full((rows * (rows + 1) - 1, cols * (cols + 1) - 1), np.nan, np.float32)
     for r in range(rows):
         for c in range(cols):
-            mosaic[r * (rows + 1) : r * (rows + 1) + rows, c * (cols + 1) : c * (cols + 1) + cols] = similarity[r, c]
+            mosaic[
+                r * (rows + 1) : r * (rows + 1) + rows, c * (cols + 1) : c * (cols + 1) + cols
+            ] = similarity[r, c]
     # Whole device pixels per cell keep the small grids crisp.
     zoom = max(1, 520 // max(mosaic.shape))
     width, height = mosaic.shape[1] * zoom, mosaic.shape[0] * zoom
@@ -182,15 +204,23 @@ def draw_position_similarity(inspection: ViTInspection) -> Image.Image:
     cmap = colormaps["viridis"].with_extremes(bad="white")
     shown = ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     step = max(1, math.ceil(max(rows, cols) / 14))
-    ax.set_xticks([c * (cols + 1) + (cols - 1) / 2 for c in range(0, cols, step)], [str(c + 1) for c in range(0, cols, step)])
-    ax.set_yticks([r * (rows + 1) + (rows - 1) / 2 for r in range(0, rows, step)], [str(r + 1) for r in range(0, rows, step)])
+    ax.set_xticks(
+        [c * (cols + 1) + (cols - 1) / 2 for c in range(0, cols, step)],
+        [str(c + 1) for c in range(0, cols, step)],
+    )
+    ax.set_yticks(
+        [r * (rows + 1) + (rows - 1) / 2 for r in range(0, rows, step)],
+        [str(r + 1) for r in range(0, rows, step)],
+    )
     ax.tick_params(length=0, labelsize=8)
     for side in ax.spines.values():
         side.set_visible(False)
     ax.set_xlabel("input patch column")
     ax.set_ylabel("input patch row")
     ax.set_title("Position embedding similarity", fontsize=11)
-    bar = fig.add_axes(((left + width + 20) / total_w, bottom / total_h, 14 / total_w, height / total_h))
+    bar = fig.add_axes(
+        ((left + width + 20) / total_w, bottom / total_h, 14 / total_w, height / total_h)
+    )
     fig.colorbar(shown, cax=bar, label="cosine similarity")
     return figure_to_image(fig, dpi=dpi)
 
@@ -205,7 +235,9 @@ def _heat(view: AttentionMap) -> np.ndarray:
     return colorize(view.weights, HEAT_CMAP, vmin=0.0, vmax=top if top > 0 else 1.0)
 
 
-def draw_attention(inspection: ViTInspection, view: AttentionMap, *, scale: int | None = None) -> Image.Image:
+def draw_attention(
+    inspection: ViTInspection, view: AttentionMap, *, scale: int | None = None
+) -> Image.Image:
     """The map as a heat map over the photo, one block per patch; the query patch is framed."""
     scale = display_scale(inspection) if scale is None else scale
     cell = inspection.patch_size * scale
@@ -254,7 +286,8 @@ def draw_attention_views(inspection: ViTInspection, layer, head=MEAN, query=CLS)
     rollout = rollout_map(inspection, query)
     t = inspection.num_tokens
     text = (
-        f"{describe_attention(inspection, view)} With rollout: {describe_attention(inspection, rollout)} "
+        f"{describe_attention(inspection, view)} "
+        f"With rollout: {describe_attention(inspection, rollout)} "
         f"Each row of the {t}×{t} attention matrix sums to 1."
     )
     return AttentionViews(

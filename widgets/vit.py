@@ -11,7 +11,7 @@ import io
 import ipywidgets as widgets
 from PIL import Image
 
-from vlmlab import vit
+from vlmlab import vit, vit_cost
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource
 from vlmlab.vit_render import (
@@ -40,9 +40,11 @@ class WhyPatches(widgets.VBox):
     """Self-attention on pixels vs on patches: tokens, attention entries and fp32 memory."""
 
     def __init__(self, height: int = 224, width: int = 224, patch_size: int = 16):
-        self.height = widgets.BoundedIntText(height, min=1, max=vit.MAX_SIDE, description="H")
-        self.width = widgets.BoundedIntText(width, min=1, max=vit.MAX_SIDE, description="W")
-        self.patch_size = widgets.BoundedIntText(patch_size, min=1, max=vit.MAX_SIDE, description="p")
+        self.height = widgets.BoundedIntText(height, min=1, max=vit_cost.MAX_SIDE, description="H")
+        self.width = widgets.BoundedIntText(width, min=1, max=vit_cost.MAX_SIDE, description="W")
+        self.patch_size = widgets.BoundedIntText(
+            patch_size, min=1, max=vit_cost.MAX_SIDE, description="p"
+        )
         self.table = widgets.HTML()
         for control in (self.height, self.width, self.patch_size):
             control.observe(self._show, "value")
@@ -51,22 +53,21 @@ class WhyPatches(widgets.VBox):
 
     def _show(self, _change=None) -> None:
         try:
-            cost = vit.patch_cost(self.height.value, self.width.value, self.patch_size.value)
+            cost = vit_cost.patch_cost(self.height.value, self.width.value, self.patch_size.value)
         except LabError as error:
             _error(self.table, error)
             return
-        header, *rows = vit.patch_cost_rows(cost)
+        header, *rows = vit_cost.patch_cost_rows(cost)
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
         )
-        self.table.value = (
-            f"<table><tr>{cells}</tr>{body}</table><p>{html.escape(vit.describe_patch_cost(cost))}</p>"
-        )
+        words = html.escape(vit_cost.describe_patch_cost(cost))
+        self.table.value = f"<table><tr>{cells}</tr>{body}</table><p>{words}</p>"
 
 
 class PatchExplorer(widgets.VBox):
-    """The photo as the model sees it, cut into numbered patches; pick one to follow it to a token."""
+    """The photo as the model sees it, in numbered patches; pick one to follow it to a token."""
 
     def __init__(self, image: ImageSource, model: str | None = None, patch: int = 1):
         self.inspection = vit.inspect_vit(image, model)
@@ -78,7 +79,9 @@ class PatchExplorer(widgets.VBox):
         self.message = widgets.HTML()
         self.patch.observe(self._show, "value")
         self._show()
-        super().__init__([self.summary, self.patch, widgets.HBox([self.grid, self.steps]), self.message])
+        super().__init__(
+            [self.summary, self.patch, widgets.HBox([self.grid, self.steps]), self.message]
+        )
 
     def _show(self, _change=None) -> None:
         try:
@@ -93,16 +96,31 @@ class PatchExplorer(widgets.VBox):
 class AttentionBrowser(widgets.VBox):
     """Where a token attends: pick a layer, a head (or the mean) and a query (CLS or a patch)."""
 
-    def __init__(self, image: ImageSource, model: str | None = None, *, layer: int | None = None,
-                 head: str = vit.MEAN, query: str = vit.CLS):
+    def __init__(
+        self,
+        image: ImageSource,
+        model: str | None = None,
+        *,
+        layer: int | None = None,
+        head: str = vit.MEAN,
+        query: str = vit.CLS,
+    ):
         self.inspection = vit.inspect_vit(image, model)
         i = self.inspection
-        self.layer = widgets.IntSlider(layer or i.num_layers, min=1, max=i.num_layers, description="layer")
-        self.head = widgets.Dropdown(
-            options=[vit.MEAN] + [str(h) for h in range(1, i.num_heads + 1)], value=str(head), description="head"
+        self.layer = widgets.IntSlider(
+            layer or i.num_layers, min=1, max=i.num_layers, description="layer"
         )
-        self.query = widgets.Text(str(query), description="query", continuous_update=False,
-                                  placeholder="CLS or a patch number")
+        self.head = widgets.Dropdown(
+            options=[vit.MEAN] + [str(h) for h in range(1, i.num_heads + 1)],
+            value=str(head),
+            description="head",
+        )
+        self.query = widgets.Text(
+            str(query),
+            description="query",
+            continuous_update=False,
+            placeholder="CLS or a patch number",
+        )
         self.heat_map = _picture("48%")
         self.rollout = _picture("48%")
         self.heads = _picture("98%")
@@ -110,16 +128,20 @@ class AttentionBrowser(widgets.VBox):
         for control in (self.layer, self.head, self.query):
             control.observe(self._show, "value")
         self._show()
-        super().__init__([
-            widgets.HBox([self.layer, self.head, self.query]),
-            widgets.HBox([self.heat_map, self.rollout]),
-            self.heads,
-            self.text,
-        ])
+        super().__init__(
+            [
+                widgets.HBox([self.layer, self.head, self.query]),
+                widgets.HBox([self.heat_map, self.rollout]),
+                self.heads,
+                self.text,
+            ]
+        )
 
     def _show(self, _change=None) -> None:
         try:
-            views = draw_attention_views(self.inspection, self.layer.value, self.head.value, self.query.value)
+            views = draw_attention_views(
+                self.inspection, self.layer.value, self.head.value, self.query.value
+            )
         except LabError as error:
             _error(self.text, error)
             return
