@@ -13,11 +13,14 @@ import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from bench import world
 
-AREAS = ("kernels", "cnn", "vit", "clip", "captioning", "endpoints", "hall", "startup", "speedups")
+AREAS = (
+    "kernels", "cnn", "vit", "clip", "captioning", "endpoints", "hall", "startup", "memory", "speedups",
+)  # fmt: skip
 
 
 class Context:
@@ -33,13 +36,16 @@ class Context:
     def scaled(self, repeats: int, least: int = 3) -> int:
         return max(least, round(repeats * self.scale))
 
+    def app_args(self) -> tuple[str, ...]:
+        """What `python app.py` is launched with besides host and port."""
+        return ("--device", self.device) if self.device != "auto" else ()
+
     def app(self):
         """The app under test, launched on first use and shared by the areas that need it."""
         if self._app is None:
             from bench.app import App
 
-            extra = ("--device", self.device) if self.device != "auto" else ()
-            self._app = App(self.folder / "logs", extra_args=extra)
+            self._app = App(self.folder / "logs", extra_args=self.app_args())
             self._app.start()
         return self._app
 
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 new = module.rows(ctx)
             except Exception as error:  # one broken area must not hide the others
+                traceback.print_exc()
                 new = [failed(area, "(whole area)", error)]
             rows += new
             print(format_text(new), flush=True)

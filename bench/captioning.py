@@ -1,0 +1,78 @@
+"""Captioning tab, full-size BLIP base on the CPU: the whole caption ≤ 1.05× a bare
+`model.generate` with the same settings; the first streamed word reaches a `gradio_client` within
+25% of the whole caption's time."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from bench.endpoints import submit
+from bench.harness import Row, at_most, interleave, ms, times
+from bench.inputs import photo_files, photos
+from bench.world import BLIP_BASE
+
+AREA = "captioning"
+NEEDS = {BLIP_BASE}
+TOKENS = 30  # the tab's default maximum length; greedy, as the tab starts
+
+
+def rows(ctx) -> list[Row]:
+    return [whole_caption(ctx), first_word(ctx)]
+
+
+def whole_caption(ctx) -> Row:
+    from vlmlab import captioning
+    from vlmlab.models import load_model
+
+    loaded = load_model(BLIP_BASE)
+    repeats = ctx.scaled(6)
+    pictures = photos(repeats + 3)  # new photos: the cached image embeddings must miss
+
+    def ours(i):
+        return captioning.caption(pictures[i + 2], max_new_tokens=TOKENS)
+
+    def bare(i):
+        inputs = loaded.processor(images=pictures[i + 2], return_tensors="pt")
+        with torch.inference_mode():
+            return loaded.model.generate(
+                **loaded.to_device(dict(inputs)), max_new_tokens=TOKENS, num_beams=1, do_sample=False
+            )
+
+    # The same tokens both ways, or the comparison would time different work.
+    mine = [token.token_id for token in ours(-2).tokens]
+    theirs = bare(-2)[0].tolist()
+    assert theirs[1 : 1 + len(mine)] == mine, "caption() and generate() wrote different tokens"
+    pair = interleave(ours, bare, repeats=repeats, warmup=0)
+    return at_most(
+        AREA, f"caption, greedy, {len(mine)} tokens", "preprocess + model.generate", pair, 1.05,
+        note="BLIP base: ViT-B/16 at 384² + 12-layer decoder; new photo each call",
+    )  # fmt: skip
+
+
+def first_word(ctx) -> Row:
+    """Stream captions through the API and time the first word against the whole caption."""
+    client = ctx.client()
+    paths = photo_files(ctx.folder / "photos", ctx.scaled(6) + 1)
+    firsts, wholes = [], []
+    for i, path in enumerate(paths):
+        start = time.perf_counter()
+        job = submit(client, "caption", path, max_tokens=TOKENS)  # greedy, the tab's default
+        first = None
+        for update in job:
+            if first is None and update[0].strip():  # the caption text box has a word in it
+                first = time.perf_counter() - start
+        whole = time.perf_counter() - start
+        if i == 0:
+            continue  # loads the model in the app
+        firsts.append(first if first is not None else whole)
+        wholes.append(whole)
+    first_s, whole_s = statistics.median(firsts), statistics.median(wholes)
+    ratio = first_s / whole_s
+    return Row(
+        AREA, "first streamed word, gradio_client", "whole caption (same job)", ms(first_s),
+        ms(whole_s), times(ratio), "≤ 0.25×", ratio <= 0.25,
+        note=f"{len(firsts)} streamed captions of {TOKENS} tokens; medians of each",
+    )  # fmt: skip
