@@ -58,9 +58,11 @@ def build(lab: Lab) -> None:
             notes = gr.Markdown(elem_id="caption-notes")
             table = gr.Dataframe(
                 headers=BEAM_HEADERS,
-                label="Beam candidates (beam search)",
+                label="Every beam, best first",
                 interactive=False,
                 wrap=True,
+                column_widths=["6%", "64%", "15%", "15%"],
+                visible=False,
                 elem_id="caption-beams",
             )
     outputs = [text, table, view, notes]
@@ -90,10 +92,12 @@ def build(lab: Lab) -> None:
         yield from caption(*args, progress=progress)
 
     def show_controls(how: str):
+        beams_on, sampling_on = how == "beam search", how == "sampling"
         return (
-            gr.update(visible=how == "beam search"),
-            gr.update(visible=how == "sampling"),
-            gr.update(visible=how == "sampling"),
+            gr.update(visible=beams_on),
+            gr.update(visible=beams_on),
+            gr.update(visible=sampling_on),
+            gr.update(visible=sampling_on),
         )
 
     def on_tab(event: gr.SelectData) -> bool:
@@ -108,7 +112,7 @@ def build(lab: Lab) -> None:
     decoding.change(
         show_controls,
         decoding,
-        [beams, temperature, top_p],
+        [beams, table, temperature, top_p],
         api_visibility="private",
         **LIGHT_EVENT,
     )

@@ -66,7 +66,7 @@ def beam_rows(caption: Caption) -> list[list]:
     ]
 
 
-BEAM_HEADERS = ["#", "caption", "score (mean log-prob per token)", "typical token probability"]
+BEAM_HEADERS = ["#", "caption", "score", "e^score"]  # caption_notes says what they mean
 
 
 def caption_notes(caption: Caption) -> str:

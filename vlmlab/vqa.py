@@ -234,8 +234,11 @@ def answers_html(sheet: AnswerSheet) -> str:
             '<div style="display:grid;grid-template-columns:minmax(5em,max-content) 1fr 3.5em;'
             f'gap:.3em .6em;align-items:center">{"".join(rows)}</div></div>'
         )
-    meaning = f'<div style="font-size:.85em;opacity:.8">{html.escape(sheet.meaning)}</div>'
-    return f'<div class="vlmlab-answers">{"".join(blocks)}{meaning}</div>'
+    meaning = (
+        f'<p style="font-size:.9em;opacity:.8;margin:0 0 .8em">{html.escape(sheet.meaning)}</p>'
+    )
+    grid = "display:grid;grid-template-columns:repeat(auto-fill,minmax(22em,1fr));gap:0 2em"
+    return f'<div class="vlmlab-answers">{meaning}<div style="{grid}">{"".join(blocks)}</div></div>'
 
 
 def _score(score: float) -> str:
