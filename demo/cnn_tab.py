@@ -127,7 +127,7 @@ def build(lab: Lab) -> None:
     )
     compare.click(
         guard(compare_networks),
-        [lab.photo, top_k],
+        lab.photo,
         [depth, side_by_side, depth_notes],
         api_name="compare_cnns",
         **MODEL_EVENT,
@@ -260,8 +260,9 @@ def pick_channel(photo, model, layer, order, event: gr.SelectData):
 def pick_model(model):
     """A new network: its layers and classes (read from its structure; nothing is loaded)."""
     names = cnn.layer_names(model)
-    classes = _class_choices(model)
-    return gr.Dropdown(choices=names, value=names[0]), None, gr.Dropdown(choices=classes)
+    same_classes = cnn.categories(model) == cnn.categories(cnn.DEFAULT_MODEL)
+    classes = gr.skip() if same_classes else gr.Dropdown(choices=_class_choices(model))
+    return gr.Dropdown(choices=names, value=names[0]), None, classes
 
 
 def show_learned_filters(model, index, progress=gr.Progress()):
@@ -301,9 +302,9 @@ def show_evidence(photo, model, target, progress=gr.Progress()):
     return found.overlay, text
 
 
-def compare_networks(photo, top_k):
-    """The depth table, and each network's top-k for the photo (a note where one is missing)."""
-    found = cnn_depth.compare_models(open_photo(photo).image, top_k or 5)
+def compare_networks(photo):
+    """The depth table, and each network's top-5 for the photo (a note where one is missing)."""
+    found = cnn_depth.compare_models(open_photo(photo).image, 5)
     table = {
         "network": [row.title for row in found.rows],
         "paper": [f"{row.paper} ({row.year})" for row in found.rows],

@@ -7,6 +7,7 @@ architecture is built at full size with random weights (`pretrained=False`).
 from __future__ import annotations
 
 import gc
+import statistics
 
 import gradio as gr
 import numpy as np
@@ -101,6 +102,14 @@ def test_bad_choices_get_clear_messages(chelsea):
         cnn.feature_maps(chelsea, REAL, "conv1", order="loudest")
     with pytest.raises(LabError, match="conv1 has channels 0 to 31"):
         cnn.feature_maps(chelsea, REAL, "conv1", channel=32)
+
+
+def test_an_edited_copy_is_a_new_photo(chelsea):
+    before = cnn.classify(chelsea, REAL, 1)
+    edited = chelsea.copy()
+    edited.paste((20, 90, 200), (0, 0, *edited.size))
+    assert cnn.classify(edited, REAL, 1) != before
+    assert cnn.classify(chelsea, REAL, 1) == before
 
 
 def test_a_model_without_weights_here_says_so(chelsea):
@@ -229,27 +238,30 @@ def test_a_click_on_the_grid_finds_the_channel_under_it(chelsea):
 
 
 def test_no_hook_outlives_a_call_and_memory_stays_flat():
+    """100 calls: 25 new photos (forwards, cache evictions), 4 looks at each, a few Grad-CAMs."""
     loaded = models.load_model(REAL, topic="cnn")
     process = psutil.Process()
-    for seed in range(20, 30):  # fill the caches
-        cnn.feature_maps(noise(seed), REAL, "block3")
-    gc.collect()
-    before = process.memory_info().rss
-    for seed in range(100, 200):
-        cnn.feature_maps(noise(seed), REAL, "block3", channel=seed % 24)
-    for seed in range(3):
-        gradcam.grad_cam(noise(seed + 300), REAL)
-    gc.collect()
-    grown = process.memory_info().rss - before
+    looks = (("block3", None), ("block3", 5), ("conv2", 7), ("conv1", None))
+    rss = []
+    for seed in range(25):
+        photo = noise(100 + seed)
+        for layer, channel in looks:
+            cnn.feature_maps(photo, REAL, layer, channel=channel)
+        if seed % 8 == 0:
+            gradcam.grad_cam(photo, REAL)
+        gc.collect()
+        rss.append(process.memory_info().rss)
+    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
     hooks = [
         (name, kind)
         for name, module in loaded.model.named_modules()
-        for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
-                     "_backward_pre_hooks")  # fmt: skip
+        for kind in kinds
         if getattr(module, kind)
     ]
     assert hooks == []
-    assert grown < 80 * 2**20, f"memory grew by {grown / 2**20:.0f} MiB over 100 calls"
+    # Medians: a Grad-CAM's autograd buffers may linger in the allocator for a call or two.
+    grown = statistics.median(rss[-5:]) - statistics.median(rss[8:13])  # caches full by then
+    assert grown < 32 * 2**20, f"memory grew by {grown / 2**20:.0f} MiB over 60 calls"
 
 
 # ---------------------------------------------------------------------------------------------

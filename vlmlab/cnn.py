@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ _captures = LRUCache(8)  # (model, pretrained, image) -> FeatureCapture; VGG's i
 _grids = LRUCache(64)  # (capture key, layer, order) -> (grid pixels, layout)
 _extractors = LRUCache(12)  # (model, pretrained, device) -> feature extractor (no hooks)
 _filters = LRUCache(12)  # (model, pretrained) -> Filters
+_fingerprints: dict[int, tuple[weakref.ref, str]] = {}  # id(photo) -> (photo, its fingerprint)
 
 Prediction = list[tuple[str, float]]
 
@@ -58,7 +60,22 @@ def rgb_image(image: ImageSource) -> Image.Image:
 
 def cache_key(model: str, pretrained: bool, image: Image.Image) -> tuple:
     """The key of per-(model, photo) results."""
-    return (model, pretrained, fingerprint(image))
+    return (model, pretrained, photo_fingerprint(image))
+
+
+def photo_fingerprint(image: Image.Image) -> str:
+    """`fingerprint(image)`, hashed once per image object while it lives (switching layer or
+    channel then costs no hashing). Photos are not edited in place here: edit a copy."""
+    key = id(image)
+    known = _fingerprints.get(key)
+    if known is not None and known[0]() is image:
+        return known[1]
+    digest = fingerprint(image)
+    _fingerprints[key] = (
+        weakref.ref(image, lambda _, key=key: _fingerprints.pop(key, None)),
+        digest,
+    )
+    return digest
 
 
 @functools.cache

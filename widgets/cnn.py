@@ -15,7 +15,7 @@ from vlmlab import cnn, cnn_depth, gradcam
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource
 from vlmlab.kernels import format_kernel
-from vlmlab.models import choices
+from vlmlab.models import choices, get_spec
 
 TOP_CLASS = "the top class"
 
@@ -49,7 +49,8 @@ class PredictionView(widgets.VBox):
 
     def __init__(self, image: ImageSource, model: str = cnn.DEFAULT_MODEL, top_k: int = 5):
         self.image = cnn.rgb_image(image)
-        self.model = widgets.Dropdown(options=choices(cnn.TOPIC), value=model, description="network")
+        networks = [(get_spec(name).title, name) for name in choices(cnn.TOPIC)]
+        self.model = widgets.Dropdown(options=networks, value=model, description="network")
         self.top_k = widgets.IntSlider(top_k, min=1, max=20, description="top-k")
         self.output = widgets.HTML()
         for control in (self.model, self.top_k):
