@@ -2,7 +2,8 @@
 
 Areas run in the order below; name some to run only those (`python -m bench kernels clip`).
 `--quick` cuts repetitions to a third (for iterating, not for quoting); `--world DIR` keeps the
-full-size random-weight models in DIR between runs instead of a temporary folder.
+full-size random-weight models in DIR between runs instead of a temporary folder; `--device cuda`
+runs models on the GPU (bench/gpu.sh); `--compile resnet50|none` picks the torch.compile row.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ AREAS = (
 class Context:
     """What every area shares: the world folder, repetition scale, and one launched app."""
 
-    def __init__(self, folder: Path, scale: float, device: str):
+    def __init__(self, folder: Path, scale: float, device: str, compile: str = "alexnet"):
         self.folder = folder
         self.scale = scale
         self.device = device
+        self.compile = compile  # the CNN torch.compile is tried on, or "none"
         self._app = None
         self._client = None
 
@@ -83,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a third of the repetitions")
     parser.add_argument("--world", help="keep the full-size random-weight models here between runs")
     parser.add_argument("--device", default=os.environ.get("VLMLAB_DEVICE", "auto"))
+    parser.add_argument(
+        "--compile", default="alexnet", choices=("alexnet", "resnet50", "none"),
+        help="the CNN to try torch.compile on (ResNet-50 compiles for minutes on 2 cores)",
+    )
     parser.add_argument("--out", default="artifacts/bench.md", help="markdown copy of the table")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.areas) - set(AREAS))
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"vlmlab benchmarks: {', '.join(selected)} — models in {folder}", flush=True)
     world.build(folder, set().union(*(m.NEEDS for m in modules)))
     world.seed_real_mobilenet(folder)
-    ctx = Context(folder, 1 / 3 if args.quick else 1.0, args.device)
+    ctx = Context(folder, 1 / 3 if args.quick else 1.0, args.device, args.compile)
     rows = []
     try:
         for area, module in zip(selected, modules):

@@ -6,6 +6,7 @@ so it loads and serves exactly what a lecture would, only with random weights.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -80,6 +81,49 @@ class App:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+class BrowserLike:
+    """Gradio's HTTP API the way a page uses it: one kept-alive connection, the photo uploaded
+    once and referred to afterwards, events read from the server-sent stream as they arrive,
+    output images fetched by URL. (gradio_client re-uploads every file and polls its message
+    queue every 50 ms, which a browser does not.)"""
+
+    def __init__(self, client, api: str):
+        import httpx
+
+        info = client.view_api(print_info=False, return_format="dict")["named_endpoints"][f"/{api}"]
+        self.names = [p.get("parameter_name") for p in info["parameters"]]
+        self.defaults = [p.get("parameter_default") for p in info["parameters"]]  # page's start
+        self.http = httpx.Client(base_url=client.src.rstrip("/") + "/gradio_api", timeout=120)
+        self.api = api
+
+    def upload(self, path: str) -> dict:
+        with open(path, "rb") as file:
+            response = self.http.post("/upload", files=[("files", (Path(path).name, file))])
+        response.raise_for_status()
+        return {"path": response.json()[0], "meta": {"_type": "gradio.FileData"}}
+
+    def call(self, *inputs, **named):
+        data = list(inputs) + self.defaults[len(inputs) :]
+        for name, value in named.items():
+            data[self.names.index(name)] = value
+        response = self.http.post(f"/call/{self.api}", json={"data": data})
+        response.raise_for_status()
+        event, outputs = None, None
+        with self.http.stream("GET", f"/call/{self.api}/{response.json()['event_id']}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    outputs = json.loads(line.split(":", 1)[1])
+                    break
+        if event != "complete":
+            raise RuntimeError(f"/{self.api} answered {event}: {str(outputs)[:120]}")
+        for output in outputs:  # the page then shows each output image: fetch it
+            if isinstance(output, dict) and output.get("url"):
+                self.http.get(output["url"]).raise_for_status()
+        return outputs
 
 
 def endpoint_names(client) -> set[str]:

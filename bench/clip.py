@@ -52,7 +52,8 @@ def rows(ctx) -> list[Row]:
     mine = dict(clip.zero_shot(pictures[0], LABELS, templates=(TEMPLATE,)))
     theirs = {r["label"]: r["score"] for r in classifier(pictures[0], candidate_labels=list(LABELS), hypothesis_template=TEMPLATE)}
     drift = max(abs(mine[label] - theirs[label]) for label in LABELS)
-    assert drift < 1e-4, f"zero_shot and the pipeline disagree by {drift}"
+    tolerance = 1e-4 if loaded.dtype == torch.float32 else 1e-2  # float16 on a GPU
+    assert drift < tolerance, f"zero_shot and the pipeline disagree by {drift}"
 
     bare = interleave(ours, encoder, repeats=repeats)
     against_pipeline = interleave(ours_again, pipe, repeats=repeats)

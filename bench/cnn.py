@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from bench.app import BrowserLike
 from bench.endpoints import call
 from bench.harness import Row, at_most, interleave
 from bench.inputs import photo_files, photos
@@ -17,7 +18,8 @@ NEEDS = set(MODELS)
 
 def rows(ctx) -> list[Row]:
     out = [switch(ctx, name) for name in MODELS]
-    out += [classify_via_api(ctx, name) for name in MODELS]
+    for name in MODELS:
+        out += classify_via_api(ctx, name)
     return out
 
 
@@ -29,7 +31,7 @@ def switch(ctx, name: str) -> Row:
     photo = photos(1)[0]
     cnn.capture_features(photo, name)  # the first call: one forward captures every layer
     layers = cnn.layer_names(name)
-    fixed = loaded.processor(photo)[None]  # (1, 3, 224, 224)
+    fixed = loaded.to_device(loaded.processor(photo)[None])  # (1, 3, 224, 224)
 
     def look(i):  # a layer not drawn before (the warm-up takes the first), a channel in it
         return cnn.feature_maps(photo, name, layers[i + 1], "activation", (i + 1) % 3)
@@ -46,27 +48,44 @@ def switch(ctx, name: str) -> Row:
     )  # fmt: skip
 
 
-def classify_via_api(ctx, name: str) -> Row:
+def classify_via_api(ctx, name: str) -> list[Row]:
     from vlmlab.images import load_image
     from vlmlab.models import load_model
 
     client = ctx.client()
     loaded = load_model(name)
     repeats = ctx.scaled(12)
-    paths = photo_files(ctx.folder / "photos", repeats + 2)
+    paths = photo_files(ctx.folder / "photos", 2 * repeats + 4)  # first half gradio_client, …
     categories = loaded.weights.meta["categories"]
 
     def api(i):
         return call(client, "classify", paths[i + 1], model=name)
 
     def bare(i):  # decode the same file, the model's own transforms, forward, top-5
-        x = loaded.processor(load_image(paths[i + 1]))[None]
+        x = loaded.to_device(loaded.processor(load_image(paths[i + 1]))[None])
         with torch.inference_mode():
             top = loaded.model(x).softmax(-1)[0].topk(5)
         return [(categories[j], float(p)) for p, j in zip(top.values, top.indices)]
 
+    # The same through Gradio's HTTP API as a page calls it (the photo is on the server already).
+    page = BrowserLike(client, "classify")
+    on_server = [page.upload(path) for path in paths]  # … second half like a page: all new
+
+    def browser(i):
+        return page.call(on_server[repeats + 2 + i], model=name)
+
+    def bare_again(i):
+        return bare(repeats + 1 + i)
+
     pair = interleave(api, bare, repeats=repeats)  # the warm-up loads the model in the app
-    return at_most(
-        AREA, f"{name}: /classify via gradio_client", "decode + preprocess + forward", pair, 1.3,
-        note="new photo each call; the API side includes upload, queue and JSON",
-    )  # fmt: skip
+    like_page = interleave(browser, bare_again, repeats=repeats)
+    return [
+        at_most(
+            AREA, f"{name}: /classify via gradio_client", "decode + preprocess + forward", pair,
+            1.3, note="new photo each call; gradio_client uploads it, queues, polls for the answer",
+        ),
+        at_most(
+            AREA, f"{name}: /classify, HTTP API like a page", "decode + preprocess + forward",
+            like_page, 1.3, note="the photo uploaded beforehand (as a page has it), events streamed",
+        ),
+    ]  # fmt: skip

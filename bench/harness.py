@@ -7,6 +7,7 @@ Machines here are shared and noisy, so every comparison alternates its two sides
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -31,7 +32,15 @@ class Pair:
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
+    _wait_for_gpu()
     return time.perf_counter() - start
+
+
+def _wait_for_gpu() -> None:
+    """GPU work is queued: a time means nothing until the queue has run dry."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def repeat(fn: Call, repeats: int, *, warmup: int = 1) -> list[float]:

@@ -24,7 +24,7 @@ def rows(ctx) -> list[Row]:
     processor = eager.processor
 
     def pixels(i):
-        return processor(images=pictures[i], return_tensors="pt")["pixel_values"]
+        return eager.to_device(processor(images=pictures[i], return_tensors="pt")["pixel_values"])
 
     # First call: the engine's whole inspection (preprocess, forward, numpy) on a new photo,
     # against preprocessing plus a bare eager forward that returns the attentions.
@@ -42,7 +42,7 @@ def rows(ctx) -> list[Row]:
     inspection = vit.inspect_vit(pictures[0], VIT_B16)
     layers, heads = inspection.num_layers, inspection.num_heads
     queries = [vit.CLS] + [str(n) for n in range(1, inspection.num_patches + 1, 17)]
-    fixed = pixels(0)
+    fixed = plain.to_device(pixels(0))
 
     def switch(i):
         i = abs(i)
