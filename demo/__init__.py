@@ -29,6 +29,12 @@ TABS = (
 
 MAX_QUEUE = 64  # events waiting at once; past that a user is told the lab is busy
 MAX_UPLOAD = "20mb"
+# Gradio keeps a copy of the app's config per browser session (about 0.5 MB for this app), up to
+# this many sessions: a lecture hall with reloads fits; an endless stream of new sessions does not
+# grow memory past it (Gradio's default, 10 000, would allow ~5 GB).
+MAX_SESSIONS = 1000
+# Uploads and results in Gradio's cache: every 30 min, delete those older than 2 h (a lecture).
+DELETE_CACHE = (1800, 7200)
 
 INTRO = """# vlmlab — an interactive lab for vision-language models
 From pixels and convolution kernels, through CNN feature maps and Vision Transformer attention,
@@ -37,7 +43,7 @@ to CLIP zero-shot, captioning and visual question answering — on your own phot
 
 def build_demo() -> gr.Blocks:
     """The whole app: the photo picker above the tabs, then one tab per topic."""
-    with gr.Blocks(title="vlmlab") as demo:
+    with gr.Blocks(title="vlmlab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
         photo = build_photo_picker(demo)
         with gr.Tabs() as tabs:
@@ -58,6 +64,7 @@ def launch_options(
         server_port=port,
         share=share,
         max_file_size=MAX_UPLOAD,
+        state_session_capacity=MAX_SESSIONS,
         allowed_paths=[],
         enable_monitoring=False,
         show_error=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -36,6 +37,12 @@ def open_photo(path: str | None) -> Intake:
     """The session's photo, decoded safely (cached per file), or a clear error if there is none."""
     if not path:
         raise gr.Error("Please pick a sample photo or upload one first.", print_exception=False)
+    if not os.path.exists(path):  # the cache cleanup (demo.DELETE_CACHE) removed an old upload
+        raise gr.Error(
+            "Your photo is no longer on the server (uploads are kept for two hours); "
+            "please pick or upload it again.",
+            print_exception=False,
+        )
     return read_image(path)
 
 

@@ -160,6 +160,8 @@ def test_share_is_off_by_default_and_launch_is_bounded(lab_app, monkeypatch):
     demo = lab_app.demo
     assert demo.share is False and demo.share_url is None
     assert demo.max_file_size == 20 * 1024 * 1024
+    assert demo.state_session_capacity <= 1000  # ~0.5 MB each: memory bounded however many come
+    assert demo.delete_cache and demo.delete_cache[1] >= 3600  # old uploads cleaned, not fresh ones
     assert demo._queue.max_size == MAX_QUEUE
     assert demo.allowed_paths == []
     assert demo.show_error is False
