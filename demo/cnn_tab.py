@@ -25,7 +25,7 @@ TITLE = "CNN"
 TOP_CLASS = -1  # the class dropdown's "the top class"
 ORDER_CHOICES = [("most active first", "activation"), ("channel number", "index")]
 MAX_TOP_K = 1000
-FILTER_DIGITS = 3  # decimals of a learned filter sent to the Convolution tab
+FILTER_DIGITS = 3  # significant digits of a learned filter sent to the Convolution tab
 
 INTRO = """### Inside a CNN
 AlexNet (Krizhevsky, Sutskever & Hinton, 2012) classifies a photo into 1000 ImageNet classes.
@@ -35,6 +35,7 @@ filters the first layer learned, where the evidence for a class lies, and how de
 
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
+    cnn.prepare()  # trace every network now, while no other request runs (see cnn.prepare)
     model_choices = [(get_spec(name).title, name) for name in choices(cnn.TOPIC)]
     first_layers = cnn.layer_names(cnn.DEFAULT_MODEL)
     gr.Markdown(INTRO)
@@ -288,7 +289,7 @@ def pick_filter(model, event: gr.SelectData):
 def send_filter(model, index):
     """The chosen learned filter as R, G, B kernel text in the Convolution tab, which applies it."""
     kernel = cnn.learned_filters(model).kernel(index or 0)
-    return format_kernel(kernel.round(FILTER_DIGITS)), gr.Tabs(selected="convolution")
+    return format_kernel(cnn.rounded(kernel, FILTER_DIGITS)), gr.Tabs(selected="convolution")
 
 
 def show_evidence(photo, model, target, progress=gr.Progress()):

@@ -80,9 +80,10 @@ def test_a_batch_runs_one_forward_per_model_and_keeps_the_order(chelsea, coffee)
     photos = [noise(1), chelsea, noise(2), coffee, noise(1)]  # a repeat, and two models
     names = [REAL, REAL, "alexnet", REAL, REAL]
     tops = [2, 3, 4, 5, 1]
-    with ForwardCounter(first_conv(REAL, False)) as mobile, ForwardCounter(
-        first_conv("alexnet", False)
-    ) as alex:
+    with (
+        ForwardCounter(first_conv(REAL, False)) as mobile,
+        ForwardCounter(first_conv("alexnet", False)) as alex,
+    ):
         found = cnn.classify_many(photos, names, tops, pretrained=False)
     assert mobile.batch_sizes == [3] and alex.batch_sizes == [1]  # noise(1) runs once
     for photo, name, k, result in zip(photos, names, tops, found):
@@ -151,9 +152,8 @@ def test_receptive_fields_match_the_published_ones():
 
     alexnet = [("conv1", 11), ("pool1", 19), ("conv2", 51), ("pool2", 67), ("conv5", 163)]
     assert [field("alexnet", name) for name, _ in alexnet] == [rf for _, rf in alexnet]
-    assert (field("alexnet", "pool3"), field("vgg16", "relu13"), field("vgg16", "pool5")) == (
-        195, 196, 212,
-    )  # fmt: skip
+    assert field("alexnet", "pool3") == 195
+    assert (field("vgg16", "relu13"), field("vgg16", "pool5")) == (196, 212)
     assert field("resnet50", "avgpool") > 224  # a global pool sees the whole input
 
 
@@ -238,19 +238,18 @@ def test_a_click_on_the_grid_finds_the_channel_under_it(chelsea):
 
 
 def test_no_hook_outlives_a_call_and_memory_stays_flat():
-    """100 calls: 25 new photos (forwards, cache evictions), 4 looks at each, a few Grad-CAMs."""
+    """100 calls: 16 new photos (forwards, cache evictions), 6 looks at each, 4 Grad-CAMs."""
     loaded = models.load_model(REAL, topic="cnn")
     process = psutil.Process()
-    looks = (("block3", None), ("block3", 5), ("conv2", 7), ("conv1", None))
+    looks = [("block3", None), ("block3", 5), ("conv2", 7), ("conv1", None), ("block9", 1)]
     rss = []
-    for seed in range(25):
+    for seed in range(16):
         photo = noise(100 + seed)
-        for layer, channel in looks:
+        for layer, channel in [*looks, ("block9", None)]:
             cnn.feature_maps(photo, REAL, layer, channel=channel)
-        if seed % 8 == 0:
+        if seed % 4 == 3:
             gradcam.grad_cam(photo, REAL)
-        gc.collect()
-        rss.append(process.memory_info().rss)
+        rss.append(process.memory_info().rss)  # reference counting frees as it goes
     kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
     hooks = [
         (name, kind)
@@ -260,8 +259,8 @@ def test_no_hook_outlives_a_call_and_memory_stays_flat():
     ]
     assert hooks == []
     # Medians: a Grad-CAM's autograd buffers may linger in the allocator for a call or two.
-    grown = statistics.median(rss[-5:]) - statistics.median(rss[8:13])  # caches full by then
-    assert grown < 32 * 2**20, f"memory grew by {grown / 2**20:.0f} MiB over 60 calls"
+    grown = statistics.median(rss[-3:]) - statistics.median(rss[8:11])  # caches full by then
+    assert grown < 32 * 2**20, f"memory grew by {grown / 2**20:.0f} MiB over the last 40 calls"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +278,8 @@ def test_learned_filters_and_their_text_for_the_convolution_tab(random_models):
     with pytest.raises(LabError, match="conv1 has filters 0 to 31"):
         mobile.kernel(32)
     text, tabs = cnn_tab.send_filter(REAL, 5)
-    assert np.allclose(parse_kernel(text), real[5], atol=5e-4)
+    largest = np.abs(real[5]).max()
+    assert np.allclose(parse_kernel(text), real[5], atol=largest * 5e-3)
     assert parse_kernel(text).shape == (3, 3, 3) and tabs.selected == "convolution"
 
 
@@ -387,9 +387,8 @@ def test_widgets_follow_their_controls(chelsea):
     gallery = FilterGallery(REAL)
     numbers = gallery.numbers.value
     gallery.index.value = 7
-    assert gallery.numbers.value != numbers and parse_kernel(gallery.numbers.value).shape == (
-        3, 3, 3,
-    )  # fmt: skip
+    assert gallery.numbers.value != numbers
+    assert parse_kernel(gallery.numbers.value).shape == (3, 3, 3)
 
     evidence = EvidenceView(chelsea, REAL)
     picture = evidence.picture.value

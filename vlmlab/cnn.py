@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 import torchvision
 from PIL import Image
+from torch import fx
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from vlmlab import cnn_render
@@ -25,6 +27,7 @@ from vlmlab.errors import LabError, ModelUnavailableError
 from vlmlab.images import ImageSource, load_image
 from vlmlab.models import (
     LoadedModel,
+    choices,
     default_model,
     get_spec,
     load_model,
@@ -92,17 +95,37 @@ def check_top_k(top_k, classes: int = 1000) -> int:
     return int(top_k)
 
 
+_tracing = threading.Lock()
+
+
 @functools.cache
+def _structure(model: str) -> tuple[Architecture, fx.Graph]:
+    """Read a CNN's structure once, from a weightless copy on the meta device: its layers, and
+    torchvision's feature-extractor graph returning every layer's output (shared by all copies).
+    """
+    spec = get_spec(model, TOPIC)
+    size = torchvision_weights(spec.name).transforms().crop_size[0]
+    with _tracing, torch.device("meta"):
+        skeleton = torchvision.models.get_model(spec.name, weights=None).eval()
+        arch = describe_architecture(skeleton, size)
+        nodes = {layer.path: layer.name for layer in arch.layers}
+        graph = create_feature_extractor(skeleton, return_nodes=nodes).eval().graph
+    return arch, graph
+
+
 def architecture(model: str = DEFAULT_MODEL) -> Architecture:
     """The model's layers, shapes, receptive fields and depth, read from its structure alone.
 
     Built on the meta device: no weights are needed, nothing is computed or downloaded.
     """
-    spec = get_spec(model, TOPIC)
-    size = torchvision_weights(spec.name).transforms().crop_size[0]
-    with torch.device("meta"):
-        skeleton = torchvision.models.get_model(spec.name, weights=None).eval()
-    return describe_architecture(skeleton, size)
+    return _structure(model)[0]
+
+
+def prepare(models: Sequence[str] | None = None) -> None:
+    """Trace every CNN (or `models`) once, before serving. While torch.fx traces, it patches
+    `nn.Module.__call__` for the whole process, so tracing must not overlap other forwards."""
+    for name in models or choices(TOPIC):
+        _structure(name)
 
 
 def layer_names(model: str = DEFAULT_MODEL) -> list[str]:
@@ -237,16 +260,17 @@ class FeatureView:
         return None if index is None else self.order[index]
 
 
-def _extractor(loaded: LoadedModel, arch: Architecture) -> torch.nn.Module:
-    """A graph module returning every layer's output at once; it shares the model's weights.
+def _extractor(loaded: LoadedModel) -> torch.nn.Module:
+    """A graph module returning every layer's output at once, sharing the model's weights.
 
-    torchvision traces the model (no hooks). In-place activations are swapped for out-of-place
-    copies inside the extractor only, so a conv's captured output is not overwritten by its ReLU.
+    It re-roots the graph torchvision's `create_feature_extractor` traced on the weightless copy
+    (no hooks, no tracing now). In-place activations are swapped for out-of-place copies inside
+    the extractor only, so a conv's captured output is not overwritten by the ReLU after it.
     """
 
     def build():
-        nodes = {layer.path: layer.name for layer in arch.layers}
-        extractor = create_feature_extractor(loaded.model, return_nodes=nodes)
+        graph = copy.deepcopy(_structure(loaded.spec.name)[1])
+        extractor = fx.GraphModule(loaded.model, graph)  # shares the model's leaf modules
         for path, module in list(extractor.named_modules()):
             if getattr(module, "inplace", False):
                 parent, _, attribute = path.rpartition(".")
@@ -270,10 +294,9 @@ def model_view(pixels: torch.Tensor, processor) -> Image.Image:
 @gpu
 def _capture(model: str, image: Image.Image, pretrained: bool):
     loaded = load_model(model, topic=TOPIC, pretrained=pretrained)
-    arch = architecture(model)
     pixels = loaded.processor(image)  # (3, S, S)
     with torch.inference_mode():
-        outputs = _extractor(loaded, arch)(loaded.to_device(pixels[None]))  # name -> (1, C, H, W)
+        outputs = _extractor(loaded)(loaded.to_device(pixels[None]))  # name -> (1, C, H, W)
         maps = {name: out[0].to("cpu", torch.float16).numpy() for name, out in outputs.items()}
         means = {
             name: out[0].float().mean(dim=(1, 2)).cpu().numpy() for name, out in outputs.items()
@@ -391,6 +414,13 @@ class Filters:
             return Image.fromarray(self.pixels)
         self.kernel(selected)  # checks the number
         return cnn_render.framed(self.pixels, self.layout, int(selected))
+
+
+def rounded(kernel: np.ndarray, digits: int = 3) -> np.ndarray:
+    """`kernel` rounded to `digits` significant digits of its largest value (readable as text)."""
+    largest = float(np.abs(kernel).max())
+    decimals = digits - 1 - int(np.floor(np.log10(largest))) if largest > 0 else 0
+    return np.round(kernel, max(0, decimals))
 
 
 def learned_filters(model: str = DEFAULT_MODEL, *, pretrained: bool = True) -> Filters:

@@ -150,7 +150,7 @@ class FilterGallery(widgets.VBox):
 
     def _show(self, _change=None) -> None:
         self.grid.value = _png(self.filters.image(self.index.value))
-        self.numbers.value = format_kernel(self.filters.kernel(self.index.value).round(3))
+        self.numbers.value = format_kernel(cnn.rounded(self.filters.kernel(self.index.value)))
 
 
 class EvidenceView(widgets.VBox):
