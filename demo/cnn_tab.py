@@ -298,7 +298,7 @@ def show_evidence(photo, model, target, progress=gr.Progress()):
     found = gradcam.grad_cam(open_photo(photo).image, model, chosen)
     text = (
         f"**{found.label}** (class {found.class_index}, probability {found.probability:.1%}), "
-        f"from the feature maps of {found.layer}.\n\n_{found.note}_"
+        f"from the feature maps of {found.layer}."
     )
     return found.overlay, text
 

@@ -7,35 +7,37 @@ from __future__ import annotations
 
 import copy
 import functools
-import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
 from torch import fx
-from torchvision.models.feature_extraction import create_feature_extractor
 
 from vlmlab import cnn_render
 from vlmlab.cache import LRUCache, fingerprint
-from vlmlab.cnn_layers import Architecture, Layer, describe_architecture
+from vlmlab.cnn_layers import (  # noqa: F401 - re-exported: the CNN topic's one front door
+    DEFAULT_MODEL,
+    TOPIC,
+    Architecture,
+    Layer,
+    architecture,
+    capture_graph,
+    layer_names,
+    prepare,
+)
 from vlmlab.device import gpu
 from vlmlab.errors import LabError, ModelUnavailableError
 from vlmlab.images import ImageSource, load_image
 from vlmlab.models import (
     LoadedModel,
-    choices,
-    default_model,
     get_spec,
     load_model,
     torchvision_weights,
 )
 
-TOPIC = "cnn"
-DEFAULT_MODEL = default_model(TOPIC)  # AlexNet, as in the lecture
 ORDERS = ("activation", "index")  # channels by mean activation (most active first), or by number
 MAX_BATCH = 16  # images per forward when classifying many at once
 
@@ -93,44 +95,6 @@ def check_top_k(top_k, classes: int = 1000) -> int:
     if not whole or not np.isfinite(top_k) or top_k != int(top_k) or not 1 <= top_k <= classes:
         raise LabError(f"top_k must be a whole number from 1 to {classes}; got {str(top_k)[:20]}.")
     return int(top_k)
-
-
-_tracing = threading.Lock()
-
-
-@functools.cache
-def _structure(model: str) -> tuple[Architecture, fx.Graph]:
-    """Read a CNN's structure once, from a weightless copy on the meta device: its layers, and
-    torchvision's feature-extractor graph returning every layer's output (shared by all copies).
-    """
-    spec = get_spec(model, TOPIC)
-    size = torchvision_weights(spec.name).transforms().crop_size[0]
-    with _tracing, torch.device("meta"):
-        skeleton = torchvision.models.get_model(spec.name, weights=None).eval()
-        arch = describe_architecture(skeleton, size)
-        nodes = {layer.path: layer.name for layer in arch.layers}
-        graph = create_feature_extractor(skeleton, return_nodes=nodes).eval().graph
-    return arch, graph
-
-
-def architecture(model: str = DEFAULT_MODEL) -> Architecture:
-    """The model's layers, shapes, receptive fields and depth, read from its structure alone.
-
-    Built on the meta device: no weights are needed, nothing is computed or downloaded.
-    """
-    return _structure(model)[0]
-
-
-def prepare(models: Sequence[str] | None = None) -> None:
-    """Trace every CNN (or `models`) once, before serving. While torch.fx traces, it patches
-    `nn.Module.__call__` for the whole process, so tracing must not overlap other forwards."""
-    for name in models or choices(TOPIC):
-        _structure(name)
-
-
-def layer_names(model: str = DEFAULT_MODEL) -> list[str]:
-    """The readable names of the layers whose feature maps can be shown (conv1, relu1, …)."""
-    return architecture(model).names
 
 
 def first_available(models: Sequence[str]) -> str:
@@ -269,7 +233,7 @@ def _extractor(loaded: LoadedModel) -> torch.nn.Module:
     """
 
     def build():
-        graph = copy.deepcopy(_structure(loaded.spec.name)[1])
+        graph = capture_graph(loaded.spec.name)
         extractor = fx.GraphModule(loaded.model, graph)  # shares the model's leaf modules
         for path, module in list(extractor.named_modules()):
             if getattr(module, "inplace", False):

@@ -1,19 +1,26 @@
 """What a CNN is made of, read from its own structure: readable layer names, each layer's output
 shape and receptive field, and its depth in weight layers ("the revolution of depth": AlexNet 8,
-VGG 19, ResNet 152). Nothing here runs a model: shapes come from a pass over meta tensors.
+VGG 19, ResNet 152), and torchvision's feature-extractor graph that captures every layer in one
+forward. Nothing here runs a model: it all comes from a weightless copy on the meta device.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torchvision
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
-from torchvision.models.feature_extraction import NodePathTracer
+from torchvision.models.feature_extraction import NodePathTracer, create_feature_extractor
 
 from vlmlab.errors import LabError
+from vlmlab.models import choices, default_model, get_spec, torchvision_weights
 
 # A leaf module's kind, which names it: conv1, relu1, pool1, bn1 …
 _LEAF_KINDS: tuple[tuple[type, str], ...] = (
@@ -224,3 +231,51 @@ def _evidence_layer(layers: list[Layer]) -> str:
     while last + 1 < len(spatial) and spatial[last + 1].kind in ("relu", "bn"):
         last += 1
     return spatial[last].path
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry's CNNs, read once
+
+TOPIC = "cnn"
+DEFAULT_MODEL = default_model(TOPIC)  # AlexNet, as in the lecture
+_tracing = threading.Lock()  # torch.fx patches nn.Module.__call__ for the whole process
+
+
+@functools.cache
+def _structure(model: str) -> tuple[Architecture, fx.Graph]:
+    """Read a CNN's structure once, from a weightless copy on the meta device: its layers, and
+    torchvision's feature-extractor graph returning every layer's output (shared by all copies).
+    """
+    spec = get_spec(model, TOPIC)
+    size = torchvision_weights(spec.name).transforms().crop_size[0]
+    with _tracing, torch.device("meta"):
+        skeleton = torchvision.models.get_model(spec.name, weights=None).eval()
+        arch = describe_architecture(skeleton, size)
+        nodes = {layer.path: layer.name for layer in arch.layers}
+        graph = create_feature_extractor(skeleton, return_nodes=nodes).eval().graph
+    return arch, graph
+
+
+def architecture(model: str = DEFAULT_MODEL) -> Architecture:
+    """The model's layers, shapes, receptive fields and depth, read from its structure alone.
+
+    Built on the meta device: no weights are needed, nothing is computed or downloaded.
+    """
+    return _structure(model)[0]
+
+
+def capture_graph(model: str) -> fx.Graph:
+    """A fresh copy of the model's feature-extractor graph (outputs: every layer, by name)."""
+    return copy.deepcopy(_structure(model)[1])
+
+
+def prepare(models: Sequence[str] | None = None) -> None:
+    """Trace every CNN (or `models`) once, before serving. While torch.fx traces, it patches
+    `nn.Module.__call__` for the whole process, so tracing must not overlap other forwards."""
+    for name in models or choices(TOPIC):
+        _structure(name)
+
+
+def layer_names(model: str = DEFAULT_MODEL) -> list[str]:
+    """The readable names of the layers whose feature maps can be shown (conv1, relu1, …)."""
+    return architecture(model).names
