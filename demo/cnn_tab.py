@@ -174,6 +174,9 @@ def build(lab: Lab) -> None:
         **private,
         **MODEL_EVENT,
     )
+    # A new photo: the old answers no longer belong to it.
+    stale = [prediction, grid, channel_image, overlay, caption, evidence, evidence_text]
+    lab.photo.change(lambda: (None,) * 4 + ("", None, ""), None, stale, api_visibility="private")
     if "kernel_text" in lab.shared:
         send.click(
             guard(send_filter),
