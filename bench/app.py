@@ -83,6 +83,10 @@ class App:
         self.process = None
 
 
+class TurnedAway(RuntimeError):
+    """The server's queue was full (HTTP 503): the user is told to try again later."""
+
+
 class BrowserLike:
     """Gradio's HTTP API the way a page uses it: one kept-alive connection, the photo uploaded
     once and referred to afterwards, events read from the server-sent stream as they arrive,
@@ -109,6 +113,8 @@ class BrowserLike:
         for name, value in named.items():
             data[self.names.index(name)] = value
         response = self.http.post(f"/call/{self.api}", json={"data": data})
+        if response.status_code == 503:
+            raise TurnedAway(response.text[:120])
         response.raise_for_status()
         event, outputs = None, None
         with self.http.stream("GET", f"/call/{self.api}/{response.json()['event_id']}") as stream:
