@@ -10,21 +10,25 @@ import numpy as np
 from demo.common import LIGHT_EVENT, Lab, guard, open_photo
 from vlmlab.errors import LabError
 from vlmlab.kernels import (
-    LAYER_PRESET,
-    LAYER_PRESET_NAMES,
     LECTURE_INPUT,
     LECTURE_KERNEL,
     PADDINGS,
     PRESETS,
-    apply_conv_layer,
     cells_to_array,
-    format_filters,
     format_kernel,
+    image_pixels,
     kernel_from_text,
-    parse_filters,
+    output_size,
     parse_kernel,
     parse_numbers,
     resize_kernel,
+)
+from vlmlab.kernels_layer import (
+    LAYER_PRESET,
+    LAYER_PRESET_NAMES,
+    apply_conv_layer,
+    format_filters,
+    parse_filters,
 )
 from vlmlab.kernels_render import (
     DISPLAY_MODES,
@@ -39,6 +43,7 @@ from vlmlab.kernels_render import (
 TITLE = "Convolution"
 FIRST_PRESET = "sharpen"
 GRID_SIZES = ("3×3", "5×5", "7×7")
+GRID_LABEL = "Kernel grid: type in the cells (columns: offset from the centre)"
 # The result goes to the browser as JPEG at quality 90 without chroma subsampling: ~2–5 ms for a
 # 512² result where PNG takes ~60 ms and WebP ~25 ms, and faithful enough to zoom into.
 RESULT_FORMAT = "jpeg"
@@ -59,12 +64,18 @@ def build(lab: Lab) -> None:
             lecture = gr.Button("Lecture example (5×5 ∗ 3×3)", size="sm")
             size = gr.Radio(list(GRID_SIZES), value="3×3", label="Grid size")
             grid = gr.Dataframe(
-                value=_cells(PRESETS[FIRST_PRESET]), type="array", datatype="str",
-                headers=None, interactive=True, label="Kernel grid: type in the cells",
+                value=_cells(PRESETS[FIRST_PRESET]),
+                type="array",
+                datatype="str",
+                headers=_offsets(3),
+                interactive=True,
                 elem_id="kernel-grid",
+                label=GRID_LABEL + f" — the '{FIRST_PRESET}' preset",
             )
             kernel_text = gr.Textbox(
-                value=format_kernel(PRESETS[FIRST_PRESET]), lines=5, max_lines=40,
+                value=format_kernel(PRESETS[FIRST_PRESET]),
+                lines=5,
+                max_lines=40,
                 label="…or as text: one row per line (paste from numpy works; a blank line "
                 "separates the channels of an R, G, B kernel)",
                 elem_id="kernel-text",
@@ -77,14 +88,18 @@ def build(lab: Lab) -> None:
             flip = gr.Checkbox(False, label="Flip the kernel 180° (convolution)")
             normalise = gr.Checkbox(False, label="Normalise by sum")
             mode = gr.Radio(
-                [(label, key) for key, label in DISPLAY_MODES.items()], value="clip",
+                [(label, key) for key, label in DISPLAY_MODES.items()],
+                value="clip",
                 label="Show the result as",
             )
             apply = gr.Button("Apply", variant="primary")
         with gr.Column(scale=2):
             result = gr.Image(
-                label="Result — click a pixel to step through it", type="pil",
-                format=RESULT_FORMAT, interactive=False, elem_id="kernel-result",
+                label="Result — click a pixel to step through it",
+                type="pil",
+                format=RESULT_FORMAT,
+                interactive=False,
+                elem_id="kernel-result",
             )
             arithmetic = gr.Textbox(label="Output size", lines=5, interactive=False)
     with gr.Accordion("Step through one output pixel", open=True):
@@ -96,19 +111,31 @@ def build(lab: Lab) -> None:
         step_view = gr.HTML(elem_id="kernel-step")
     with gr.Accordion("The lecture's worked example: a 5×5 matrix", open=False) as example_box:
         gr.Markdown(
-            "The same kernel, padding, stride and flip, on a small matrix you can edit. "
-            "Click an output cell to step through it; the padding is drawn in grey."
+            "The same kernel, padding, stride and flip, on a small matrix you can edit. Left: the "
+            "input with its padding (grey) and the window; right: the output — click a cell to "
+            "step through it."
         )
         matrix = gr.Dataframe(
-            value=_cells(LECTURE_INPUT), type="array", datatype="str", headers=None,
-            interactive=True, label="Input matrix (edit the numbers)", elem_id="kernel-matrix",
+            value=_cells(LECTURE_INPUT),
+            type="array",
+            datatype="str",
+            headers=[f"col {j}" for j in range(5)],
+            interactive=True,
+            label="Input matrix (edit the numbers)",
+            elem_id="kernel-matrix",
         )
         with gr.Row():
             matrix_input = gr.Image(
-                label="Input with padding and window", interactive=False, format="png"
+                label="Input with padding and window",
+                show_label=False,
+                interactive=False,
+                format="png",
             )
             matrix_output = gr.Image(
-                label="Output — click a cell", interactive=False, format="png",
+                label="Output — click a cell",
+                show_label=False,
+                interactive=False,
+                format="png",
                 elem_id="kernel-matrix-output",
             )
         matrix_text = gr.Textbox(label="Output size", lines=5, interactive=False)
@@ -127,49 +154,75 @@ def build(lab: Lab) -> None:
                 relu = gr.Checkbox(False, label="ReLU (negatives → 0)")
                 run_layer = gr.Button("Run the layer", variant="primary")
                 layer_text = gr.Markdown()
-        layer_maps = gr.Image(label="Output maps (red > 0 > blue)", interactive=False)
+        layer_maps = gr.Image(
+            label="Output maps (red > 0 > blue)", show_label=False, interactive=False
+        )
 
     lab.shared["kernel_text"] = kernel_text
     step_state = gr.State(("photo", -1, -1))  # (target: photo | matrix, row, col); -1: the middle
 
-    kernel_inputs = [kernel_text, padding, stride, grayscale, flip, normalise]
     photo_inputs = [lab.photo, kernel_text, padding, stride, grayscale, flip, mode, normalise]
-    step_inputs = [step_state, lab.photo, matrix, *kernel_inputs]
-    live = dict(api_visibility="private", trigger_mode="always_last", **LIGHT_EVENT)
-
     # The public endpoint: errors come back as gr.Error (a popup, or an exception in the client).
     apply.click(
-        guard(show_result), photo_inputs, [result, arithmetic], api_name="apply_kernel",
+        guard(show_result),
+        photo_inputs,
+        [result, arithmetic],
+        api_name="apply_kernel",
         **LIGHT_EVENT,
     )
-    # Live views, on load and whenever an input changes (the CNN tab writing kernel_text too).
+    # Every view, in ONE event: on load and whenever an input changes (the CNN tab writing
+    # kernel_text too). One event, not one per view: Gradio 6's front end can re-fire change
+    # events without end when several listeners share inputs that one click sets together.
     # A half-typed kernel shows its problem under the editor instead of a popup.
-    gr.on(None, guard(show_result_live), photo_inputs, [result, arithmetic, status], **live)
-    gr.on(None, guard(show_matrix), [matrix, *kernel_inputs], [matrix_output, matrix_text], **live)
-    gr.on(None, guard(show_step), step_inputs, [step_state, step_view, matrix_input], **live)
-    # Picking a pixel only moves the step state; show_step follows it.
+    gr.on(
+        None,
+        guard(refresh),
+        [step_state, lab.photo, matrix, *photo_inputs[1:]],
+        [
+            result,
+            arithmetic,
+            status,
+            matrix_output,
+            matrix_text,
+            step_view,
+            matrix_input,
+            grid,
+            size,
+        ],
+        api_visibility="private",
+        trigger_mode="always_last",
+        **LIGHT_EVENT,
+    )
+    # Picking or moving only changes the step state; the refresh follows it.
     result.select(pick_photo_pixel, None, step_state, api_visibility="private")
     matrix_output.select(pick_matrix_cell, None, step_state, api_visibility="private")
     for label, button in moves.items():
-        button.click(_mover(label), step_state, step_state, api_visibility="private")
+        button.click(
+            guard(_mover(label)),
+            [step_state, lab.photo, matrix, kernel_text, padding, stride, grayscale],
+            step_state,
+            api_visibility="private",
+        )
 
-    # The editor: preset, grid and size all write the text box; the text box is the truth.
+    # The editor: preset, grid and size write the text box; the text box is the truth.
     preset.input(pick_preset, preset, kernel_text, api_visibility="private")
     grid.input(grid_to_text, grid, [kernel_text, status], api_visibility="private")
     size.input(resize_text, [kernel_text, size], [kernel_text, status], api_visibility="private")
-    kernel_text.change(
-        text_to_grid, [kernel_text, grid], [grid, size, preset], api_visibility="private"
-    )
     lecture.click(
-        lecture_example, None,
+        lecture_example,
+        None,
         [kernel_text, padding, stride, flip, normalise, matrix, step_state, example_box],
         api_visibility="private",
     )
 
     layer_inputs = [lab.photo, filters_text, bias_text, padding, stride, relu]
     gr.on(
-        [run_layer.click, relu.change], guard(show_layer), layer_inputs,
-        [layer_maps, layer_text], api_name="conv_layer", **LIGHT_EVENT,
+        [run_layer.click, relu.change],
+        guard(show_layer),
+        layer_inputs,
+        [layer_maps, layer_text],
+        api_name="conv_layer",
+        **LIGHT_EVENT,
     )
 
 
@@ -181,21 +234,33 @@ def show_result(photo, text, padding, stride, grayscale, flip, mode, normalise=F
     """apply_kernel on the session's photo → (the result as displayed, the output-size text)."""
     kernel = kernel_from_text(text, normalise=_flag(normalise, "normalise"))
     view = render_kernel(
-        open_photo(photo).image, kernel, padding=padding, stride=stride,
-        grayscale=_flag(grayscale, "grayscale"), flip=_flag(flip, "flip"), mode=mode,
+        open_photo(photo).image,
+        kernel,
+        padding=padding,
+        stride=stride,
+        grayscale=_flag(grayscale, "grayscale"),
+        flip=_flag(flip, "flip"),
+        mode=mode,
     )
     view.image.encoderinfo = dict(JPEG_SETTINGS)  # Pillow ≥ 11 keeps these when Gradio saves
     return view.image, view.arithmetic
 
 
-def show_result_live(*inputs):
+def refresh(state, photo, cells, text, padding, stride, grayscale, flip, mode, normalise):
+    """Every live view: the result, the worked example, the step-through, the grid."""
     try:
-        return *show_result(*inputs), ""
+        image, arithmetic = show_result(
+            photo, text, padding, stride, grayscale, flip, mode, normalise
+        )
+        status = ""
     except LabError as error:
-        return gr.skip(), gr.skip(), f"⚠️ {error}"
+        image, arithmetic, status = gr.skip(), gr.skip(), f"⚠️ {error}"
+    matrix_views = show_matrix(cells, text, padding, stride, flip, normalise)
+    step_views = show_step(state, photo, cells, text, padding, stride, grayscale, flip, normalise)
+    return (image, arithmetic, status, *matrix_views, *step_views, *text_to_grid(text))
 
 
-def show_matrix(cells, text, padding, stride, grayscale, flip, normalise):
+def show_matrix(cells, text, padding, stride, flip, normalise):
     """The worked example: the same kernel on the small matrix, drawn with its numbers."""
     try:
         kernel = kernel_from_text(text, normalise=_flag(normalise, "normalise"))
@@ -213,7 +278,7 @@ def show_step(state, photo, cells, text, padding, stride, grayscale, flip, norma
     matrix = None
     try:
         kernel = kernel_from_text(text, normalise=_flag(normalise, "normalise"))
-        options = dict(padding=padding, stride=stride, flip=_flag(flip, "flip"))
+        options = {"padding": padding, "stride": stride, "flip": _flag(flip, "flip")}
         matrix = _matrix(cells)
         if target == "matrix":
             image = matrix
@@ -221,13 +286,14 @@ def show_step(state, photo, cells, text, padding, stride, grayscale, flip, norma
             image = open_photo(photo).image
             options["grayscale"] = _flag(grayscale, "grayscale")
         middle = row < 0 or col < 0
-        step, html = render_step(image, kernel, None if middle else row, None if middle else col,
-                                 **options)
+        step, html = render_step(
+            image, kernel, None if middle else row, None if middle else col, **options
+        )
     except LabError as error:
         picture = gr.skip() if matrix is None else _padded(matrix, 1, "valid", None)
-        return gr.skip(), f"<p>⚠️ {error}</p>", picture
+        return f"<p>⚠️ {error}</p>", picture
     picture = _padded(matrix, kernel.shape[-1], padding, step if target == "matrix" else None)
-    return (target, step.row, step.col), html, picture
+    return html, picture
 
 
 def pick_photo_pixel(event: gr.SelectData):
@@ -243,9 +309,18 @@ def pick_matrix_cell(event: gr.SelectData):
 def _mover(label: str):
     move = {"←": (0, -1), "→": (0, 1), "↑": (-1, 0), "↓": (1, 0)}[label[0]]
 
-    def step_once(state):
+    def step_once(state, photo, cells, text, padding, stride, grayscale):
+        """One output pixel further, kept inside the output (from the middle at first)."""
         target, row, col = state
-        return (target, max(row, 0) + move[0], max(col, 0) + move[1])  # show_step clamps
+        image = _matrix(cells) if target == "matrix" else open_photo(photo).image
+        pixels = image_pixels(image, grayscale=target != "matrix" and grayscale is True)
+        height, width = output_size(
+            *pixels.shape[:2], parse_kernel(text).shape[-1], padding, stride
+        )
+        row, col = (height // 2, width // 2) if row < 0 or col < 0 else (row, col)
+        row = min(max(row + move[0], 0), height - 1)
+        col = min(max(col + move[1], 0), width - 1)
+        return (target, row, col)
 
     step_once.__name__ = f"step_{label.split()[1]}"
     return step_once
@@ -269,33 +344,46 @@ def resize_text(text, size):
         return gr.skip(), f"⚠️ {error}"
 
 
-def text_to_grid(text, cells):
-    """Mirror the text into the grid (unless the grid already says the same), size and preset."""
+def text_to_grid(text, cells=None):
+    """Mirror the text into the grid (unless the grid already says the same) and the size.
+
+    The preset dropdown is left alone (the grid's label names the preset instead): it is an
+    input the user sets, and the front end treats programmatic updates of it as user input.
+    """
     try:
         kernel = parse_kernel(text)
     except LabError:
-        return gr.skip(), gr.skip(), gr.skip()
-    preset = next((n for n, k in PRESETS.items() if np.array_equal(k, kernel)), "custom")
+        return gr.skip(), gr.skip()
+    preset = next((n for n, k in PRESETS.items() if np.array_equal(k, kernel)), None)
     side = f"{kernel.shape[-1]}×{kernel.shape[-1]}"
     size = side if side in GRID_SIZES else None
+    headers = _offsets(kernel.shape[-1])
     if kernel.ndim == 3:
         label = f"Channel 1 of {len(kernel)} (edit a multi-channel kernel as text)"
-        return gr.update(value=_cells(kernel[0]), interactive=False, label=label), size, preset
+        grid = gr.update(value=_cells(kernel[0]), headers=headers, interactive=False, label=label)
+        return grid, size
+    label = GRID_LABEL + (f" — the '{preset}' preset" if preset else "")
     try:
-        same = np.allclose(cells_to_array(cells), kernel, rtol=1e-6)
+        same = cells is not None and np.allclose(cells_to_array(cells), kernel, rtol=1e-6)
     except (LabError, ValueError):
         same = False
-    grid = gr.skip() if same else gr.update(
-        value=_cells(kernel), interactive=True, label="Kernel grid: type in the cells"
-    )
-    return grid, size, preset
+    update = {"headers": headers, "interactive": True, "label": label}
+    if not same:
+        update["value"] = _cells(kernel)
+    return gr.update(**update), size
 
 
 def lecture_example():
     """The slide's kernel on the slide's matrix, no padding; the step starts at the first '?'."""
     return (
-        format_kernel(LECTURE_KERNEL), "valid", 1, False, False, _cells(LECTURE_INPUT),
-        ("matrix", 2, 0), gr.Accordion(open=True),
+        format_kernel(LECTURE_KERNEL),
+        "valid",
+        1,
+        False,
+        False,
+        _cells(LECTURE_INPUT),
+        ("matrix", 2, 0),
+        gr.Accordion(open=True),
     )
 
 
@@ -303,10 +391,13 @@ def show_layer(photo, filters_text, bias_text, padding, stride, relu):
     """The layer's N output maps for the photo, and the tensor shapes in and out."""
     filters = parse_filters(filters_text)
     bias_text = bias_text if isinstance(bias_text, str) else ""
-    bias = parse_numbers(bias_text, what="bias", max_count=len(filters)) if bias_text.strip() else None
+    bias = (
+        parse_numbers(bias_text, what="bias", max_count=len(filters)) if bias_text.strip() else None
+    )
     image = open_photo(photo).image
-    maps = apply_conv_layer(image, filters, bias, padding=padding, stride=stride,
-                            relu=_flag(relu, "ReLU"))
+    maps = apply_conv_layer(
+        image, filters, bias, padding=padding, stride=stride, relu=_flag(relu, "ReLU")
+    )
     n, h, w = maps.shape
     k = filters.shape[-1]
     weights = f"{n}×{filters.shape[1]}×{k}×{k}" if filters.ndim == 4 else f"{n}×{k}×{k}"
@@ -325,6 +416,11 @@ def _flag(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise LabError(f"The {name} setting must be true or false.")
     return bool(value)
+
+
+def _offsets(size: int) -> list[str]:
+    """Column headers of a k×k kernel grid: −1 0 +1 (offsets from the centre column)."""
+    return [f"{j - size // 2:+d}".replace("+0", "0").replace("-", "−") for j in range(size)]
 
 
 def _cells(array: np.ndarray) -> list[list[str]]:

@@ -40,7 +40,9 @@ def build(lab: Lab) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             preview = gr.Image(
-                label="Click to pick a region", type="pil", interactive=False,
+                label="Click to pick a region",
+                type="pil",
+                interactive=False,
                 elem_id="pixels-preview",
             )
             top = gr.Slider(0, 2047, value=130, step=1, label="Region top (row)")
@@ -48,12 +50,18 @@ def build(lab: Lab) -> None:
             size = gr.Slider(2, MAX_REGION, value=10, step=1, label="Region size (pixels)")
         with gr.Column(scale=3):
             grids = gr.Image(
-                label="The region magnified: every pixel's value", type="pil",
-                interactive=False, format="png", elem_id="pixels-grids",
+                label="The region magnified: every pixel's value",
+                show_label=False,
+                type="pil",
+                interactive=False,
+                format="png",
+                elem_id="pixels-grids",
             )
     gr.Markdown("### A colour image is a tensor: channels × height × width")
     with gr.Row():
-        planes = gr.Image(label="The three channel planes", type="pil", interactive=False)
+        planes = gr.Image(
+            label="The three channel planes", show_label=False, type="pil", interactive=False
+        )
         facts = gr.Markdown(elem_id="pixels-facts")
     gr.Markdown("### The same colours in other colour spaces")
     with gr.Row():
@@ -61,7 +69,9 @@ def build(lab: Lab) -> None:
             space = gr.Radio(list(COLOR_SPACES)[1:], value="HSV", label="Colour space")
             space_planes = gr.Image(
                 label="Each channel as a plane: black = low end, white = high end",
-                type="pil", interactive=False,
+                show_label=False,
+                type="pil",
+                interactive=False,
             )
             space_note = gr.Markdown()
         with gr.Column(scale=2):
@@ -70,20 +80,32 @@ def build(lab: Lab) -> None:
 
     region_inputs = [lab.photo, top, left, size]
     gr.on(
-        None, guard(show_region), region_inputs, [preview, grids, facts, pixel_table],
-        api_name="pixel_region", trigger_mode="always_last", **LIGHT_EVENT,
-    )
-    gr.on(
-        None, guard(show_color_space), [lab.photo, space], [space_planes, space_note],
-        api_name="color_space", trigger_mode="always_last", **LIGHT_EVENT,
-    )
-    gr.on(
-        None, guard(show_planes), lab.photo, [planes, top, left], api_visibility="private",
+        None,
+        guard(show_region),
+        region_inputs,
+        [preview, grids, facts, pixel_table],
+        api_name="pixel_region",
+        trigger_mode="always_last",
         **LIGHT_EVENT,
     )
-    preview.select(
-        guard(pick_at), [lab.photo, size], [top, left], api_visibility="private"
+    gr.on(
+        None,
+        guard(show_color_space),
+        [lab.photo, space],
+        [space_planes, space_note],
+        api_name="color_space",
+        trigger_mode="always_last",
+        **LIGHT_EVENT,
     )
+    gr.on(
+        None,
+        guard(show_planes),
+        lab.photo,
+        [planes, top, left],
+        api_visibility="private",
+        **LIGHT_EVENT,
+    )
+    preview.select(guard(pick_at), [lab.photo, size], [top, left], api_visibility="private")
 
 
 def show_region(photo, top, left, size):
@@ -102,7 +124,11 @@ def show_region(photo, top, left, size):
 
 def show_color_space(photo, space):
     view = convert_color_space(shrink(open_photo(photo).image, PLANE_SIDE), space)
-    return draw_color_planes(view), f"Computed with {view.library}; ranges over all sRGB colours."
+    note = (
+        f"Computed with {view.library}. Black is the low end and white the high end of each "
+        "channel's range over all sRGB colours."
+    )
+    return draw_color_planes(view), note
 
 
 def show_planes(photo):
@@ -120,6 +146,7 @@ def pick_at(photo, size, event: gr.SelectData):
     image = open_photo(photo).image
     scale = preview_scale(image.size)
     x, y = event.index
-    region = pick_region(image, int(y * scale) - int(size) // 2, int(x * scale) - int(size) // 2,
-                         int(size))
+    region = pick_region(
+        image, int(y * scale) - int(size) // 2, int(x * scale) - int(size) // 2, int(size)
+    )
     return region.top, region.left

@@ -14,26 +14,23 @@ from PIL import Image
 
 from vlmlab.errors import LabError
 from vlmlab.kernels import (
-    LAYER_PRESET,
     LECTURE_INPUT,
     LECTURE_KERNEL,
     PADDINGS,
     PRESETS,
     KernelError,
-    apply_conv_layer,
     apply_kernel,
     cells_to_array,
     explain_output_size,
-    explain_pixel,
-    format_filters,
     format_kernel,
     normalise_kernel,
     output_size,
-    parse_filters,
     parse_kernel,
     resize_kernel,
 )
+from vlmlab.kernels_layer import LAYER_PRESET, apply_conv_layer, format_filters, parse_filters
 from vlmlab.kernels_render import display_result, render_kernel, render_step, signed_map
+from vlmlab.kernels_step import explain_pixel
 
 NUMPY_PAD = {"reflect": "reflect", "replicate": "edge", "zero": "constant", "valid": "constant"}
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -78,8 +75,14 @@ def photo() -> np.ndarray:
 def test_every_preset_padding_stride_gray_and_flip_match_the_reference(photo, name):
     kernel = PRESETS[name]
     for padding, stride, grayscale, flip in itertools.product(PADDINGS, (1, 2, 3), (0, 1), (0, 1)):
-        out = apply_kernel(photo, kernel, padding=padding, stride=stride,
-                           grayscale=bool(grayscale), flip=bool(flip))
+        out = apply_kernel(
+            photo,
+            kernel,
+            padding=padding,
+            stride=stride,
+            grayscale=bool(grayscale),
+            flip=bool(flip),
+        )
         source = photo.astype(np.float64) @ LUMA if grayscale else photo
         assert_close(out, reference(source, kernel, padding, stride, bool(flip)), kernel)
 
@@ -114,8 +117,10 @@ def test_output_size_follows_the_formula(photo):
         p = 0 if padding == "valid" else k // 2
         expected = ((height + 2 * p - k) // stride + 1, (width + 2 * p - k) // stride + 1)
         assert output_size(height, width, k, padding, stride) == expected
-        assert apply_kernel(photo, np.ones((k, k)), padding=padding, stride=stride).shape[:2] \
+        assert (
+            apply_kernel(photo, np.ones((k, k)), padding=padding, stride=stride).shape[:2]
             == expected
+        )
     text = explain_output_size(300, 451, 3, "zero", 2)
     assert "⌊(300 + 2·1 − 3) / 2⌋ + 1 = 150" in text and "300×451 in → 150×226 out" in text
 
@@ -150,22 +155,42 @@ def test_correlation_and_convolution_differ_for_an_asymmetric_kernel():
 def test_a_stepped_pixel_is_exactly_what_apply_kernel_computes(photo, padding):
     kernel = np.random.default_rng(3).normal(size=(5, 5))
     for stride, grayscale, flip in itertools.product((1, 3), (False, True), (False, True)):
-        out = apply_kernel(photo, kernel, padding=padding, stride=stride, grayscale=grayscale,
-                           flip=flip)
+        out = apply_kernel(
+            photo, kernel, padding=padding, stride=stride, grayscale=grayscale, flip=flip
+        )
         source = (photo.astype(np.float64) @ LUMA)[..., None] if grayscale else photo
         p = 0 if padding == "valid" else 2
-        padded = np.stack([np.pad(source[..., c].astype(np.float64), p, mode=NUMPY_PAD[padding])
-                           for c in range(source.shape[2])])
+        padded = np.stack(
+            [
+                np.pad(source[..., c].astype(np.float64), p, mode=NUMPY_PAD[padding])
+                for c in range(source.shape[2])
+            ]
+        )
         for row, col in [(0, 0), (out.shape[0] - 1, out.shape[1] - 1), (3, 1)]:
-            step = explain_pixel(photo, kernel, row, col, padding=padding, stride=stride,
-                                 grayscale=grayscale, flip=flip)
+            step = explain_pixel(
+                photo,
+                kernel,
+                row,
+                col,
+                padding=padding,
+                stride=stride,
+                grayscale=grayscale,
+                flip=flip,
+            )
             window = padded[:, row * stride : row * stride + 5, col * stride : col * stride + 5]
             np.testing.assert_allclose(step.window, window, atol=1e-3)
-            np.testing.assert_allclose(step.sums, np.atleast_1d(out[row, col]), rtol=1e-4,
-                                       atol=1e-2)
-            assert step.inside.all() == (padding == "valid" or (
-                step.top >= 0 and step.left >= 0 and step.top + 5 <= photo.shape[0]
-                and step.left + 5 <= photo.shape[1]))
+            np.testing.assert_allclose(
+                step.sums, np.atleast_1d(out[row, col]), rtol=1e-4, atol=1e-2
+            )
+            assert step.inside.all() == (
+                padding == "valid"
+                or (
+                    step.top >= 0
+                    and step.left >= 0
+                    and step.top + 5 <= photo.shape[0]
+                    and step.left + 5 <= photo.shape[1]
+                )
+            )
 
 
 def test_render_step_checks_the_hand_sum_against_apply_kernel():
@@ -204,15 +229,14 @@ def test_multi_channel_kernels_and_the_format_round_trip():
     assert kernel.shape == (3, 3, 3)
     nested = parse_kernel(str(kernel.tolist()))
     np.testing.assert_array_equal(nested, kernel)
-    for name, preset in PRESETS.items():
+    for preset in PRESETS.values():
         np.testing.assert_allclose(parse_kernel(format_kernel(preset)), preset, rtol=1e-5)
     learned = np.random.default_rng(0).normal(scale=0.05, size=(3, 7, 7))
     text = format_kernel(learned)
     assert text.count("\n\n") == 2 and "e" not in text.replace("e-0", "")
     np.testing.assert_allclose(parse_kernel(text), learned, rtol=1e-5, atol=1e-7)
     assert format_kernel(np.array([[0.0, -0.0, 1.0]] * 3)[:, :3]).split()[:3] == ["0", "0", "1"]
-    np.testing.assert_allclose(parse_filters(format_filters(LAYER_PRESET)), LAYER_PRESET,
-                               atol=1e-6)
+    np.testing.assert_allclose(parse_filters(format_filters(LAYER_PRESET)), LAYER_PRESET, atol=1e-6)
 
 
 BAD_KERNELS = [
@@ -269,8 +293,9 @@ def test_bad_sizes_strides_paddings_and_normalising():
 
 def test_normalise_and_resize():
     np.testing.assert_allclose(normalise_kernel(np.ones((3, 3))), PRESETS["box blur"])
-    np.testing.assert_array_equal(normalise_kernel(PRESETS["outline (Laplacian)"]),
-                                  PRESETS["outline (Laplacian)"])  # sums to 0: left as it is
+    np.testing.assert_array_equal(
+        normalise_kernel(PRESETS["outline (Laplacian)"]), PRESETS["outline (Laplacian)"]
+    )  # sums to 0: left as it is
     for kernel in PRESETS.values():
         normalised = normalise_kernel(kernel)
         assert abs(normalised.sum() - 1) < 1e-9 or abs(kernel.sum()) < 1e-9
@@ -312,14 +337,17 @@ def test_a_conv_layer_sums_its_channels_and_adds_the_bias(photo):
     maps = apply_conv_layer(photo, LAYER_PRESET, bias, padding="zero", stride=2)
     assert maps.shape == (4, 21, 29)
     for n in range(4):
-        expected = sum(reference(photo[..., c], LAYER_PRESET[n, c], "zero", 2, False)
-                       for c in range(3)) + bias[n]
+        expected = (
+            sum(reference(photo[..., c], LAYER_PRESET[n, c], "zero", 2, False) for c in range(3))
+            + bias[n]
+        )
         np.testing.assert_allclose(maps[n], expected, atol=1e-3)
     relu = apply_conv_layer(photo, LAYER_PRESET, bias, padding="zero", stride=2, relu=True)
     np.testing.assert_array_equal(relu, np.maximum(maps, 0))
     shared = apply_conv_layer(photo, PRESETS["Sobel left"][None], padding="valid")
-    manual = sum(apply_kernel(photo[..., c], PRESETS["Sobel left"], padding="valid")
-                 for c in range(3))
+    manual = sum(
+        apply_kernel(photo[..., c], PRESETS["Sobel left"], padding="valid") for c in range(3)
+    )
     np.testing.assert_allclose(shared[0], manual, atol=1e-3)
     with pytest.raises(KernelError, match="one finite bias per filter .4 numbers."):
         apply_conv_layer(photo, LAYER_PRESET, [1.0, 2.0])
@@ -374,24 +402,41 @@ def test_tab_handlers(tmp_path):
 
     path = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (32, 48, 3), np.uint8)).save(path)
-    image, text = kernels_tab.show_result(str(path), "1 2 1\n2 4 2\n1 2 1", "zero", 2, False,
-                                          False, "minmax", True)
+    image, text = kernels_tab.show_result(
+        str(path), "1 2 1\n2 4 2\n1 2 1", "zero", 2, False, False, "minmax", True
+    )
     assert image.size == (24, 16) and "16×24 out" in text
-    image, text, status = kernels_tab.show_result_live(str(path), "1 2\n3", "zero", 1, False,
-                                                       False, "clip", False)
-    assert "needs the same number of values" in status
     outputs = kernels_tab.lecture_example()
     assert parse_kernel(outputs[0]).tolist() == LECTURE_KERNEL.tolist() and outputs[1] == "valid"
-    state, html, picture = kernels_tab.show_step(outputs[6], str(path), outputs[5], outputs[0],
-                                                 "valid", 1, False, False, False)
+    text, padding, stride, flip, normalise, cells, state = outputs[:7]
+    views = kernels_tab.refresh(
+        state, str(path), cells, text, padding, stride, False, flip, "clip", normalise
+    )
+    image, _, status, _, matrix_text, html, picture, grid, size = views
+    assert image.size == (46, 30) and status == "" and "3×3 out" in matrix_text
     assert state == ("matrix", 2, 0) and "sum = <b>4</b>" in html and picture is not None
-    grid, size, preset = kernels_tab.text_to_grid(format_kernel(PRESETS["emboss"]), [["0"]])
-    assert preset == "emboss" and size == "3×3"
-    assert kernels_tab.grid_to_text([["1", "2", "1"]] * 3)[0] == format_kernel(np.array(
-        [[1, 2, 1]] * 3))
+    views = kernels_tab.refresh(
+        state, str(path), cells, "1 2\n3", padding, stride, False, flip, "clip", normalise
+    )
+    assert "needs the same number of values" in views[2]
+    step_right = kernels_tab._mover("→ right")
+    assert step_right(("photo", -1, -1), str(path), cells, text, "zero", 2, False) == (
+        "photo",
+        8,
+        13,
+    )  # from the middle of the 16×24 output
+    assert step_right(("matrix", 2, 2), str(path), cells, text, "valid", 1, False) == (
+        "matrix",
+        2,
+        2,
+    )  # already at the right edge
+    grid, size = kernels_tab.text_to_grid(format_kernel(PRESETS["emboss"]), [["0"]])
+    assert "'emboss' preset" in grid["label"] and size == "3×3"
+    assert kernels_tab.grid_to_text([["1", "2", "1"]] * 3)[0] == format_kernel(
+        np.array([[1, 2, 1]] * 3)
+    )
     with pytest.raises(LabError, match="The grayscale setting must be true or false"):
-        kernels_tab.show_result(str(path), "1 2 1\n2 4 2\n1 2 1", "zero", 1, "yes", False,
-                                "clip")
+        kernels_tab.show_result(str(path), "1 2 1\n2 4 2\n1 2 1", "zero", 1, "yes", False, "clip")
 
 
 def _free_port() -> int:
@@ -429,22 +474,44 @@ def client():
 
 def test_the_apply_kernel_endpoint(client, tmp_path):
     from gradio_client import handle_file
-
     from skimage import data
 
     path = tmp_path / "photo.png"
     pixels = data.astronaut()[100:140, 180:240]  # 40×60, a real photo's detail
     Image.fromarray(pixels).save(path)
-    image, text = client.predict(handle_file(str(path)), "0 0 0\n0 1 0\n0 0 0", "valid", 2, False,
-                                 False, "clip", api_name="/apply_kernel")
+    image, text = client.predict(
+        handle_file(str(path)),
+        "0 0 0\n0 1 0\n0 0 0",
+        "valid",
+        2,
+        False,
+        False,
+        "clip",
+        api_name="/apply_kernel",
+    )
     assert "40×60 in → 19×29 out" in text
     with Image.open(image) as result:
         assert result.size == (29, 19)
         expected = pixels[1:-1:2, 1:-1:2].astype(int)
         assert np.abs(np.asarray(result.convert("RGB"), int) - expected).mean() < 5  # JPEG 90
     with pytest.raises(Exception, match="this one is 2×2"):
-        client.predict(handle_file(str(path)), "1 2\n3 4", "reflect", 1, False, False, "clip",
-                       api_name="/apply_kernel")
-    maps, shapes = client.predict(handle_file(str(path)), format_filters(LAYER_PRESET), "0 0 0 0",
-                                  "reflect", 1, True, api_name="/conv_layer")
+        client.predict(
+            handle_file(str(path)),
+            "1 2\n3 4",
+            "reflect",
+            1,
+            False,
+            False,
+            "clip",
+            api_name="/apply_kernel",
+        )
+    maps, shapes = client.predict(
+        handle_file(str(path)),
+        format_filters(LAYER_PRESET),
+        "0 0 0 0",
+        "reflect",
+        1,
+        True,
+        api_name="/conv_layer",
+    )
     assert "output 4×40×60" in shapes and maps

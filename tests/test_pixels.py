@@ -40,7 +40,9 @@ def colours() -> np.ndarray:
     """64 random colours plus the eight corners of the RGB cube, as a (9, 8, 3) image."""
     rng = np.random.default_rng(0)
     corners = np.array([[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)])
-    return np.concatenate([rng.integers(0, 256, (64, 3)), corners]).astype(np.uint8).reshape(9, 8, 3)
+    return (
+        np.concatenate([rng.integers(0, 256, (64, 3)), corners]).astype(np.uint8).reshape(9, 8, 3)
+    )
 
 
 def test_a_region_is_the_photo_s_numbers_and_stays_inside(chelsea):
@@ -137,7 +139,13 @@ def test_inputs_of_every_kind(chelsea):
 
 def test_drawings(chelsea):
     assert [format_number(v) for v in (3, -0.0, 28.3333, 0.111111, 1234.5, -7.25)] == [
-        "3", "0", "28.3", "0.11", "1234", "-7.25"]
+        "3",
+        "0",
+        "28.3",
+        "0.11",
+        "1234",
+        "-7.25",
+    ]
     values = np.array([[0, 255], [128, 7]])
     grid = np.asarray(draw_number_grid(values, cell=30))
     assert grid.shape == (60, 60, 3)
@@ -149,8 +157,9 @@ def test_drawings(chelsea):
     grids = draw_region_grids(region, mark=(104, 204))
     assert grids.width > 2 * 8 * 26 and grids.height > 2 * 8 * 26
     big = Image.new("RGB", (1280, 640))
-    assert preview_scale(big.size) == 2.0 and draw_region_box(big, pick_region(big, 0, 0, 4)).size \
-        == (640, 320)
+    assert preview_scale(big.size) == 2.0 and draw_region_box(
+        big, pick_region(big, 0, 0, 4)
+    ).size == (640, 320)
     assert draw_channel_planes(chelsea).width > 3 * 200
     assert draw_color_planes(convert_color_space(shrink(chelsea, 50), "CMYK")).width > 4 * 50
     html = color_table_html(pixel_in_color_spaces((10, 20, 30)))
@@ -178,7 +187,7 @@ def test_pixels_tab_handlers(tmp_path):
 
     path = tmp_path / "photo.png"
     Image.new("RGB", (1280, 640), (10, 200, 30)).save(path)
-    preview, grids, facts, table = pixels_tab.show_region(str(path), 5, 1279, 4)
+    preview, _, facts, table = pixels_tab.show_region(str(path), 5, 1279, 4)
     assert preview.size == (640, 320) and "[10, 200, 30]" in facts and "G = 200" in table
     planes, space_note = pixels_tab.show_color_space(str(path), "HSL")
     assert planes.width > 0 and "OpenCV" in space_note

@@ -16,15 +16,14 @@ from PIL import Image
 from vlmlab.images import ImageSource
 from vlmlab.kernels import (
     KernelError,
-    PixelStep,
     apply_kernel,
     check_kernel,
     explain_output_size,
-    explain_pixel,
     image_pixels,
     output_size,
     padding_width,
 )
+from vlmlab.kernels_step import PixelStep, explain_pixel
 from vlmlab.pixels_render import draw_number_grid, format_number, titled_row
 from vlmlab.render import to_uint8
 
@@ -196,7 +195,8 @@ def _table(values: np.ndarray, caption: str, faded: np.ndarray | None = None) ->
     rows = []
     for i, row in enumerate(values):
         cells = "".join(
-            f"<td class='pad'>{format_number(v)}</td>" if faded is not None and faded[i, j]
+            f"<td class='pad'>{format_number(v)}</td>"
+            if faded is not None and faded[i, j]
             else f"<td>{format_number(v)}</td>"
             for j, v in enumerate(row)
         )
@@ -260,17 +260,22 @@ def contrast_note(step: PixelStep) -> str:
 # A convolutional layer's feature maps
 
 
-def draw_layer_maps(maps: np.ndarray, names: list[str] | None = None, *, side: int = 260) -> Image.Image:
+def draw_layer_maps(
+    maps: np.ndarray, names: list[str] | None = None, *, side: int = 260
+) -> Image.Image:
     """N feature maps (N, H′, W′) side by side, each in the signed colour map with its range."""
     tiles = []
     for n, values in enumerate(maps):
         tile = Image.fromarray(signed_map(values))
-        tile.thumbnail((side, side), Image.Resampling.NEAREST if max(values.shape) < side else
-                       Image.Resampling.BILINEAR)
+        tile.thumbnail(
+            (side, side),
+            Image.Resampling.NEAREST if max(values.shape) < side else Image.Resampling.BILINEAR,
+        )
         if max(values.shape) < side // 4:  # tiny maps (the 5×5 example): magnify
             factor = side // max(values.shape)
-            tile = tile.resize((values.shape[1] * factor, values.shape[0] * factor),
-                               Image.Resampling.NEAREST)
+            tile = tile.resize(
+                (values.shape[1] * factor, values.shape[0] * factor), Image.Resampling.NEAREST
+            )
         name = names[n] if names and n < len(names) else f"filter {n + 1}"
         low, high = format_number(values.min()), format_number(values.max())
         tiles.append((tile, f"{n + 1}: {name}  ({low} … {high})"))

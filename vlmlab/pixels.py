@@ -71,10 +71,14 @@ def pick_region(image: ImageSource | np.ndarray, top: int, left: int, size: int 
     return PixelRegion(top=top, left=left, rgb=crop, gray=gray)
 
 
-def region_around(image: ImageSource | np.ndarray, row: int, col: int, size: int = 8) -> PixelRegion:
+def region_around(
+    image: ImageSource | np.ndarray, row: int, col: int, size: int = 8
+) -> PixelRegion:
     """The region centred (as near as the edges allow) on a clicked pixel."""
     size = _check_region_size(size)
-    return pick_region(image, _whole(row, "row") - size // 2, _whole(col, "column") - size // 2, size)
+    return pick_region(
+        image, _whole(row, "row") - size // 2, _whole(col, "column") - size // 2, size
+    )
 
 
 def channel_planes(image: ImageSource | np.ndarray) -> np.ndarray:
@@ -113,16 +117,23 @@ def describe_tensor(image: ImageSource | np.ndarray, row: int, col: int) -> str:
     pixel = read_pixel(rgb, row, col)
     r, g, b = pixel.rgb
     floats = ", ".join(f"{f:.3f}" for f in pixel.floats)
-    return "\n".join([
+    stored = (
         f"- Stored (numpy, PIL): **(H, W, C) = ({height}, {width}, {channels})**, dtype "
-        f"**uint8**: whole numbers 0–255, {height * width * channels:,} of them.",
+        f"**uint8**: whole numbers 0–255, {height * width * channels:,} of them."
+    )
+    tensor = (
         f"- As a PyTorch tensor (torchvision's ToTensor): **(C, H, W) = ({channels}, {height}, "
-        f"{width})**, dtype **float32**, values 0–1.",
+        f"{width})**, dtype **float32**, values 0–1."
+    )
+    one = (
         f"- Pixel (row {pixel.row}, column {pixel.col}): uint8 **[{r}, {g}, {b}]** → float "
-        f"**[{floats}]** (÷ 255).",
+        f"**[{floats}]** (÷ 255)."
+    )
+    gray = (
         f"- Its gray value (Pillow 'L'): round(0.299·{r} + 0.587·{g} + 0.114·{b}) = "
-        f"**{pixel.gray}**.",
-    ])
+        f"**{pixel.gray}**."
+    )
+    return f"{stored}\n{tensor}\n{one}\n{gray}"
 
 
 def _check_region_size(size) -> int:
@@ -191,8 +202,12 @@ COLOR_SPACES: dict[str, tuple[tuple[tuple[str, str, tuple[float, float] | None],
         "scikit-image rgb2xyz (D65)",
     ),
     "CMYK": (
-        (("C", "cyan ink", (0, 1)), ("M", "magenta ink", (0, 1)),
-         ("Y", "yellow ink", (0, 1)), ("K", "black ink", (0, 1))),
+        (
+            ("C", "cyan ink", (0, 1)),
+            ("M", "magenta ink", (0, 1)),
+            ("Y", "yellow ink", (0, 1)),
+            ("K", "black ink", (0, 1)),
+        ),
         "Pillow convert('CMYK'), then black extracted: K = min(C, M, Y)",
     ),
 }
@@ -250,7 +265,7 @@ def _convert(rgb: np.ndarray, space: str) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ranges(space: str) -> tuple[tuple[float, float], ...]:
     """Each channel's range: nominal where the space defines one, else measured over sRGB."""
     steps = np.linspace(0, 255, 33).round().astype(np.uint8)  # a 33³ grid of the RGB cube

@@ -5,8 +5,8 @@ planes side by side with titles. Pure numpy and Pillow, fast enough for every sl
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -81,7 +81,12 @@ def draw_number_grid(
             )
     if faded.any() and not faded.all():  # outline the real cells
         rows, cols = np.nonzero(~faded)
-        box = (cols.min() * cell, rows.min() * cell, (cols.max() + 1) * cell, (rows.max() + 1) * cell)
+        box = (
+            cols.min() * cell,
+            rows.min() * cell,
+            (cols.max() + 1) * cell,
+            (rows.max() + 1) * cell,
+        )
         draw.rectangle(box, outline=(40, 40, 40), width=2)
     if highlight is not None:
         top, left, bottom, right = highlight
@@ -91,7 +96,9 @@ def draw_number_grid(
     return image
 
 
-def titled_row(tiles: Sequence[tuple[Image.Image, str]], *, columns: int | None = None) -> Image.Image:
+def titled_row(
+    tiles: Sequence[tuple[Image.Image, str]], *, columns: int | None = None
+) -> Image.Image:
     """Images side by side (wrapping after `columns`), each under its title, on white."""
     columns = columns or len(tiles)
     rows = [tiles[i : i + columns] for i in range(0, len(tiles), columns)]
@@ -123,7 +130,12 @@ def draw_region_box(image, region: PixelRegion, *, max_side: int = PREVIEW_SIDE)
         photo = photo.resize((round(photo.width / scale), round(photo.height / scale)))
     draw = ImageDraw.Draw(photo)
     h, w = region.size
-    box = [region.left / scale, region.top / scale, (region.left + w) / scale, (region.top + h) / scale]
+    box = [
+        region.left / scale,
+        region.top / scale,
+        (region.left + w) / scale,
+        (region.top + h) / scale,
+    ]
     draw.rectangle([box[0] - 2, box[1] - 2, box[2] + 1, box[3] + 1], outline=(255, 255, 0), width=2)
     draw.rectangle([box[0] - 3, box[1] - 3, box[2] + 2, box[3] + 2], outline=(0, 0, 0), width=1)
     return photo
@@ -174,7 +186,10 @@ def draw_channel_planes(image, *, side: int = PLANE_SIDE) -> Image.Image:
     """The C×H×W tensor: its three planes side by side, each a grayscale matrix of 0–255."""
     planes = channel_planes(shrink(image, side))  # (3, h, w), h and w ≤ side
     return titled_row(
-        [(_plane_image(p, 0, 255, side), f"[{c}] {n}") for c, (p, n) in enumerate(zip(planes, "RGB"))]
+        [
+            (_plane_image(p, 0, 255, side), f"[{c}] {n}")
+            for c, (p, n) in enumerate(zip(planes, "RGB"))
+        ]
     )
 
 
@@ -182,8 +197,10 @@ def draw_color_planes(view: ColorSpaceView, *, side: int = PLANE_SIDE) -> Image.
     """Each channel of a colour space as its own plane, black = low end, white = high end."""
     return titled_row(
         [
-            (_plane_image(p.values, p.low, p.high, side),
-             f"{p.name} ({p.meaning})  {format_number(p.low)} … {format_number(p.high)}")
+            (
+                _plane_image(p.values, p.low, p.high, side),
+                f"{p.name} ({p.meaning})  {format_number(p.low)} … {format_number(p.high)}",
+            )
             for p in view.planes
         ],
         columns=4,

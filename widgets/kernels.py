@@ -14,19 +14,21 @@ import numpy as np
 from vlmlab.errors import LabError
 from vlmlab.images import load_image, sample_images
 from vlmlab.kernels import (
-    LAYER_PRESET,
-    LAYER_PRESET_NAMES,
     PADDINGS,
     PRESETS,
-    apply_conv_layer,
     cells_to_array,
-    format_filters,
     format_kernel,
     kernel_from_text,
-    parse_filters,
     parse_kernel,
     parse_numbers,
     resize_kernel,
+)
+from vlmlab.kernels_layer import (
+    LAYER_PRESET,
+    LAYER_PRESET_NAMES,
+    apply_conv_layer,
+    format_filters,
+    parse_filters,
 )
 from vlmlab.kernels_render import (
     DISPLAY_MODES,
@@ -55,28 +57,41 @@ class KernelExplorer(widgets.VBox):
     `vlmlab.kernels.LECTURE_INPUT`, shown with its numbers.
     """
 
-    def __init__(self, image=None, kernel="sharpen", *, padding: str = "reflect",
-                 stride: int = 1, flip: bool = False, mode: str = "clip"):
+    def __init__(
+        self,
+        image=None,
+        kernel="sharpen",
+        *,
+        padding: str = "reflect",
+        stride: int = 1,
+        flip: bool = False,
+        mode: str = "clip",
+    ):
         self.image = _source(image)
         self.is_matrix = isinstance(self.image, np.ndarray)
         start = PRESETS[kernel] if isinstance(kernel, str) else parse_kernel(format_kernel(kernel))
         name = kernel if isinstance(kernel, str) else "custom"
-        self.preset = widgets.Dropdown(options=["custom", *PRESETS], value=name,
-                                       description="preset")
+        self.preset = widgets.Dropdown(
+            options=["custom", *PRESETS], value=name, description="preset"
+        )
         side = start.shape[-1]
-        self.size = widgets.ToggleButtons(options=[3, 5, 7], value=side if side in (3, 5, 7)
-                                          else None, description="grid")
+        self.size = widgets.ToggleButtons(
+            options=[3, 5, 7], value=side if side in (3, 5, 7) else None, description="grid"
+        )
         self.grid = widgets.GridBox(layout=widgets.Layout(grid_gap="2px"))
-        self.text = widgets.Textarea(format_kernel(start), rows=5, description="as text",
-                                     continuous_update=False)
-        self.padding = widgets.ToggleButtons(options=list(PADDINGS), value=padding,
-                                             description="padding")
+        self.text = widgets.Textarea(
+            format_kernel(start), rows=5, description="as text", continuous_update=False
+        )
+        self.padding = widgets.ToggleButtons(
+            options=list(PADDINGS), value=padding, description="padding"
+        )
         self.stride = widgets.IntSlider(stride, 1, 8, description="stride", continuous_update=False)
         self.grayscale = widgets.Checkbox(False, description="grayscale first")
         self.flip = widgets.Checkbox(flip, description="flip 180° (convolution)")
         self.normalise = widgets.Checkbox(False, description="normalise by sum")
-        self.mode = widgets.Dropdown(options=[(v, k) for k, v in DISPLAY_MODES.items()],
-                                     value=mode, description="show as")
+        self.mode = widgets.Dropdown(
+            options=[(v, k) for k, v in DISPLAY_MODES.items()], value=mode, description="show as"
+        )
         self.row = widgets.IntText(0, description="output row")
         self.col = widgets.IntText(0, description="output col")
         self.result = widgets.Image(format="png")
@@ -89,21 +104,30 @@ class KernelExplorer(widgets.VBox):
         self.preset.observe(self._on_preset, names="value")
         self.size.observe(self._on_size, names="value")
         self.text.observe(self._on_text, names="value")
-        for control in (self.padding, self.stride, self.grayscale, self.flip, self.normalise,
-                        self.mode):
+        for control in (
+            self.padding,
+            self.stride,
+            self.grayscale,
+            self.flip,
+            self.normalise,
+            self.mode,
+        ):
             control.observe(self.update, names="value")
         for control in (self.row, self.col):
             control.observe(self._show_step, names="value")
         editor = widgets.VBox([self.preset, self.size, self.grid, self.text, self.status])
-        controls = widgets.VBox([self.padding, self.stride, self.grayscale, self.flip,
-                                 self.normalise, self.mode])
+        controls = widgets.VBox(
+            [self.padding, self.stride, self.grayscale, self.flip, self.normalise, self.mode]
+        )
         views = [self.result, self.arithmetic]
-        super().__init__([
-            widgets.HBox([editor, controls]),
-            widgets.HBox([widgets.VBox(views), self.matrix_view] if self.is_matrix else views),
-            widgets.HBox([self.row, self.col]),
-            self.step,
-        ])
+        super().__init__(
+            [
+                widgets.HBox([editor, controls]),
+                widgets.HBox([widgets.VBox(views), self.matrix_view] if self.is_matrix else views),
+                widgets.HBox([self.row, self.col]),
+                self.step,
+            ]
+        )
         middle = not self.is_matrix
         self.update()
         if middle and self._output_shape:
@@ -114,15 +138,19 @@ class KernelExplorer(widgets.VBox):
         block = kernel[0] if kernel.ndim == 3 else kernel  # a multi-channel kernel: edit as text
         cells = []
         for value in format_kernel(block).split():
-            cell = widgets.Text(value, layout=widgets.Layout(width="64px"),
-                                continuous_update=False, disabled=kernel.ndim == 3)
+            cell = widgets.Text(
+                value,
+                layout=widgets.Layout(width="64px"),
+                continuous_update=False,
+                disabled=kernel.ndim == 3,
+            )
             cell.observe(self._on_cell, names="value")
             cells.append(cell)
         self.grid.layout.grid_template_columns = f"repeat({block.shape[-1]}, 64px)"
         self.grid.children = cells
 
     def _cells(self) -> list[list[str]]:
-        k = int(round(len(self.grid.children) ** 0.5))
+        k = round(len(self.grid.children) ** 0.5)
         values = [c.value for c in self.grid.children]
         return [values[i * k : (i + 1) * k] for i in range(k)]
 
@@ -142,7 +170,9 @@ class KernelExplorer(widgets.VBox):
         if self._syncing:
             return
         try:
-            self._set_text(format_kernel(resize_kernel(parse_kernel(self.text.value), change["new"])))
+            self._set_text(
+                format_kernel(resize_kernel(parse_kernel(self.text.value), change["new"]))
+            )
         except LabError as error:
             self.status.value = error_html(error)
 
@@ -170,7 +200,11 @@ class KernelExplorer(widgets.VBox):
 
     # The views
     def _options(self) -> dict:
-        options = dict(padding=self.padding.value, stride=self.stride.value, flip=self.flip.value)
+        options = {
+            "padding": self.padding.value,
+            "stride": self.stride.value,
+            "flip": self.flip.value,
+        }
         if not self.is_matrix:
             options["grayscale"] = self.grayscale.value
         return options
@@ -198,8 +232,9 @@ class KernelExplorer(widgets.VBox):
             return
         try:
             kernel = self.kernel()
-            step, table = render_step(self.image, kernel, self.row.value, self.col.value,
-                                      **self._options())
+            step, table = render_step(
+                self.image, kernel, self.row.value, self.col.value, **self._options()
+            )
         except LabError as error:
             self.step.value = error_html(error)
             return
@@ -217,23 +252,32 @@ class ConvLayerExplorer(widgets.VBox):
     def __init__(self, image=None, filters: np.ndarray = LAYER_PRESET, bias=None):
         self.image = _source(image)
         n = len(filters)
-        self.filters = widgets.Textarea(format_filters(filters), rows=14, description="filters",
-                                        continuous_update=False)
-        self.bias = widgets.Text(" ".join(format_number(b) for b in (bias if bias is not None
-                                 else np.zeros(n))), description="biases", continuous_update=False)
-        self.padding = widgets.ToggleButtons(options=list(PADDINGS), value="reflect",
-                                             description="padding")
+        self.filters = widgets.Textarea(
+            format_filters(filters), rows=14, description="filters", continuous_update=False
+        )
+        self.bias = widgets.Text(
+            " ".join(format_number(b) for b in (bias if bias is not None else np.zeros(n))),
+            description="biases",
+            continuous_update=False,
+        )
+        self.padding = widgets.ToggleButtons(
+            options=list(PADDINGS), value="reflect", description="padding"
+        )
         self.stride = widgets.IntSlider(1, 1, 8, description="stride", continuous_update=False)
         self.relu = widgets.Checkbox(False, description="ReLU")
         self.maps = widgets.Image(format="png")
         self.shapes = widgets.HTML()
         for control in (self.filters, self.bias, self.padding, self.stride, self.relu):
             control.observe(self.update, names="value")
-        super().__init__([
-            widgets.HBox([self.filters,
-                          widgets.VBox([self.bias, self.padding, self.stride, self.relu])]),
-            self.shapes, self.maps,
-        ])
+        super().__init__(
+            [
+                widgets.HBox(
+                    [self.filters, widgets.VBox([self.bias, self.padding, self.stride, self.relu])]
+                ),
+                self.shapes,
+                self.maps,
+            ]
+        )
         self.update()
 
     def update(self, _change=None) -> None:
@@ -241,8 +285,14 @@ class ConvLayerExplorer(widgets.VBox):
             filters = parse_filters(self.filters.value)
             text = self.bias.value.strip()
             bias = parse_numbers(text, what="bias", max_count=len(filters)) if text else None
-            maps = apply_conv_layer(self.image, filters, bias, padding=self.padding.value,
-                                    stride=self.stride.value, relu=self.relu.value)
+            maps = apply_conv_layer(
+                self.image,
+                filters,
+                bias,
+                padding=self.padding.value,
+                stride=self.stride.value,
+                relu=self.relu.value,
+            )
         except LabError as error:
             self.shapes.value = error_html(error)
             return

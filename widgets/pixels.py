@@ -60,12 +60,13 @@ class PixelInspector(widgets.VBox):
     def __init__(self, image=None, *, top: int = 130, left: int = 200, size: int = 10):
         self.image = load_image(image) if image is not None else sample_images()["chelsea"]
         height, width = self.image.height, self.image.width
-        slider = dict(continuous_update=False, style={"description_width": "90px"})
+        slider = {"continuous_update": False, "style": {"description_width": "90px"}}
         self.top = widgets.IntSlider(top, 0, height - 1, description="top row", **slider)
         self.left = widgets.IntSlider(left, 0, width - 1, description="left column", **slider)
         self.size = widgets.IntSlider(size, 2, MAX_REGION, description="region size", **slider)
-        self.space = widgets.Dropdown(options=list(COLOR_SPACES)[1:], value="HSV",
-                                      description="colour space")
+        self.space = widgets.Dropdown(
+            options=list(COLOR_SPACES)[1:], value="HSV", description="colour space"
+        )
         self.preview = widgets.Image(format="png")
         self.grids = widgets.Image(format="png")
         self.facts = widgets.HTML()
@@ -77,15 +78,21 @@ class PixelInspector(widgets.VBox):
         for control in (self.top, self.left, self.size):
             control.observe(self._show_region, names="value")
         self.space.observe(self._show_space, names="value")
-        super().__init__([
-            widgets.HBox([widgets.VBox([self.preview, self.top, self.left, self.size]),
-                          self.grids]),
-            self.status,
-            widgets.HTML("<h4>A colour image is a tensor: channels × height × width</h4>"),
-            widgets.HBox([self.planes, self.facts]),
-            widgets.HTML("<h4>The same colours in other colour spaces</h4>"),
-            self.space, self.space_planes, self.space_note, self.pixel_table,
-        ])
+        super().__init__(
+            [
+                widgets.HBox(
+                    [widgets.VBox([self.preview, self.top, self.left, self.size]), self.grids]
+                ),
+                self.status,
+                widgets.HTML("<h4>A colour image is a tensor: channels × height × width</h4>"),
+                widgets.HBox([self.planes, self.facts]),
+                widgets.HTML("<h4>The same colours in other colour spaces</h4>"),
+                self.space,
+                self.space_planes,
+                self.space_note,
+                self.pixel_table,
+            ]
+        )
         self._show_region()
         self._show_space()
 
