@@ -76,7 +76,9 @@ def machine() -> str:
     import torch
 
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {cores} cores{gpu}; torch {torch.__version__}, Python {platform.python_version()}"
+    return (
+        f"{cpu}, {cores} cores{gpu}; torch {torch.__version__}, Python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world", help="keep the full-size random-weight models here between runs")
     parser.add_argument("--device", default=os.environ.get("VLMLAB_DEVICE", "auto"))
     parser.add_argument(
-        "--compile", default="alexnet", choices=("alexnet", "resnet50", "none"),
+        "--compile",
+        default="alexnet",
+        choices=("alexnet", "resnet50", "none"),
         help="the CNN to try torch.compile on (ResNet-50 compiles for minutes on 2 cores)",
     )
     parser.add_argument("--out", default="artifacts/bench.md", help="markdown copy of the table")
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             began = time.perf_counter()
             try:
                 new = module.rows(ctx)
-            except Exception as error:  # one broken area must not hide the others
+            except Exception as error:  # noqa: BLE001 - one broken area must not hide the others
                 traceback.print_exc()
                 new = [failed(area, "(whole area)", error)]
             rows += new

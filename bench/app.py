@@ -37,16 +37,17 @@ class App:
     def start(self, timeout: float = 120.0) -> float:
         command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")
         start = time.perf_counter()
-        self.process = subprocess.Popen(
-            command + list(self.extra_args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
+        with open(self.log_path, "wb") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(
+                command + list(self.extra_args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = start + timeout
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"app.py exited with {self.process.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"app.py exited with {self.process.returncode}; see {self.log_path}"
+                )
             try:
                 with urllib.request.urlopen(self.url, timeout=2) as response:
                     if response.status == 200:
@@ -60,7 +61,9 @@ class App:
         from gradio_client import Client
 
         downloads = self.log_path.parent / "downloads"  # outputs are fetched, as a browser would
-        return Client(self.url, verbose=False, analytics_enabled=False, download_files=str(downloads))
+        return Client(
+            self.url, verbose=False, analytics_enabled=False, download_files=str(downloads)
+        )
 
     def rss_mb(self) -> tuple[float, float]:
         """(resident now, peak resident) of the app process, in MB (Linux /proc)."""

@@ -39,7 +39,10 @@ def whole_caption(ctx) -> Row:
         inputs = loaded.processor(images=pictures[i + 2], return_tensors="pt")
         with torch.inference_mode():
             return loaded.model.generate(
-                **loaded.to_device(dict(inputs)), max_new_tokens=TOKENS, num_beams=1, do_sample=False
+                **loaded.to_device(dict(inputs)),
+                max_new_tokens=TOKENS,
+                num_beams=1,
+                do_sample=False,
             )
 
     # The same tokens both ways, or the comparison would time different work.

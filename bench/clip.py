@@ -46,11 +46,18 @@ def rows(ctx) -> list[Row]:
             return loaded.model.get_image_features(**loaded.to_device(dict(pixels)))
 
     def pipe(i):
-        return classifier(pictures[i + repeats + 2], candidate_labels=list(LABELS), hypothesis_template=TEMPLATE)
+        return classifier(
+            pictures[i + repeats + 2], candidate_labels=list(LABELS), hypothesis_template=TEMPLATE
+        )
 
     # Same answer as the pipeline, first: a speed comparison of different numbers means nothing.
     mine = dict(clip.zero_shot(pictures[0], LABELS, templates=(TEMPLATE,)))
-    theirs = {r["label"]: r["score"] for r in classifier(pictures[0], candidate_labels=list(LABELS), hypothesis_template=TEMPLATE)}
+    theirs = {
+        r["label"]: r["score"]
+        for r in classifier(
+            pictures[0], candidate_labels=list(LABELS), hypothesis_template=TEMPLATE
+        )
+    }
     drift = max(abs(mine[label] - theirs[label]) for label in LABELS)
     tolerance = 1e-4 if loaded.dtype == torch.float32 else 1e-2  # float16 on a GPU
     assert drift < tolerance, f"zero_shot and the pipeline disagree by {drift}"

@@ -65,7 +65,9 @@ def storm(pages: list[BrowserLike], paths: list[str], per_student: int) -> Storm
                 if kind == "done":
                     latencies.append(time.perf_counter() - began)
 
-    threads = [threading.Thread(target=student, args=(k, p), daemon=True) for k, p in enumerate(pages)]
+    threads = [
+        threading.Thread(target=student, args=(k, p), daemon=True) for k, p in enumerate(pages)
+    ]
     for thread in threads:
         thread.start()
     deadline[0] = time.perf_counter() + DEADLINE_S
@@ -74,7 +76,14 @@ def storm(pages: list[BrowserLike], paths: list[str], per_student: int) -> Storm
     for thread in threads:
         thread.join(DEADLINE_S + 120)
     seconds = time.perf_counter() - began
-    return Storm(len(pages), outcome["done"], outcome["turned_away"], outcome["failed"], seconds, tuple(latencies))
+    return Storm(
+        len(pages),
+        outcome["done"],
+        outcome["turned_away"],
+        outcome["failed"],
+        seconds,
+        tuple(latencies),
+    )
 
 
 def rows(ctx) -> list[Row]:
@@ -82,7 +91,9 @@ def rows(ctx) -> list[Row]:
     out = []
     for api in ("zero_shot", "classify"):
         pages = [BrowserLike(client, api) for _ in range(max(LEVELS))]  # one page per student
-        plan = {n: max(1, -(-ctx.scaled(16 if n == 1 else PER_LEVEL, least=n) // n)) for n in LEVELS}
+        plan = {
+            n: max(1, -(-ctx.scaled(16 if n == 1 else PER_LEVEL, least=n) // n)) for n in LEVELS
+        }
         paths = photo_files(ctx.folder / "photos", 1 + sum(n * k for n, k in plan.items()))
         pages[0].call(pages[0].upload(paths[0]))  # the model loads before the clock starts
         used, storms = 1, {}

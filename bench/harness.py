@@ -6,11 +6,13 @@ Machines here are shared and noisy, so every comparison alternates its two sides
 
 from __future__ import annotations
 
+import functools
+import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 Call = Callable[[int], object]  # called with the repetition number (to pick a fresh input)
 
@@ -47,7 +49,7 @@ def repeat(fn: Call, repeats: int, *, warmup: int = 1) -> list[float]:
     """Seconds of `repeats` calls after `warmup` untimed ones (all given distinct numbers)."""
     for i in range(warmup):
         fn(-1 - i)
-    return [timed(lambda i=i: fn(i)) for i in range(repeats)]
+    return [timed(functools.partial(fn, i)) for i in range(repeats)]
 
 
 def interleave(ours: Call, peer: Call, repeats: int, *, warmup: int = 1) -> Pair:
@@ -58,12 +60,9 @@ def interleave(ours: Call, peer: Call, repeats: int, *, warmup: int = 1) -> Pair
     a: list[float] = []
     b: list[float] = []
     for i in range(repeats):
-        if i % 2 == 0:
-            a.append(timed(lambda: ours(i)))
-            b.append(timed(lambda: peer(i)))
-        else:
-            b.append(timed(lambda: peer(i)))
-            a.append(timed(lambda: ours(i)))
+        first, second = (ours, a), (peer, b)
+        for fn, seconds in (first, second) if i % 2 == 0 else (second, first):
+            seconds.append(timed(functools.partial(fn, i)))
     return Pair(statistics.median(a), statistics.median(b), tuple(a), tuple(b))
 
 
@@ -102,7 +101,7 @@ class Row:
 
 
 def ms(seconds: float) -> str:
-    if seconds != seconds:  # NaN
+    if math.isnan(seconds):
         return "—"
     if seconds >= 10:
         return f"{seconds:.1f} s"
@@ -159,6 +158,7 @@ def format_text(rows: list[Row]) -> str:
 
 def format_markdown(rows: list[Row], header: str = "") -> str:
     """The same table as GitHub markdown (for README's Performance section)."""
+
     def line(cells) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 

@@ -23,7 +23,10 @@ def photos(count: int, size: tuple[int, int] = SIZE) -> tuple[Image.Image, ...]:
         scale = 1.05 + 0.07 * (round_ % 7)  # zoom in a little more each round: new pixels
         width, height = round(base.width * scale), round(base.height * scale)
         grown = base.resize((width, height), Image.Resampling.BILINEAR)
-        left, top = (round_ * 7) % (width - base.width + 1), (round_ * 5) % (height - base.height + 1)
+        left, top = (
+            (round_ * 7) % (width - base.width + 1),
+            (round_ * 5) % (height - base.height + 1),
+        )
         photo = grown.crop((left, top, left + base.width, top + base.height))
         if round_ % 2:
             photo = ImageOps.mirror(photo)

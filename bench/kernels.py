@@ -21,16 +21,18 @@ def rows(ctx) -> list[Row]:
     for size in (3, 7):
         kernel = np.random.default_rng(size).normal(size=(size, size)).astype(np.float32)
 
-        def ours(_):
+        def ours(_, kernel=kernel):
             return apply_kernel(image, kernel, padding="reflect")
 
-        def peer(_):  # the same float32 result: reflect-101 border, no flip
+        def peer(_, kernel=kernel):  # the same float32 result: reflect-101 border, no flip
             return cv2.filter2D(image, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT_101)
 
         np.testing.assert_allclose(ours(0), peer(0), rtol=1e-5, atol=1e-3)  # same numbers
         pair = interleave(ours, peer, repeats=ctx.scaled(40), warmup=3)
         out.append(
-            at_most(AREA, f"apply_kernel 1024² RGB, {size}×{size}, reflect", "cv2.filter2D", pair, 1.5)
+            at_most(
+                AREA, f"apply_kernel 1024² RGB, {size}×{size}, reflect", "cv2.filter2D", pair, 1.5
+            )
         )
     out += kernel_change(ctx, format_kernel)
     return out
@@ -45,7 +47,9 @@ def kernel_change(ctx, format_kernel) -> list[Row]:
 
     client = ctx.client()
     (path,) = photo_files(ctx.folder / "photos", 1, (512, 512))
-    kernels = [format_kernel(np.random.default_rng(i).normal(size=(3, 3)).round(2)) for i in range(40)]
+    kernels = [
+        format_kernel(np.random.default_rng(i).normal(size=(3, 3)).round(2)) for i in range(40)
+    ]
 
     # The same handler in this process, with the page's start values: what the serving adds.
     from demo.kernels_tab import show_result
@@ -54,7 +58,9 @@ def kernel_change(ctx, format_kernel) -> list[Row]:
     start_values = page.defaults[2:]
 
     def change(i):
-        return client.predict(handle_file(path), kernels[i % len(kernels)], api_name="/apply_kernel")
+        return client.predict(
+            handle_file(path), kernels[i % len(kernels)], api_name="/apply_kernel"
+        )
 
     def handler(i):
         return show_result(path, kernels[i % len(kernels)], *start_values)
@@ -63,7 +69,12 @@ def kernel_change(ctx, format_kernel) -> list[Row]:
     seconds = pair.ours_times
     median = pair.ours
     photo = page.upload(path)
-    browser = interleave(lambda i: page.call(photo, kernels[i % len(kernels)]), handler, repeats=ctx.scaled(20), warmup=2)
+    browser = interleave(
+        lambda i: page.call(photo, kernels[i % len(kernels)]),
+        handler,
+        repeats=ctx.scaled(20),
+        warmup=2,
+    )
     return [Row(
         AREA, what, "the handler alone, in-process", ms(median), ms(pair.peer), times(pair.ratio),
         target="≤ 100 ms", ok=median <= 0.100,

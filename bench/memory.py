@@ -88,7 +88,9 @@ def mix(clients, apis, paths, total, failures, samples, app=None) -> None:
             if app is not None and k == 0 and n % 100 < STUDENTS:
                 samples.append(app.rss_mb()[0])
 
-    threads = [threading.Thread(target=student, args=(k,), daemon=True) for k in range(len(clients))]
+    threads = [
+        threading.Thread(target=student, args=(k,), daemon=True) for k in range(len(clients))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

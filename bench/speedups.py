@@ -26,11 +26,23 @@ def rows(ctx) -> list[Row]:
 
 
 def _faster(what: str, peer: str, pair, note: str) -> Row:
-    return Row(AREA, what, peer, ms(pair.ours), ms(pair.peer), f"{times(pair.peer / pair.ours)} faster", note=note)
+    return Row(
+        AREA,
+        what,
+        peer,
+        ms(pair.ours),
+        ms(pair.peer),
+        f"{times(pair.peer / pair.ours)} faster",
+        note=note,
+    )
 
 
 def _bf16_ok(device: torch.device) -> bool:
-    return device.type == "cuda" or torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return (
+        device.type == "cuda"
+        or torch.backends.mkldnn.is_available()
+        and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 def bf16_clip(ctx) -> Row:
@@ -40,9 +52,13 @@ def bf16_clip(ctx) -> Row:
     loaded = load_model(CLIP_B32)
     what = "CLIP ViT-B/32 image encoder, batch 8, bfloat16"
     if loaded.dtype != torch.float32 or not _bf16_ok(loaded.device):
-        return Row(AREA, what, note=f"not measured: the model runs in {loaded.dtype} on {loaded.device}")
+        return Row(
+            AREA, what, note=f"not measured: the model runs in {loaded.dtype} on {loaded.device}"
+        )
     half = copy.deepcopy(loaded.model).to(torch.bfloat16)
-    pixels = loaded.processor.image_processor(images=list(photos(8)), return_tensors="pt")["pixel_values"]
+    pixels = loaded.processor.image_processor(images=list(photos(8)), return_tensors="pt")[
+        "pixel_values"
+    ]
     pixels = pixels.to(loaded.device)
 
     def embed(model, dtype):
@@ -50,10 +66,18 @@ def bf16_clip(ctx) -> Row:
             out = model.get_image_features(pixel_values=pixels.to(dtype)).pooler_output.float()
         return out / out.norm(dim=-1, keepdim=True)
 
-    pair = interleave(lambda _: embed(half, torch.bfloat16), lambda _: embed(loaded.model, torch.float32), repeats=ctx.scaled(8))
+    pair = interleave(
+        lambda _: embed(half, torch.bfloat16),
+        lambda _: embed(loaded.model, torch.float32),
+        repeats=ctx.scaled(8),
+    )
     cosine = (embed(half, torch.bfloat16) * embed(loaded.model, torch.float32)).sum(-1).min().item()
-    del half
-    return _faster(what, "float32", pair, f"embeddings drift: cosine to float32 ≥ {cosine:.4f} (random weights)")
+    return _faster(
+        what,
+        "float32",
+        pair,
+        f"embeddings drift: cosine to float32 ≥ {cosine:.4f} (random weights)",
+    )
 
 
 def bf16_mobilenet(ctx) -> Row:
@@ -67,7 +91,9 @@ def bf16_mobilenet(ctx) -> Row:
     except ModelUnavailableError:
         return Row(AREA, what, note="not measured: the real MobileNetV2 weights are not installed")
     if loaded.dtype != torch.float32 or not _bf16_ok(loaded.device):
-        return Row(AREA, what, note=f"not measured: the model runs in {loaded.dtype} on {loaded.device}")
+        return Row(
+            AREA, what, note=f"not measured: the model runs in {loaded.dtype} on {loaded.device}"
+        )
     half = copy.deepcopy(loaded.model).to(torch.bfloat16)
     batch = torch.stack([loaded.processor(p) for p in sample_images().values()]).to(loaded.device)
 
@@ -75,10 +101,17 @@ def bf16_mobilenet(ctx) -> Row:
         with torch.inference_mode():
             return model(batch.to(dtype)).float().softmax(-1)
 
-    pair = interleave(lambda _: probs(half, torch.bfloat16), lambda _: probs(loaded.model, torch.float32), repeats=ctx.scaled(10))
+    pair = interleave(
+        lambda _: probs(half, torch.bfloat16),
+        lambda _: probs(loaded.model, torch.float32),
+        repeats=ctx.scaled(10),
+    )
     low, full = probs(half, torch.bfloat16), probs(loaded.model, torch.float32)
     same = int((low.argmax(-1) == full.argmax(-1)).sum())
-    top5 = [set(a.topk(5).indices.tolist()) == set(b.topk(5).indices.tolist()) for a, b in zip(low, full)]
+    top5 = [
+        set(a.topk(5).indices.tolist()) == set(b.topk(5).indices.tolist())
+        for a, b in zip(low, full)
+    ]
     drift = (low - full).abs().max().item()
     return _faster(
         what, "float32", pair,
@@ -99,9 +132,16 @@ def channels_last(ctx, name: str) -> Row:
         with torch.inference_mode():
             return model(inputs)
 
-    pair = interleave(lambda _: run(nhwc, x_nhwc), lambda _: run(loaded.model, x), repeats=ctx.scaled(12), warmup=2)
+    pair = interleave(
+        lambda _: run(nhwc, x_nhwc),
+        lambda _: run(loaded.model, x),
+        repeats=ctx.scaled(12),
+        warmup=2,
+    )
     same = torch.allclose(run(nhwc, x_nhwc), run(loaded.model, x), atol=1e-4, rtol=1e-3)
-    return _faster(f"{name}, batch 1, channels-last", "contiguous (NCHW)", pair, f"same logits: {same}")
+    return _faster(
+        f"{name}, batch 1, channels-last", "contiguous (NCHW)", pair, f"same logits: {same}"
+    )
 
 
 def compiled(ctx, name: str) -> Row:
@@ -116,12 +156,14 @@ def compiled(ctx, name: str) -> Row:
         with torch.inference_mode():
             fast(x)
         compile_s = time.perf_counter() - start
-    except Exception as error:  # no compiler here, or an unsupported graph
+    except Exception as error:  # noqa: BLE001 - no compiler here, or an unsupported graph
         return Row(AREA, what, note=f"not measured: {type(error).__name__}: {str(error)[:120]}")
 
     def run(model):
         with torch.inference_mode():
             return model(x)
 
-    pair = interleave(lambda _: run(fast), lambda _: run(loaded.model), repeats=ctx.scaled(12), warmup=2)
+    pair = interleave(
+        lambda _: run(fast), lambda _: run(loaded.model), repeats=ctx.scaled(12), warmup=2
+    )
     return _faster(what, "eager", pair, f"the first call compiles for {compile_s:.0f} s")

@@ -46,7 +46,11 @@ def rows(ctx) -> list[Row]:
 
     def switch(i):
         i = abs(i)
-        choice = (i % layers + 1, str(i % heads + 1) if i % 3 else vit.MEAN, queries[i % len(queries)])
+        choice = (
+            i % layers + 1,
+            str(i % heads + 1) if i % 3 else vit.MEAN,
+            queries[i % len(queries)],
+        )
         vit.inspect_vit(pictures[0], VIT_B16)  # the cache hit the handler makes
         return draw_attention_views(inspection, *choice)
 

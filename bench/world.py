@@ -107,7 +107,9 @@ def _save_cnn(torch_home: Path, name: str) -> None:
     weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
     path = torch_home / "hub" / "checkpoints" / os.path.basename(weights.url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = torchvision.models.get_model(name, weights=None, num_classes=len(weights.meta["categories"]))
+    model = torchvision.models.get_model(
+        name, weights=None, num_classes=len(weights.meta["categories"])
+    )
     torch.save(model.state_dict(), path)
 
 
@@ -123,12 +125,15 @@ def _save_hf(hf_home: Path, model_id: str) -> None:
         sys.path.remove(str(ROOT / "tests"))
     import torch
 
-    with tempfile.TemporaryDirectory(dir=hf_home.parent) as staging, torch.random.fork_rng(devices=[]):
+    with (
+        tempfile.TemporaryDirectory(dir=hf_home.parent) as staging,
+        torch.random.fork_rng(devices=[]),
+    ):
         torch.manual_seed(0)
         out = Path(staging)
-        {CLIP_B32: _save_clip, VIT_B16: _save_vit, BLIP_BASE: _save_blip, VILT: _save_vilt}[model_id](
-            out, tiny_models
-        )
+        {CLIP_B32: _save_clip, VIT_B16: _save_vit, BLIP_BASE: _save_blip, VILT: _save_vilt}[
+            model_id
+        ](out, tiny_models)
         tiny_models._place_in_cache(out, hf_home, model_id)
 
 
@@ -173,7 +178,12 @@ def _blip_tokenizer(tiny):
 
 
 def _save_blip(out: Path, tiny) -> None:
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from transformers import (
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     tokenizer = _blip_tokenizer(tiny)
     config = BlipConfig(  # default = BLIP base: ViT-B/16 at 384², 12-layer BERT decoder
