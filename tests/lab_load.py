@@ -44,6 +44,7 @@ class Answer:
     status: int = 200
     detail: str = ""
     mismatch: str = ""  # non-empty: the answer was not this student's
+    queue_seconds: float = 0.0  # from joining the queue to the answer (the upload excluded)
 
 
 class Hall:
@@ -69,10 +70,11 @@ class Hall:
         return row
 
     async def send(self, http: httpx.AsyncClient, request: Request) -> Answer:
-        start = time.perf_counter()
+        start = joined_at = time.perf_counter()
 
         def answer(kind: str, **details) -> Answer:
-            return Answer(request, kind, time.perf_counter() - start, **details)
+            now = time.perf_counter()
+            return Answer(request, kind, now - start, queue_seconds=now - joined_at, **details)
 
         try:
             uploaded = await http.post(
@@ -86,6 +88,7 @@ class Hall:
             body = {"data": self.data(request.api_name, path, request.values)}
             if request.session:
                 body["session_hash"] = request.session
+            joined_at = time.perf_counter()
             joined = await http.post(base, json=body)
             if joined.status_code == 503 and "Queue is full" in joined.text:
                 return answer("busy", status=503, detail=joined.json().get("detail", ""))
@@ -151,13 +154,13 @@ def summary(answers: list[Answer]) -> dict:
     for a in answers:
         kinds[a.kind] = kinds.get(a.kind, 0) + 1
     served = [a.seconds for a in answers if a.kind == "served"]
-    busy = [a.seconds for a in answers if a.kind == "busy"]
+    busy = [a.queue_seconds for a in answers if a.kind == "busy"]
     return {
         "requests": len(answers),
         **kinds,
         "served_p50_s": round(percentile(served, 50), 2),
         "served_p95_s": round(percentile(served, 95), 2),
-        "busy_max_s": round(max(busy), 2) if busy else None,
+        "busy_answer_max_s": round(max(busy), 2) if busy else None,
         "mismatched": sum(1 for a in answers if a.mismatch),
         "5xx_other_than_busy": sum(
             1 for a in answers if a.status >= 500 and a.kind != "busy"
