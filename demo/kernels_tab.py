@@ -158,7 +158,8 @@ def build(lab: Lab) -> None:
             label="Output maps (red > 0 > blue)", show_label=False, interactive=False
         )
 
-    lab.shared["kernel_text"] = kernel_text
+    lab.shared["kernel_text"] = kernel_text  # the contract: other tabs write kernels here
+    lab.shared["kernel_display"] = mode  # e.g. "signed" for a learned filter's small values
     step_state = gr.State(("photo", -1, -1))  # (target: photo | matrix, row, col); -1: the middle
 
     photo_inputs = [lab.photo, kernel_text, padding, stride, grayscale, flip, mode, normalise]
