@@ -322,15 +322,15 @@ def _bad_values(parameter: dict) -> list:
     kind = parameter.get("component")
     schema = parameter.get("type", {})
     if kind in ("Dropdown", "Radio"):
-        return ["no such choice", 10**9]
+        return ["no such choice"]
     if kind == "Checkboxgroup":
         return [["no such choice"]]
     if kind == "Slider":
         bounds = re.findall(r"-?\d+(?:\.\d+)?", schema.get("description", ""))
         low, high = (float(b) for b in bounds[:2]) if len(bounds) >= 2 else (0.0, 1.0)
-        return [high + 1000, low - 1000, 1e308]
+        return [high + 1000, low - 1000]
     if kind == "Number":
-        return [10**9, -(10**9), 1e308]
+        return [10**9, -(10**9)]
     return []
 
 
