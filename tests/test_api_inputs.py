@@ -17,7 +17,6 @@ from lab_api import (
     PHOTO_ENDPOINTS,
     animated_gif,
     assert_alive,
-    assert_clear,
     encode,
     endpoints,
     exif_rotated_jpeg,
@@ -366,4 +365,3 @@ def test_wrongly_typed_values_leave_the_lab_running(api, photo):
                 assert "Traceback" not in str(error)
     assert_alive(api.url)
     assert predict(api.client, "/apply_kernel", photo)[0]
-    assert_clear("ok")
