@@ -52,7 +52,7 @@ def guard(fn: Callable) -> Callable:
     def explain(error: Exception) -> gr.Error:
         if isinstance(error, gr.Error):
             return error
-        message = _explained(error)
+        message = user_message(error)
         if message is None:
             log.exception("handler %s failed", fn.__name__)
             message = FAULT
@@ -77,19 +77,6 @@ def guard(fn: Callable) -> Callable:
             raise explain(error) from None
 
     return guarded
-
-
-def _explained(error: BaseException | None) -> str | None:
-    """The user's sentence for `error` or for what caused it (libraries such as torch.fx wrap
-    the exceptions raised inside them, e.g. a CUDA out-of-memory error in a RuntimeError)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        message = user_message(error)
-        if message is not None:
-            return message
-        error = error.__cause__ or error.__context__
-    return None
 
 
 def progress_callback(progress: gr.Progress | None):

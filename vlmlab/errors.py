@@ -16,12 +16,22 @@ class ModelUnavailableError(LabError):
 
 
 def user_message(error: BaseException) -> str | None:
-    """The sentence to show a user for `error`, or None for a fault of ours (log it instead)."""
-    if isinstance(error, LabError):
-        return str(error)
-    if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
-        import torch
+    """The sentence to show a user for `error`, or None for a fault of ours (log it instead).
 
-        torch.cuda.empty_cache()
-        return "The GPU ran out of memory; try a smaller model or a smaller photo, then run again."
+    Causes are followed too: libraries such as torch.fx wrap the exceptions raised inside them
+    (a CUDA out-of-memory error inside a RuntimeError, say).
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, LabError):
+            return str(error)
+        if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+            import torch
+
+            torch.cuda.empty_cache()
+            return (
+                "The GPU ran out of memory; try a smaller model or a smaller photo, then run again."
+            )
+        error = error.__cause__ or error.__context__
     return None
