@@ -105,6 +105,10 @@ def build(lab: Lab) -> None:
         with gr.Row():
             # Starts at its bound, so the first look moves it to the model's last layer.
             layer = gr.Slider(1, LAYER_BOUND, value=LAYER_BOUND, step=1, label="layer")
+            # The slider's value as last shown, for the look events: Gradio checks a slider's
+            # value against its bound *now*, and an earlier look (opening the tab, a new photo)
+            # may have lowered the bound since this event was sent.
+            layer_shown = gr.State(LAYER_BOUND)
             head = gr.Dropdown([vit.MEAN], value=vit.MEAN, label="head", allow_custom_value=True)
             query = gr.Textbox(
                 vit.CLS, label="query: CLS or a patch number (or click the grid)", max_lines=1
@@ -179,6 +183,7 @@ def build(lab: Lab) -> None:
             draw_patch_steps(i, patch_value),
             draw_position_similarity(i),
             gr.update(maximum=i.num_layers, value=layer_value),
+            layer_value,
             gr.update(
                 choices=[vit.MEAN] + [str(h) for h in range(1, i.num_heads + 1)],
                 value=str(head_value),
@@ -188,9 +193,9 @@ def build(lab: Lab) -> None:
             *_attention_outputs(i, layer_value, head_value, query_value),
         )
 
-    look_outputs = [summary, predictions, grid, steps, positions, layer, head, query, patch]
-    look_outputs += attention_views
-    look_inputs = [lab.photo, model, layer, head, query, patch]
+    look_outputs = [summary, predictions, grid, steps, positions, layer, layer_shown, head]
+    look_outputs += [query, patch, *attention_views]
+    look_inputs = [lab.photo, model, layer_shown, head, query, patch]
 
     def look_if_visible(is_visible, *args, progress=gr.Progress()):  # noqa: B008
         if not is_visible:
@@ -253,6 +258,7 @@ def build(lab: Lab) -> None:
         **MODEL_EVENT,
     )
 
+    layer.input(lambda v: v, layer, layer_shown, api_visibility="private", **LIGHT_EVENT)
     attention_inputs = [lab.photo, model, layer, head, query]
     show.click(
         vit_attention, attention_inputs, attention_views, api_name="vit_attention", **MODEL_EVENT

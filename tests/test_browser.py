@@ -66,6 +66,7 @@ def pick_sample(page, name: str, size: str) -> None:
     """Click a sample's thumbnail and wait until the lab says it uses it ("600×400 pixels")."""
     page.locator(f'#photo-samples button:has(img[alt="{name}"])').click()
     expect(page.locator("#photo-notes")).to_contain_text(size)
+    wait_idle(page)
 
 
 TAB_IDS = {
@@ -90,6 +91,7 @@ def open_tab(page, title: str):
     page.get_by_role("tab", name=title, exact=True).click()
     panel = page.locator(f"#tab-{TAB_IDS[title]}")
     expect(panel).to_be_visible()
+    wait_idle(page)  # a tab may refresh itself for the photo when it opens
     return panel
 
 
@@ -106,6 +108,23 @@ def set_number(scope, label: str, value) -> None:
     box.fill(str(value))
     box.press("Enter")
     box.blur()
+    wait_idle(scope.page)
+
+
+IDLE = """() => [...document.querySelectorAll('[data-testid=status-tracker]')].every(
+    e => e.classList.contains('hide') || e.textContent.includes('Error'))"""
+
+
+def wait_idle(page) -> None:
+    """Wait until no event is pending or running (every progress tracker hidden)."""
+    page.wait_for_timeout(250)  # the click's event registers first
+    page.wait_for_function(IDLE)
+
+
+def click(page, name: str) -> None:
+    """Press a button, as a person does, and wait for what it started to finish."""
+    page.get_by_role("button", name=name, exact=True).click()
+    wait_idle(page)
 
 
 def block(scope, label: str):
@@ -204,7 +223,7 @@ def test_convolution_tab(page):
     panel = open_tab(page, "Convolution")
     text = page.locator("#kernel-text textarea")
     text.fill("-1 0 1\n-2 0 2\n-1 0 1")
-    page.get_by_role("button", name="Apply", exact=True).click()
+    click(page, "Apply")
     expect(panel.get_by_label("Output size").first).to_have_value(re.compile("512"))
     assert image_size(page.locator("#kernel-result")) == (512, 512)
     no_error_toasts(page)
@@ -215,10 +234,10 @@ def test_cnn_tab(page):
     pick_sample(page, "Chelsea", "451×300 pixels")
     panel = open_tab(page, "CNN")
     choose(page, "Network", "MobileNetV2", panel)
-    page.get_by_role("button", name="Classify the photo").click()
+    click(page, "Classify the photo")
     prediction = page.locator("#cnn-prediction")
     expect(prediction).to_contain_text("cat")  # real ImageNet weights: tabby / tiger / Egyptian
-    page.get_by_role("button", name="Show feature maps").click()
+    click(page, "Show feature maps")
     width, height = image_size(page.locator("#cnn-grid"))
     assert width > 100 and height > 100
     no_error_toasts(page)
@@ -228,14 +247,15 @@ def test_cnn_tab(page):
 def test_vit_tab(page):
     pick_sample(page, "Astronaut", "512×512 pixels")
     panel = open_tab(page, "ViT")
-    page.get_by_role("button", name="Look inside").click()
+    click(page, "Look inside")
     expect(panel.locator("#vit-grid img")).to_be_visible()
     no_error_toasts(page)
     set_number(panel, "layer", 1)
-    page.get_by_role("button", name="Show attention").click()
+    click(page, "Show attention")
     heat = block(panel, "Attention of the query")
     width, height = image_size(heat)
     assert width == height and width >= 64  # the square model input, with its heat
+    expect(panel).to_contain_text("(layer 1,")
     no_error_toasts(page)
     shoot(page, panel, "4-vit")
 
@@ -245,10 +265,12 @@ def test_clip_tab(page):
     panel = open_tab(page, "CLIP")
     page.locator("#clip-labels textarea").fill("a cup of coffee\na cat\na rocket")
     page.locator("#clip-classify").click()
+    wait_idle(page)
     bars = page.locator("#clip-bars")
     expect(bars).to_contain_text("a cup of coffee")
     expect(bars).to_contain_text("%")
     page.locator("#clip-compare").click()
+    wait_idle(page)
     width, height = image_size(page.locator("#clip-sim-heatmap"))
     assert width > 200 and height > 200
     no_error_toasts(page)
@@ -259,7 +281,7 @@ def test_captioning_tab(page):
     pick_sample(page, "Rocket", "640×427 pixels")
     panel = open_tab(page, "Captioning")
     set_number(panel, "maximum length (tokens)", 8)
-    page.get_by_role("button", name="Caption the photo").click()
+    click(page, "Caption the photo")
     caption = page.locator("#caption-text textarea")
     expect(caption).not_to_have_value("")
     assert len(caption.input_value().split()) >= 1
@@ -271,7 +293,7 @@ def test_vqa_tab(page, lab_app):
     pick_sample(page, "Grace Hopper", "512×600 pixels")
     panel = open_tab(page, "VQA")
     page.locator("#vqa-questions textarea").fill("What is she wearing?\nIs she smiling?")
-    page.get_by_role("button", name="Answer", exact=True).click()
+    click(page, "Answer")
     answers = page.locator("#vqa-answers")
     expect(answers).to_contain_text("Is she smiling?")
     expect(answers).to_contain_text(re.compile(r"\d\.\d{3}|\d+(\.\d+)?\s?%"))  # a score per answer

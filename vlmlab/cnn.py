@@ -113,11 +113,25 @@ def first_available(models: Sequence[str]) -> str:
 # Predictions
 
 
+def model_input(loaded: LoadedModel, image: Image.Image) -> torch.Tensor:
+    """The weights' own transforms (shorter side resized, centre crop) on `image`: (3, S, S).
+
+    A long strip is first cut to its centre square, all that the crop keeps anyway: resizing the
+    shorter side of a 2048×1 strip to 256 would otherwise build a 524288×256 image (half a GB).
+    """
+    width, height = image.size
+    side = min(width, height)
+    if max(width, height) > 2 * side:
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    return loaded.processor(image)
+
+
 @gpu
 def _predict(model: str, images: list[Image.Image], pretrained: bool) -> np.ndarray:
     """One forward for a batch of photos: (B, classes) probabilities."""
     loaded = load_model(model, topic=TOPIC, pretrained=pretrained)
-    batch = torch.stack([loaded.processor(image) for image in images])  # (B, 3, S, S)
+    batch = torch.stack([model_input(loaded, image) for image in images])  # (B, 3, S, S)
     with torch.inference_mode():
         logits = loaded.model(loaded.to_device(batch))  # (B, classes)
     return logits.float().softmax(dim=-1).cpu().numpy()
@@ -258,7 +272,7 @@ def model_view(pixels: torch.Tensor, processor) -> Image.Image:
 @gpu
 def _capture(model: str, image: Image.Image, pretrained: bool):
     loaded = load_model(model, topic=TOPIC, pretrained=pretrained)
-    pixels = loaded.processor(image)  # (3, S, S)
+    pixels = model_input(loaded, image)  # (3, S, S)
     with torch.inference_mode():
         outputs = _extractor(loaded)(loaded.to_device(pixels[None]))  # name -> (1, C, H, W)
         maps = {name: out[0].to("cpu", torch.float16).numpy() for name, out in outputs.items()}

@@ -20,6 +20,7 @@ from vlmlab.cnn import (
     architecture,
     cache_key,
     categories,
+    model_input,
     model_view,
     probabilities,
     rgb_image,
@@ -78,7 +79,7 @@ def _grad_cam(model: str, image: Image.Image, index: int, pretrained: bool):
     """Captum's Grad-CAM at the last convolutional feature maps: (h, w) heat, ReLU'd."""
     loaded = load_model(model, topic=TOPIC, pretrained=pretrained)
     layer = loaded.model.get_submodule(architecture(model).evidence_layer)
-    pixels = loaded.processor(image)  # (3, S, S)
+    pixels = model_input(loaded, image)  # (3, S, S)
     with torch.enable_grad():  # gradients of the class score; Captum removes its hooks itself
         heat = LayerGradCam(loaded.model, layer).attribute(
             loaded.to_device(pixels[None]), target=index, relu_attributions=True

@@ -127,7 +127,10 @@ def draw_region_box(image, region: PixelRegion, *, max_side: int = PREVIEW_SIDE)
     photo = Image.fromarray(rgb_pixels(image))
     scale = preview_scale(photo.size, max_side)
     if scale > 1:
-        photo = photo.resize((round(photo.width / scale), round(photo.height / scale)))
+        # max(1, …): a 2048×1 strip still has one row of preview pixels.
+        photo = photo.resize(
+            (max(1, round(photo.width / scale)), max(1, round(photo.height / scale)))
+        )
     draw = ImageDraw.Draw(photo)
     h, w = region.size
     box = [

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from vlmlab.captioning import image_embeds, text_limit, whole_number
 from vlmlab.device import gpu
@@ -145,7 +145,9 @@ def _answer_on_device(
 
 def _rank_answers(loaded: LoadedModel, image: Image.Image, encoded, top_k: int):
     """ViLT: every question against the photo in one batch; sigmoid scores, as it was trained."""
-    pixels = loaded.processor.image_processor(images=image, return_tensors="pt")
+    pixels = loaded.processor.image_processor(
+        images=_not_too_thin(image, loaded.processor.image_processor), return_tensors="pt"
+    )
     text = loaded.processor.tokenizer.pad(encoded, return_tensors="pt")  # (Q, tokens)
     count = text.input_ids.shape[0]
     batch = {
@@ -161,6 +163,22 @@ def _rank_answers(loaded: LoadedModel, image: Image.Image, encoded, top_k: int):
         [(labels[int(i)], float(s)) for s, i in zip(row_scores, row_indices)]
         for row_scores, row_indices in zip(scores.cpu(), indices.cpu())
     ]
+
+
+def _not_too_thin(image: Image.Image, processor) -> Image.Image:
+    """A strip too thin for ViLT's resize, padded with white. The processor scales the shorter
+    side up, caps the longer one, then rounds both down to its size divisor: past a ratio of
+    cap / divisor (1:20 for the real model) the shorter side would round to 0."""
+    from transformers.models.vilt.image_processing_vilt import MAX_LONGER_EDGE, MAX_SHORTER_EDGE
+
+    shorter = processor.size["shortest_edge"]
+    cap = int(MAX_LONGER_EDGE / MAX_SHORTER_EDGE * shorter)
+    ratio = max(1, cap // (processor.size_divisor or 1))
+    width, height = image.size
+    side = -(-max(width, height) // ratio)  # ceil: the shortest side that still survives
+    if min(width, height) >= side:
+        return image
+    return ImageOps.pad(image, (max(width, side), max(height, side)), color="white")
 
 
 def _write_answer(loaded: LoadedModel, image: Image.Image, ids: list[int]):
