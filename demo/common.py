@@ -21,6 +21,7 @@ log = logging.getLogger("vlmlab")
 MODEL_EVENT = {"concurrency_id": "model", "concurrency_limit": 1}
 LIGHT_EVENT = {"concurrency_id": "light", "concurrency_limit": 4}
 
+NO_PHOTO = "Please pick a sample photo or upload one first."
 FAULT = "Something went wrong on the lab's side; please try again (the error was logged)."
 
 
@@ -36,7 +37,7 @@ class Lab:
 def open_photo(path: str | None) -> Intake:
     """The session's photo, decoded safely (cached per file), or a clear error if there is none."""
     if not path:
-        raise gr.Error("Please pick a sample photo or upload one first.", print_exception=False)
+        raise gr.Error(NO_PHOTO, print_exception=False)
     if not os.path.exists(path):  # the cache cleanup (demo.DELETE_CACHE) removed an old upload
         raise gr.Error(
             "Your photo is no longer on the server (uploads are kept for two hours); "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import guard, open_photo
+from demo.common import NO_PHOTO, guard, open_photo
 from vlmlab.images import FILE_TYPES, sample_files
 
 
@@ -48,8 +48,8 @@ def build_photo_picker(demo: gr.Blocks) -> gr.File:
 
     @guard
     def show(path: str | None):
-        if not path:
-            return None, ""
+        if not path:  # cleared: every tab waits for a photo, and says so here
+            return None, f"**{NO_PHOTO}** Every tab works on it."
         intake = open_photo(path)
         size = f"{intake.image.width}×{intake.image.height} pixels"
         return intake.image, " ".join((size + ".",) + intake.notes)

@@ -160,6 +160,7 @@ def clear_photo(page) -> None:
     on a photo change may complain that there is none for a moment: dismissed here.)"""
     page.locator("#photo-file button[aria-label='Clear']").click()
     expect(page.locator("#photo-file input[type=file]")).to_be_attached()
+    expect(page.locator("#photo-notes")).to_contain_text("Please pick a sample photo or upload")
     page.wait_for_timeout(1500)
     dismiss_toasts(page)
 

@@ -253,3 +253,21 @@ def test_the_queue_is_freed_after_failures(lab_app, tmp_path, monkeypatch):
                 job.result(timeout=60)
     assert predict(lab_app.client, api_name, photo) is not None
     assert_alive(lab_app.url)
+
+
+def test_an_upload_removed_by_the_cache_cleanup_is_explained(lab_app, tmp_path):
+    """A photo uploaded hours ago and since deleted by `delete_cache`: the student is told to
+    pick it again (sent over bare HTTP, as a browser holding the old path would)."""
+    photo = tmp_path / "old.png"
+    photo.write_bytes(noise_png(3))
+    with photo.open("rb") as f:
+        uploaded = httpx.post(
+            f"{lab_app.url}gradio_api/upload", files={"files": ("old.png", f, "image/png")}
+        ).json()[0]
+    Path(uploaded).unlink()
+    payload = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+    event, answer = call_raw(lab_app.url, lab_app.client, "/apply_kernel", payload)
+    assert event == "error", answer
+    message = answer.get("error") if isinstance(answer, dict) else answer
+    assert "no longer on the server" in assert_clear(message), message
+    assert_alive(lab_app.url)
