@@ -42,6 +42,7 @@ def activate(folder: Path) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # one table, no bars between its rows
         "TORCH_HOME": str(folder / "torch_home"),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "MPLBACKEND": "Agg",
