@@ -6,8 +6,9 @@ import functools
 import inspect
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
@@ -65,7 +66,7 @@ def guard(fn: Callable) -> Callable:
         def guarded_stream(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - every fault becomes a sentence
                 raise explain(error) from None
 
         return guarded_stream
@@ -74,7 +75,7 @@ def guard(fn: Callable) -> Callable:
     def guarded(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - every fault becomes a sentence
             raise explain(error) from None
 
     return guarded

@@ -22,7 +22,9 @@ def build_photo_picker(demo: gr.Blocks) -> gr.File:
                 elem_id="photo-file",
             )
             gallery = gr.Gallery(
-                value=[(str(path), name.replace("_", " ").title()) for name, path in samples.items()],
+                value=[
+                    (str(path), name.replace("_", " ").title()) for name, path in samples.items()
+                ],
                 label="…or pick a sample",
                 columns=6,
                 rows=1,

@@ -15,10 +15,11 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -182,7 +183,9 @@ def refusal(client, url: str, api_name: str, photo: Any = None, /, **values) -> 
     return assert_clear(message)
 
 
-def outcome(client, url: str, api_name: str, photo: Any = None, /, **values) -> tuple[Any, str | None]:
+def outcome(
+    client, url: str, api_name: str, photo: Any = None, /, **values
+) -> tuple[Any, str | None]:
     """(result, None) on success or (None, clear message) on refusal; the app must stay alive."""
     try:
         result = predict(client, api_name, photo, **values)
@@ -297,7 +300,10 @@ NOT_IMAGES: dict[str, tuple[str, bytes]] = {
         ).ljust(2880)
         + bytes(2880),
     ),
-    "PSD": ("layers.psd", b"8BPS\x00\x01" + bytes(6) + struct.pack(">HIIHH", 3, 4, 4, 8, 3) + bytes(64)),
+    "PSD": (
+        "layers.psd",
+        b"8BPS\x00\x01" + bytes(6) + struct.pack(">HIIHH", 3, 4, 4, 8, 3) + bytes(64),
+    ),
 }
 
 
@@ -320,7 +326,7 @@ def loopback_recorder() -> Iterator[Recorder]:
     body = encode(solid((255, 0, 0)), "PNG")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
+        def do_GET(self):
             recorder.hits.append(self.path)
             self.send_response(200)
             self.send_header("Content-Type", "image/png")
@@ -368,7 +374,7 @@ def peak_rss_during(action: Callable[[], Any], every: float = 0.002) -> tuple[An
     try:
         try:
             result: Any = action()
-        except Exception as error:  # handed back for the caller to inspect
+        except Exception as error:  # noqa: BLE001 - handed back for the caller to inspect
             result = error
     finally:
         done.set()

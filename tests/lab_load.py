@@ -11,14 +11,14 @@ import asyncio
 import io
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 import numpy as np
-from PIL import Image
-
 from lab_api import endpoints, photo_parameter, world_values
+from PIL import Image
 
 REQUEST_TIMEOUT = 180.0  # seconds one simulated student waits for anything, at most
 
@@ -162,7 +162,5 @@ def summary(answers: list[Answer]) -> dict:
         "served_p95_s": round(percentile(served, 95), 2),
         "busy_answer_max_s": round(max(busy), 2) if busy else None,
         "mismatched": sum(1 for a in answers if a.mismatch),
-        "5xx_other_than_busy": sum(
-            1 for a in answers if a.status >= 500 and a.kind != "busy"
-        ),
+        "5xx_other_than_busy": sum(1 for a in answers if a.status >= 500 and a.kind != "busy"),
     }

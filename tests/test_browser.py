@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from lab_api import animated_gif, assert_alive
 
 pytestmark = pytest.mark.browser

@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from gradio.route_utils import delete_files_created_by_app
-
 from lab_api import assert_alive, encode, endpoints, noise_png, predict, rss, solid
 from lab_load import Answer, Hall, Request, fetch_image, summary
+
 from vlmlab.models import loaded_models
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -50,7 +50,13 @@ def kernel_student(i: int) -> Request:
         ok = np.all(np.abs(got - colour) <= 12)
         return "" if ok else f"sent {colour}, got {tuple(got)}"
 
-    values = dict(text=IDENTITY, mode="clip", grayscale=False, flip=False, normalise=False)
+    values = {
+        "text": IDENTITY,
+        "mode": "clip",
+        "grayscale": False,
+        "flip": False,
+        "normalise": False,
+    }
     return Request("/apply_kernel", encode(solid(colour, (40, 30)), "PNG"), values, check)
 
 
@@ -126,7 +132,9 @@ def crowd(lab_app, students: int, tmp_path) -> tuple[list[Answer], dict]:
 
 
 def check_crowd(answers: list[Answer], figures: dict, *, all_served: bool) -> None:
-    failed = [(a.request.api_name, a.status, a.detail) for a in answers if a.kind in ("failed", "refused")]
+    failed = [
+        (a.request.api_name, a.status, a.detail) for a in answers if a.kind in ("failed", "refused")
+    ]
     assert not failed, f"{len(failed)} students got an error: {failed[:5]}"
     wrong = [(a.request.api_name, a.mismatch) for a in answers if a.mismatch]
     assert not wrong, f"students got someone else's answer: {wrong[:5]}"
@@ -174,12 +182,22 @@ def mixed_request(i: int, rng: random.Random, pool: list[bytes], names: list[str
     photo = pool[rng.randrange(len(pool))]
     choose = rng.choice
     values = {
-        "/pixel_region": {"top": rng.randrange(0, 40), "left": rng.randrange(0, 50), "size": choose([4, 8, 16])},
+        "/pixel_region": {
+            "top": rng.randrange(0, 40),
+            "left": rng.randrange(0, 50),
+            "size": choose([4, 8, 16]),
+        },
         "/color_space": {"space": choose(["HSV", "HSL", "Lab", "LUV", "XYZ", "CMYK"])},
-        "/apply_kernel": {"text": choose([IDENTITY, SIMPLE, SOBEL]), "mode": choose(["clip", "abs", "minmax"])},
+        "/apply_kernel": {
+            "text": choose([IDENTITY, SIMPLE, SOBEL]),
+            "mode": choose(["clip", "abs", "minmax"]),
+        },
         "/conv_layer": {"relu": choose([True, False])},
         "/classify": {"top_k": choose([1, 3, 5])},
-        "/feature_maps": {"order": choose(["activation", "index"]), "channel": choose([None, 0, 3])},
+        "/feature_maps": {
+            "order": choose(["activation", "index"]),
+            "channel": choose([None, 0, 3]),
+        },
         "/grad_cam": {"target": choose([-1, 281, 504])},
         "/vit_attention": {"query_value": choose(["CLS", "1", "7"])},
         "/zero_shot": {"labels": choose(["cat\ndog", "cup of coffee\nrocket\ncat", "tree, car"])},
@@ -221,7 +239,12 @@ def hooks_on_models() -> tuple[list[str], int]:
     found, library = [], 0
     for loaded in loaded_models():
         for path, module in loaded.model.named_modules():
-            for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
+            for kind in (
+                "_forward_hooks",
+                "_forward_pre_hooks",
+                "_backward_hooks",
+                "_backward_pre_hooks",
+            ):
                 for hook in getattr(module, kind, {}).values():
                     if getattr(hook, "__module__", "") in LIBRARY_HOOKS:
                         library += 1

@@ -17,10 +17,6 @@ import pytest
 import torch
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-
-from demo import MAX_QUEUE
-from demo.common import FAULT
-from vlmlab.images import sample_files
 from lab_api import (
     PHOTO_ENDPOINTS,
     assert_alive,
@@ -33,6 +29,10 @@ from lab_api import (
     predict,
     submit,
 )
+
+from demo import MAX_QUEUE
+from demo.common import FAULT
+from vlmlab.images import sample_files
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_ENDPOINTS = tuple(name for name in PHOTO_ENDPOINTS if name != "/apply_kernel")
@@ -91,7 +91,11 @@ def test_a_photo_given_as_a_url_is_never_fetched(lab_app):
         for api_name in photo_endpoints(lab_app.client):
             for payload in (
                 {"path": f"{server.url}/cat.png", "meta": {"_type": "gradio.FileData"}},
-                {"path": "cat.png", "url": f"{server.url}/cat.png", "meta": {"_type": "gradio.FileData"}},
+                {
+                    "path": "cat.png",
+                    "url": f"{server.url}/cat.png",
+                    "meta": {"_type": "gradio.FileData"},
+                },
             ):
                 event, answer = call_raw(lab_app.url, lab_app.client, api_name, payload)
                 assert event == "error", (api_name, answer)
@@ -108,9 +112,7 @@ def test_a_url_typed_as_text_is_never_fetched(lab_app):
         link = f"{server.url}/look-here.png"
         for api_name, info in endpoints(client).items():
             texts = [
-                p["parameter_name"]
-                for p in info["parameters"]
-                if p.get("component") == "Textbox"
+                p["parameter_name"] for p in info["parameters"] if p.get("component") == "Textbox"
             ]
             for name in texts:
                 try:
@@ -221,9 +223,8 @@ def test_a_failing_model_gives_a_clear_message_and_the_next_request_works(
 
     with monkeypatch.context() as patch:
         _raise_in_every_forward(patch, RuntimeError("a kernel crashed in the model"))
-        with caplog.at_level(logging.ERROR, logger="vlmlab"):
-            with pytest.raises(AppError) as crashed:
-                predict(lab_app.client, api_name, photo)
+        with caplog.at_level(logging.ERROR, logger="vlmlab"), pytest.raises(AppError) as crashed:
+            predict(lab_app.client, api_name, photo)
         assert assert_clear(crashed.value.message, fault_ok=True) == FAULT
         assert "a kernel crashed in the model" in caplog.text  # logged for the lecturer
 

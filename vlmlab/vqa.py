@@ -25,6 +25,7 @@ from vlmlab.text import clean_text, split_items
 DEFAULT_MODEL = default_model("vqa")
 MAX_QUESTIONS = 10
 MAX_TOP_K = 10
+MAX_CHARS = 500  # per question: far more than a model reads (its notes say where it stopped)
 ANSWER_TOKENS = 10  # BLIP's answers are a word or three ("yes", "two", "a red truck")
 EXAMPLE_QUESTIONS = (
     "What animal is this?\nWhat color is it?\nIs it sleeping?\nHow many cats are there?"
@@ -90,7 +91,9 @@ def answer_questions(
         if isinstance(questions, bytes) or not all(isinstance(q, str) for q in questions):
             raise LabError("The questions must be text, one per line.")
         questions = "\n".join(" ".join(q.split()) for q in questions)
-    asked = split_items(questions, what="question", max_items=MAX_QUESTIONS, commas=False)
+    asked = split_items(
+        questions, what="question", max_items=MAX_QUESTIONS, commas=False, max_chars=MAX_CHARS
+    )
     k = whole_number(top_k, "number of answers", 1, MAX_TOP_K)
     name = get_spec(model or DEFAULT_MODEL, "vqa").name
     photo = image.convert("RGB") if isinstance(image, Image.Image) else load_image(image)
