@@ -1,4 +1,5 @@
-"""End to end: every public endpoint through `gradio_client` on loopback, p50 and p95.
+"""End to end: every public endpoint through `gradio_client` on loopback, p50 and p95, and
+beside it the same through Gradio's HTTP API the way a page calls it (bench.app.BrowserLike).
 
 Each call sends a different photo (upload, decode, forward, render, download of the outputs),
 so per-photo caches miss: the latency a user meets with a new photo. Other inputs keep the
@@ -7,7 +8,7 @@ values the page starts with, except where noted in `ENDPOINTS`.
 
 from __future__ import annotations
 
-from bench.harness import Row, ms, percentile, repeat
+from bench.harness import Row, interleave, ms, percentile
 from bench.inputs import photo_files
 from bench.world import DEFAULTS
 
@@ -50,33 +51,40 @@ def submit(client, api: str, path: str, **inputs):
 
 
 def rows(ctx) -> list[Row]:
-    from bench.app import endpoint_names
+    from bench.app import BrowserLike, endpoint_names
 
     client = ctx.client()
     offered = endpoint_names(client)
     out = []
-    for api, (_, count) in ENDPOINTS.items():
+    for api, (inputs, count) in ENDPOINTS.items():
         what = f"/{api}, new photo each call"
         if api not in offered:
-            out.append(Row(AREA, what, ok=False, note="the app offers no such endpoint yet"))
+            out.append(Row(AREA, what, ok=False, note="the app offers no such endpoint"))
             continue
-        paths = photo_files(ctx.folder / "photos", ctx.scaled(count) + 1)
+        repeats = ctx.scaled(count)
+        paths = photo_files(ctx.folder / "photos", 2 * repeats + 2)
+        page = BrowserLike(client, api)
 
-        def once(i, api=api, paths=paths):  # the warm-up (i < 0) takes the first photo
+        def by_client(i, api=api, paths=paths):  # the warm-up (i < 0) takes the first photo
             return call(client, api, paths[max(i + 1, 0)])
 
+        def by_page(i, page=page, own=paths[repeats + 1 :], inputs=inputs):  # new photo, ask
+            return page.call(page.upload(own[max(i + 1, 0)]), **inputs)
+
         try:
-            seconds = repeat(once, ctx.scaled(count))
+            pair = interleave(by_client, by_page, repeats)
         except Exception as error:  # noqa: BLE001 - a broken endpoint is a finding, not a crash
             out.append(Row(AREA, what, ok=False, note=f"failed: {str(error)[:160]}"))
             continue
-        p50, p95 = percentile(seconds, 50), percentile(seconds, 95)
+        mine, page_times = pair.ours_times, pair.peer_times
         out.append(
             Row(
                 AREA,
                 what,
-                ours=f"p50 {ms(p50)} · p95 {ms(p95)}",
-                note=f"{len(seconds)} calls after one warm-up",
+                "the same, HTTP API like a page",
+                f"p50 {ms(percentile(mine, 50))} · p95 {ms(percentile(mine, 95))}",
+                f"p50 {ms(percentile(page_times, 50))} · p95 {ms(percentile(page_times, 95))}",
+                note=f"{repeats} calls each way after one warm-up",
             )
         )
     return out
