@@ -113,6 +113,8 @@ def ms(seconds: float) -> str:
 
 
 def times(value: float) -> str:
+    if value < 0.1:  # small ratios are held to 5%: show the digit that decides
+        return f"{value:.3f}×"
     return f"{value:.2f}×" if value < 10 else f"{value:.0f}×"
 
 
