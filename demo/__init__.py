@@ -41,14 +41,19 @@ From pixels and convolution kernels, through CNN feature maps and Vision Transfo
 to CLIP zero-shot, captioning and visual question answering — on your own photo."""
 
 
-def build_demo() -> gr.Blocks:
-    """The whole app: the photo picker above the tabs, then one tab per topic."""
+def build_demo(only: tuple[str, ...] | None = None) -> gr.Blocks:
+    """The whole app: the photo picker above the tabs, then one tab per topic.
+
+    `only` names the tab ids to build (a test of one topic launches just its tabs).
+    """
     with gr.Blocks(title="vlmlab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
         photo = build_photo_picker(demo)
         with gr.Tabs() as tabs:
             lab = Lab(photo=photo, tabs=tabs)
             for tab_id, module in TABS:
+                if only is not None and tab_id not in only:
+                    continue
                 with gr.Tab(module.TITLE, id=tab_id, elem_id=f"tab-{tab_id}"):
                     module.build(lab)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 # 1. Environment: must come first, before any import of transformers / huggingface_hub / torch.
 # =============================================================================================
 import atexit
+import contextlib
 import os
 import shutil
 import sys
@@ -127,9 +128,9 @@ def coffee() -> Image.Image:
 # =============================================================================================
 
 
-@pytest.fixture(scope="session")
-def lab_app():
-    """The whole app, launched once on a free loopback port, with a gradio_client attached.
+@contextlib.contextmanager
+def launched(only: tuple[str, ...] | None = None):
+    """The app (or only the tabs `only` names) on a free loopback port, with a gradio_client.
 
     Yields a namespace: `demo` (the Blocks), `url`, `client` (gradio_client.Client), `config`.
     """
@@ -143,10 +144,23 @@ def lab_app():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    demo = build_demo()
+    demo = build_demo(only)
     demo.launch(**launch_options(port=port, prevent_thread_lock=True, quiet=True))
     try:
         client = Client(demo.local_url, verbose=False)
         yield SimpleNamespace(demo=demo, url=demo.local_url, client=client, config=demo.config)
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="session")
+def launch_tabs():
+    """`launched` itself, for module fixtures that serve only their topic's tabs."""
+    return launched
+
+
+@pytest.fixture(scope="session")
+def lab_app():
+    """The whole app, launched once for the session (see `launched`)."""
+    with launched() as app:
+        yield app

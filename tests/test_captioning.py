@@ -268,24 +268,10 @@ def test_captioner_widget_recaptions_when_a_control_changes(chelsea):
 
 
 @pytest.fixture(scope="module")
-def tab_client():
-    import gradio as gr
-    from gradio_client import Client
-
-    from demo import captioning_tab, launch_options
-    from demo.common import Lab
-    from vlmlab.images import sample_files
-
-    with gr.Blocks() as demo:
-        photo = gr.File(value=str(sample_files()["chelsea"]), type="filepath")
-        with gr.Tabs() as tabs, gr.Tab(captioning_tab.TITLE, id="captioning"):
-            captioning_tab.build(Lab(photo=photo, tabs=tabs))
-    demo.queue()
-    demo.launch(**launch_options(port=None), prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
+def tab_client(launch_tabs):
+    """Just the Captioning tab, launched on loopback, and a gradio_client for it."""
+    with launch_tabs(only=('captioning',)) as app:
+        yield app.client
 
 
 def test_caption_endpoint_streams_then_returns_every_number(tab_client, chelsea):

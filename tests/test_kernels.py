@@ -5,7 +5,6 @@ Convolution tab's `apply_kernel` endpoint through gradio_client."""
 from __future__ import annotations
 
 import itertools
-import socket
 
 import numpy as np
 import pytest
@@ -439,37 +438,11 @@ def test_tab_handlers(tmp_path):
         kernels_tab.show_result(str(path), "1 2 1\n2 4 2\n1 2 1", "zero", 1, "yes", False, "clip")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def client():
+def client(launch_tabs):
     """Just the two tabs of this topic, launched on loopback, and a gradio_client for them."""
-    import gradio as gr
-    from gradio_client import Client
-
-    from demo import kernels_tab, pixels_tab
-    from demo.common import Lab
-    from vlmlab.images import sample_files
-
-    with gr.Blocks() as demo:
-        photo = gr.File(value=str(sample_files()["chelsea"]), type="filepath")
-        with gr.Tabs() as tabs:
-            lab = Lab(photo=photo, tabs=tabs)
-            with gr.Tab("Pixels", id="pixels"):
-                pixels_tab.build(lab)
-            with gr.Tab("Convolution", id="convolution"):
-                kernels_tab.build(lab)
-    assert isinstance(lab.shared["kernel_text"], gr.Textbox)
-    demo.queue()
-    demo.launch(server_port=_free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
+    with launch_tabs(only=('pixels', 'convolution')) as app:
+        yield app.client
 
 
 def test_the_apply_kernel_endpoint(client, tmp_path):

@@ -172,24 +172,10 @@ def test_question_box_widget_answers_again_when_questions_change(chelsea):
 
 
 @pytest.fixture(scope="module")
-def tab_client():
-    import gradio as gr
-    from gradio_client import Client
-
-    from demo import launch_options, vqa_tab
-    from demo.common import Lab
-    from vlmlab.images import sample_files
-
-    with gr.Blocks() as demo:
-        photo = gr.File(value=str(sample_files()["chelsea"]), type="filepath")
-        with gr.Tabs() as tabs, gr.Tab(vqa_tab.TITLE, id="vqa"):
-            vqa_tab.build(Lab(photo=photo, tabs=tabs))
-    demo.queue()
-    demo.launch(**launch_options(port=None), prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
+def tab_client(launch_tabs):
+    """Just the VQA tab, launched on loopback, and a gradio_client for it."""
+    with launch_tabs(only=('vqa',)) as app:
+        yield app.client
 
 
 def test_answer_endpoint_returns_the_table_and_the_bars(tab_client, chelsea):
