@@ -34,6 +34,7 @@ class Request:
     check: Callable[[list, httpx.AsyncClient], Awaitable[str]] | None = None
     name: str = "photo.png"
     session: str = ""  # the browser session (one per student); empty: a fresh one
+    refusal: str = ""  # words of the gr.Error this student is meant to be told, if any
 
 
 @dataclass
