@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
-from typing import Callable, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -67,3 +69,21 @@ def fingerprint(image: Image.Image | np.ndarray) -> str:
     digest = hashlib.blake2b(array.tobytes(), digest_size=12)
     digest.update(repr((array.shape, array.dtype.str)).encode())
     return digest.hexdigest()
+
+
+_fingerprints: dict[int, tuple[weakref.ref, str]] = {}  # id(photo) -> (photo, its fingerprint)
+
+
+def photo_fingerprint(image: Image.Image) -> str:
+    """`fingerprint(image)`, hashed once per image object while it lives (switching layer, head
+    or channel then costs no hashing). Photos are not edited in place in the lab: edit a copy."""
+    key = id(image)
+    known = _fingerprints.get(key)
+    if known is not None and known[0]() is image:
+        return known[1]
+    digest = fingerprint(image)
+    _fingerprints[key] = (
+        weakref.ref(image, lambda _, key=key: _fingerprints.pop(key, None)),
+        digest,
+    )
+    return digest

@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from vlmlab.cache import LRUCache, fingerprint
+from vlmlab.cache import LRUCache, photo_fingerprint
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
-from vlmlab.images import ImageSource, load_image
+from vlmlab.images import ImageSource, rgb_image
 from vlmlab.models import LoadedModel, default_model, get_spec, load_model
 from vlmlab.text import clean_text
 
@@ -107,7 +107,7 @@ def caption(
     `do_sample` off the text equals `model.generate` with the same settings.
     """
     decoding = check_decoding(num_beams, do_sample, temperature, top_p, max_new_tokens)
-    return _caption_on_device(_photo(image), _name(model), prompt, decoding, pretrained)
+    return _caption_on_device(rgb_image(image), _name(model), prompt, decoding, pretrained)
 
 
 def caption_stream(
@@ -126,7 +126,7 @@ def caption_stream(
     generated, then the final `Caption`. Beam search has no single caption until it ends, so with
     `num_beams > 1` (or a caption already cached) only the final one comes."""
     decoding = check_decoding(num_beams, do_sample, temperature, top_p, max_new_tokens)
-    return _stream_on_device(_photo(image), _name(model), prompt, decoding, pretrained)
+    return _stream_on_device(rgb_image(image), _name(model), prompt, decoding, pretrained)
 
 
 def settings_for(
@@ -185,7 +185,7 @@ def text_limit(loaded: LoadedModel) -> int:
 
 def image_embeds(loaded: LoadedModel, image: Image.Image) -> torch.Tensor:
     """BLIP's vision encoder output for `image`, cached per (model, photo), on the CPU."""
-    key = (loaded.spec.name, str(loaded.device), loaded.pretrained, fingerprint(image))
+    key = (loaded.spec.name, str(loaded.device), loaded.pretrained, photo_fingerprint(image))
 
     def encode() -> torch.Tensor:
         pixels = loaded.processor.image_processor(images=image, return_tensors="pt")
@@ -216,7 +216,7 @@ class _Job:
             return None
         loaded = self.loaded
         model = (loaded.spec.name, str(loaded.device), loaded.pretrained)
-        return (model, fingerprint(self.image), self.prompt_ids, self.decoding)
+        return (model, photo_fingerprint(self.image), self.prompt_ids, self.decoding)
 
 
 @gpu
@@ -392,10 +392,6 @@ class _TokenFeed(StoppingCriteria):
 
 # ---------------------------------------------------------------------------------------------
 # Checks
-
-
-def _photo(image: ImageSource) -> Image.Image:
-    return image.convert("RGB") if isinstance(image, Image.Image) else load_image(image)
 
 
 def _name(model: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ from PIL import Image
 from torch import fx
 
 from vlmlab import cnn_render
-from vlmlab.cache import LRUCache, fingerprint
+from vlmlab.cache import LRUCache, photo_fingerprint
 from vlmlab.cnn_layers import (  # noqa: F401 - re-exported: the CNN topic's one front door
     DEFAULT_MODEL,
     TOPIC,
@@ -30,7 +29,7 @@ from vlmlab.cnn_layers import (  # noqa: F401 - re-exported: the CNN topic's one
 )
 from vlmlab.device import gpu
 from vlmlab.errors import LabError, ModelUnavailableError
-from vlmlab.images import ImageSource, load_image
+from vlmlab.images import ImageSource, load_image, rgb_image  # noqa: F401 - rgb_image re-exported
 from vlmlab.models import (
     LoadedModel,
     get_spec,
@@ -47,7 +46,6 @@ _captures = LRUCache(8)  # (model, pretrained, image) -> FeatureCapture; VGG's i
 _grids = LRUCache(64)  # (capture key, layer, order) -> (grid pixels, layout)
 _extractors = LRUCache(12)  # (model, pretrained, device) -> feature extractor (no hooks)
 _filters = LRUCache(12)  # (model, pretrained) -> Filters
-_fingerprints: dict[int, tuple[weakref.ref, str]] = {}  # id(photo) -> (photo, its fingerprint)
 
 Prediction = list[tuple[str, float]]
 
@@ -56,31 +54,9 @@ Prediction = list[tuple[str, float]]
 # Checks and small helpers
 
 
-def rgb_image(image: ImageSource) -> Image.Image:
-    """The photo as 8-bit RGB (already-decoded RGB images pass through untouched)."""
-    if isinstance(image, Image.Image) and image.mode == "RGB":
-        return image
-    return load_image(image)
-
-
 def cache_key(model: str, pretrained: bool, image: Image.Image) -> tuple:
     """The key of per-(model, photo) results."""
     return (model, pretrained, photo_fingerprint(image))
-
-
-def photo_fingerprint(image: Image.Image) -> str:
-    """`fingerprint(image)`, hashed once per image object while it lives (switching layer or
-    channel then costs no hashing). Photos are not edited in place here: edit a copy."""
-    key = id(image)
-    known = _fingerprints.get(key)
-    if known is not None and known[0]() is image:
-        return known[1]
-    digest = fingerprint(image)
-    _fingerprints[key] = (
-        weakref.ref(image, lambda _, key=key: _fingerprints.pop(key, None)),
-        digest,
-    )
-    return digest
 
 
 @functools.cache
@@ -329,7 +305,7 @@ def view_features(
         raise LabError(f"{info.name} has channels 0 to {count - 1}; pick one of those.")
     channel = int(channel)
     position = ranked.index(channel)
-    values = maps[channel].astype(np.float32)  # (H, W)
+    values = cnn_render.as_float32(maps[channel])  # (H, W)
     where = (
         f"Channel {channel} is number {position + 1} of {count} by mean activation"
         if order == "activation"

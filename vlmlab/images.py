@@ -53,6 +53,14 @@ def load_image(source: ImageSource, *, max_side: int = WORKING_SIDE) -> Image.Im
     return image
 
 
+def rgb_image(image: ImageSource) -> Image.Image:
+    """The photo as 8-bit RGB: already-decoded RGB images pass through untouched (the same
+    object, so per-photo caches find it), anything else goes through `load_image`."""
+    if isinstance(image, Image.Image) and image.mode == "RGB":
+        return image
+    return load_image(image)
+
+
 def read_image(source: ImageSource, *, max_side: int = WORKING_SIDE) -> Intake:
     """Like `load_image`, but returns the notes beside the image."""
     if isinstance(source, (str, os.PathLike)):
@@ -106,7 +114,9 @@ def _decode(fp: IO[bytes], size: int, max_side: int) -> Intake:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(fp, formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
-        raise ImageError(f"This file is not an image the lab can read; please use {kinds}.") from None
+        raise ImageError(
+            f"This file is not an image the lab can read; please use {kinds}."
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(_too_many_pixels(None)) from None
     except (OSError, SyntaxError, ValueError):

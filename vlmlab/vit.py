@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vlmlab.cache import LRUCache, fingerprint
+from vlmlab.cache import LRUCache, photo_fingerprint
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
-from vlmlab.images import ImageSource, load_image
+from vlmlab.images import ImageSource, rgb_image
 from vlmlab.models import LoadedModel, default_model, get_spec, load_model
 
 CLS = "CLS"  # the query that stands for the class token
@@ -89,8 +89,8 @@ def inspect_vit(
 ) -> ViTInspection:
     """Run `model` once on `image` and keep all it shows; cached per (model, image)."""
     name = get_spec(model or default_model("vit"), "vit").name
-    photo = image.convert("RGB") if isinstance(image, Image.Image) else load_image(image)
-    key = (name, pretrained, fingerprint(photo))
+    photo = rgb_image(image)
+    key = (name, pretrained, photo_fingerprint(photo))
     return _inspections.get_or_compute(key, lambda: _inspect_on_device(photo, name, pretrained))
 
 

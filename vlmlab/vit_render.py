@@ -7,6 +7,7 @@ the two explanatory figures use matplotlib `Figure`s.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ def _zoomed(inspection: ViTInspection, scale: int) -> Image.Image:
     return inspection.image.resize((w * scale, h * scale), Image.Resampling.NEAREST)
 
 
+@functools.lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
@@ -236,13 +238,20 @@ def _heat(view: AttentionMap) -> np.ndarray:
 
 
 def draw_attention(
-    inspection: ViTInspection, view: AttentionMap, *, scale: int | None = None
+    inspection: ViTInspection,
+    view: AttentionMap,
+    *,
+    scale: int | None = None,
+    zoomed: Image.Image | None = None,
 ) -> Image.Image:
-    """The map as a heat map over the photo, one block per patch; the query patch is framed."""
+    """The map as a heat map over the photo, one block per patch; the query patch is framed.
+
+    `zoomed` is the photo already drawn at `scale` (small multiples share one).
+    """
     scale = display_scale(inspection) if scale is None else scale
     cell = inspection.patch_size * scale
     rows, cols = inspection.grid
-    picture = _zoomed(inspection, scale)
+    picture = _zoomed(inspection, scale) if zoomed is None else zoomed.copy()
     area = picture.crop((0, 0, cols * cell, rows * cell))
     colours = Image.fromarray(_heat(view)).resize(area.size, Image.Resampling.NEAREST)
     picture.paste(Image.blend(area, colours, HEAT_ALPHA), (0, 0))
@@ -256,18 +265,25 @@ def draw_attention(
 def draw_head_maps(inspection: ViTInspection, views: Sequence[AttentionMap]) -> Image.Image:
     """Small multiples: one heat map per head (each scaled to its own maximum), labelled."""
     scale = max(1, math.ceil(TILE_SIDE / max(inspection.image.size)))
-    font = _font(13)
+    zoomed = _zoomed(inspection, scale)
     tiles = []
     for view in views:
-        picture = draw_attention(inspection, view, scale=scale)
+        picture = draw_attention(inspection, view, scale=scale, zoomed=zoomed)
         label = view.source.replace(f"mean of {inspection.num_heads} heads", "mean")
-        framed = Image.new("RGB", (picture.width, picture.height + 18), "white")
-        framed.paste(picture, (0, 18))
-        ImageDraw.Draw(framed).text((2, 1), label, font=font, fill=(0, 0, 0))
-        tiles.append(framed)
+        tiles.append(np.vstack([_label(label, picture.width), np.asarray(picture)]))
     n = len(tiles)
     columns = math.ceil(n / math.ceil(n / 7)) if n else 1
     return tile(tiles, columns=columns, gap=4)
+
+
+@functools.lru_cache(maxsize=64)
+def _label(text: str, width: int) -> np.ndarray:
+    """A white strip with `text` on it, as pixels (the same few labels are drawn again and again)."""
+    strip = Image.new("RGB", (width, 18), "white")
+    ImageDraw.Draw(strip).text((2, 1), text, font=_font(13), fill=(0, 0, 0))
+    pixels = np.asarray(strip)
+    pixels.setflags(write=False)
+    return pixels
 
 
 @dataclass(frozen=True)

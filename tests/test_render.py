@@ -1,0 +1,63 @@
+"""The drawing helpers every tab's redraw leans on: colour maps, tile grids, photo fingerprints."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+
+from vlmlab.cache import fingerprint, photo_fingerprint
+from vlmlab.cnn_render import GAP, assemble
+from vlmlab.render import colorize
+
+
+@pytest.mark.parametrize("cmap", ["viridis", "inferno", "jet", "gray", "coolwarm"])
+def test_colorize_matches_the_matplotlib_colour_map(cmap):
+    values = np.random.default_rng(0).normal(size=(40, 30)).astype(np.float32)
+    for vmin, vmax in ((None, None), (-0.5, 0.5), (0.0, 3.0)):
+        lo = values.min() if vmin is None else vmin
+        hi = values.max() if vmax is None else vmax
+        expected = matplotlib.colormaps[cmap](np.clip((values - lo) / (hi - lo), 0, 1), bytes=True)
+        np.testing.assert_array_equal(colorize(values, cmap, vmin=vmin, vmax=vmax), expected[..., :3])
+
+
+def test_colorize_draws_a_flat_map_in_the_lowest_colour():
+    lowest = matplotlib.colormaps["viridis"](0, bytes=True)[:3]
+    assert (colorize(np.full((3, 4), 7.0)) == lowest).all()
+
+
+def naive_grid(tiles: np.ndarray, columns: int, fill, factor: int) -> np.ndarray:
+    big = tiles.repeat(factor, axis=1).repeat(factor, axis=2)
+    n, h, w = big.shape[:3]
+    rows = -(-n // columns)
+    grid = np.empty((rows * (h + GAP) + GAP, columns * (w + GAP) + GAP) + big.shape[3:], np.uint8)
+    grid[...] = fill
+    for i, t in enumerate(big):
+        r, c = divmod(i, columns)
+        grid[GAP + r * (h + GAP) : GAP + r * (h + GAP) + h, GAP + c * (w + GAP) :][:, :w] = t
+    return grid
+
+
+@pytest.mark.parametrize(
+    ("shape", "columns", "factor", "fill"),
+    [
+        ((7, 3, 5), 3, 4, 254),  # a short last row, enlarged
+        ((9, 6, 6), 3, 1, 254),  # full rows, as they are
+        ((5, 4, 4, 3), 4, 3, 255),  # RGB tiles (learned filters)
+    ],
+)
+def test_assemble_places_every_tile_enlarged_in_its_cell(shape, columns, factor, fill):
+    tiles = np.random.default_rng(1).integers(0, 250, size=shape, dtype=np.uint8)
+    np.testing.assert_array_equal(
+        assemble(tiles, columns, fill, factor), naive_grid(tiles, columns, fill, factor)
+    )
+
+
+def test_photo_fingerprint_follows_the_pixels_not_the_object():
+    photo = Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3))
+    twin = photo.copy()
+    other = Image.fromarray(np.arange(1, 49, dtype=np.uint8).reshape(4, 4, 3))
+    assert photo_fingerprint(photo) == photo_fingerprint(photo) == fingerprint(photo)
+    assert photo_fingerprint(twin) == photo_fingerprint(photo)
+    assert photo_fingerprint(other) != photo_fingerprint(photo)
