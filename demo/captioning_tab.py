@@ -86,7 +86,7 @@ def build(lab: Lab) -> None:
             yield part.text, beam_rows(part), html, caption_notes(part) if part.done else ""
 
     def caption_if_visible(is_visible, *args, progress=gr.Progress()):
-        if not is_visible:
+        if not is_visible or not args[0]:  # hidden, or the photo was cleared (the picker says so)
             yield [gr.skip()] * len(outputs)
             return
         yield from caption(*args, progress=progress)

@@ -248,7 +248,9 @@ def show_result(photo, text, padding, stride, grayscale, flip, mode, normalise=F
 
 
 def refresh(state, photo, cells, text, padding, stride, grayscale, flip, mode, normalise):
-    """Every live view: the result, the worked example, the step-through, the grid."""
+    """Every live view: the result, the worked example, the step-through, the grid.
+
+    Without a photo the worked example still works; the photo's views say what is missing."""
     try:
         image, arithmetic = show_result(
             photo, text, padding, stride, grayscale, flip, mode, normalise
@@ -256,6 +258,8 @@ def refresh(state, photo, cells, text, padding, stride, grayscale, flip, mode, n
         status = ""
     except LabError as error:
         image, arithmetic, status = gr.skip(), gr.skip(), f"⚠️ {error}"
+    except gr.Error as error:  # no photo, or an upload the cache cleanup removed
+        image, arithmetic, status = None, "", f"⚠️ {error.message}"
     matrix_views = show_matrix(cells, text, padding, stride, flip, normalise)
     step_views = show_step(state, photo, cells, text, padding, stride, grayscale, flip, normalise)
     return (image, arithmetic, status, *matrix_views, *step_views, *text_to_grid(text))
@@ -290,9 +294,9 @@ def show_step(state, photo, cells, text, padding, stride, grayscale, flip, norma
         step, html = render_step(
             image, kernel, None if middle else row, None if middle else col, **options
         )
-    except LabError as error:
+    except (LabError, gr.Error) as error:
         picture = gr.skip() if matrix is None else _padded(matrix, 1, "valid", None)
-        return f"<p>⚠️ {error}</p>", picture
+        return f"<p>⚠️ {getattr(error, 'message', error)}</p>", picture
     picture = _padded(matrix, kernel.shape[-1], padding, step if target == "matrix" else None)
     return html, picture
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import LIGHT_EVENT, Lab, guard, open_photo
+from demo.common import LIGHT_EVENT, NO_PHOTO, Lab, guard, open_photo
 from vlmlab.pixels import (
     COLOR_SPACES,
     MAX_REGION,
@@ -98,9 +98,9 @@ def build(lab: Lab) -> None:
         **LIGHT_EVENT,
     )
     gr.on(
-        None,
+        [lab.photo.change],
         guard(show_planes),
-        lab.photo,
+        [lab.photo, top, left],
         [planes, top, left],
         api_visibility="private",
         **LIGHT_EVENT,
@@ -110,6 +110,8 @@ def build(lab: Lab) -> None:
 
 def show_region(photo, top, left, size):
     """The preview with the region outlined, the magnified grids, the tensor facts, the pixel."""
+    if not photo:  # cleared: the tab says so in place (the photo picker says it too)
+        return None, None, f"**{NO_PHOTO}**", ""
     image = open_photo(photo).image
     region = pick_region(image, top, left, size)
     h, w = region.size
@@ -123,6 +125,8 @@ def show_region(photo, top, left, size):
 
 
 def show_color_space(photo, space):
+    if not photo:
+        return None, ""
     view = convert_color_space(shrink(open_photo(photo).image, PLANE_SIDE), space)
     note = (
         f"Computed with {view.library}. Black is the low end and white the high end of each "
@@ -131,13 +135,16 @@ def show_color_space(photo, space):
     return draw_color_planes(view), note
 
 
-def show_planes(photo):
-    """The three channel planes; the sliders learn the photo's size."""
+def show_planes(photo, top=0, left=0):
+    """The three channel planes; the sliders learn the photo's size (and stay inside it)."""
+    if not photo:
+        return None, gr.skip(), gr.skip()
     image = open_photo(photo).image
+    bottom, right = image.height - 1, image.width - 1
     return (
         draw_channel_planes(image),
-        gr.Slider(maximum=image.height - 1),
-        gr.Slider(maximum=image.width - 1),
+        gr.Slider(maximum=bottom, value=min(int(top or 0), bottom)),
+        gr.Slider(maximum=right, value=min(int(left or 0), right)),
     )
 
 

@@ -198,7 +198,7 @@ def build(lab: Lab) -> None:
     look_inputs = [lab.photo, model, layer_shown, head, query, patch]
 
     def look_if_visible(is_visible, *args, progress=gr.Progress()):  # noqa: B008
-        if not is_visible:
+        if not is_visible or not args[0]:  # hidden, or the photo was cleared (the picker says so)
             return [gr.skip()] * len(look_outputs)
         return look_inside(*args, progress=progress)
 

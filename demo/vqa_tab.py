@@ -59,7 +59,7 @@ def build(lab: Lab) -> None:
         return vqa.answer_rows(sheet), vqa.answers_html(sheet), "\n\n".join(sheet.notes)
 
     def answer_if_visible(is_visible, *args, progress=gr.Progress()):
-        if not is_visible:
+        if not is_visible or not args[0]:  # hidden, or the photo was cleared (the picker says so)
             return [gr.skip()] * len(outputs)
         return answer(*args, progress=progress)
 

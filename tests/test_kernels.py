@@ -438,10 +438,27 @@ def test_tab_handlers(tmp_path):
         kernels_tab.show_result(str(path), "1 2 1\n2 4 2\n1 2 1", "zero", 1, "yes", False, "clip")
 
 
+def test_a_cleared_photo_is_said_in_place_and_the_worked_example_still_works():
+    from demo import kernels_tab
+    from demo.common import NO_PHOTO
+
+    text, padding, stride, flip, normalise, cells, state = kernels_tab.lecture_example()[:7]
+    views = kernels_tab.refresh(
+        state, None, cells, text, padding, stride, False, flip, "clip", normalise
+    )
+    image, _, status, _, matrix_text, html, picture, _, _ = views
+    assert image is None and NO_PHOTO in status  # no error raised: one sentence, in the tab
+    assert "3×3 out" in matrix_text and "sum = <b>4</b>" in html and picture is not None
+    html, _ = kernels_tab.show_step(
+        ("photo", 1, 1), None, cells, text, "zero", 1, False, False, False
+    )
+    assert NO_PHOTO in html
+
+
 @pytest.fixture(scope="module")
 def client(launch_tabs):
     """Just the two tabs of this topic, launched on loopback, and a gradio_client for them."""
-    with launch_tabs(only=('pixels', 'convolution')) as app:
+    with launch_tabs(only=("pixels", "convolution")) as app:
         yield app.client
 
 

@@ -193,3 +193,12 @@ def test_pixels_tab_handlers(tmp_path):
     assert planes.width > 0 and "OpenCV" in space_note
     top, left = pixels_tab.pick_at(str(path), 8, SimpleNamespace(index=[100, 50]))
     assert (top, left) == (96, 196)  # the click × 2 (preview scale), centred
+
+    # A smaller photo pulls the region sliders inside it; a cleared photo is said in place.
+    Image.new("RGB", (20, 10), (10, 200, 30)).save(path)
+    planes, top, left = pixels_tab.show_planes(str(path), 130, 200)
+    assert (top.maximum, top.value, left.maximum, left.value) == (9, 9, 19, 19)
+    preview, grids, facts, _ = pixels_tab.show_region(None, 5, 5, 4)
+    assert preview is None and grids is None and "Please pick a sample photo" in facts
+    assert pixels_tab.show_color_space(None, "HSL") == (None, "")
+    assert pixels_tab.show_planes(None)[0] is None

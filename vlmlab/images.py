@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -117,8 +118,9 @@ def _decode(fp: IO[bytes], size: int, max_side: int) -> Intake:
         raise ImageError(
             f"This file is not an image the lab can read; please use {kinds}."
         ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(_too_many_pixels(None)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as bomb:
+        claimed = re.search(r"\((\d+) pixels\)", str(bomb))  # Pillow: "Image size (N pixels) …"
+        raise ImageError(_too_many_pixels(int(claimed.group(1)) if claimed else None)) from None
     except (OSError, SyntaxError, ValueError):
         raise ImageError(f"This file looks damaged; please re-save it as {kinds}.") from None
 
@@ -146,8 +148,11 @@ def _decode(fp: IO[bytes], size: int, max_side: int) -> Intake:
     return _finish(image, notes, max_side, original=(width, height))
 
 
-def _too_many_pixels(size: tuple[int, int] | None) -> str:
-    claimed = f" ({size[0]}×{size[1]})" if size else ""
+def _too_many_pixels(size: tuple[int, int] | int | None) -> str:
+    if isinstance(size, int):  # only the count is known (Pillow refused the header)
+        claimed = f" ({size / 1_000_000:,.0f} megapixels)"
+    else:
+        claimed = f" ({size[0]}×{size[1]})" if size else ""
     return (
         f"The image is too large{claimed}: the lab accepts up to "
         f"{MAX_PIXELS // 1_000_000} megapixels. Please use a smaller copy."
