@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from demo.common import (
+    LIGHT_EVENT,
+    MODEL_EVENT,
+    Lab,
+    guard,
+    open_photo,
+    photo_problem,
+    progress_callback,
+)
 from vlmlab import captioning
 from vlmlab.captioning_render import BEAM_HEADERS, beam_rows, caption_html, caption_notes
 from vlmlab.models import choices, get_spec, load_model
@@ -86,7 +94,8 @@ def build(lab: Lab) -> None:
             yield part.text, beam_rows(part), html, caption_notes(part) if part.done else ""
 
     def caption_if_visible(is_visible, *args, progress=gr.Progress()):
-        if not is_visible or not args[0]:  # hidden, or the photo was cleared (the picker says so)
+        # Hidden, or no usable photo (the photo picker says why): nothing to do.
+        if not is_visible or photo_problem(args[0]):
             yield [gr.skip()] * len(outputs)
             return
         yield from caption(*args, progress=progress)

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from vlmlab.errors import user_message
+from vlmlab.errors import LabError, user_message
 from vlmlab.images import Intake, read_image
 
 log = logging.getLogger("vlmlab")
@@ -46,6 +46,17 @@ def open_photo(path: str | None) -> Intake:
             print_exception=False,
         )
     return read_image(path)
+
+
+def photo_problem(path: str | None) -> str | None:
+    """Why the session's photo cannot be used, or None when it can. For what tabs do when the
+    photo changes: the photo picker already says the problem aloud, so tabs say it in place or
+    wait quietly (one message, not one per tab)."""
+    try:
+        open_photo(path)
+    except (gr.Error, LabError) as error:
+        return str(getattr(error, "message", error))
+    return None
 
 
 def guard(fn: Callable) -> Callable:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from demo.common import LIGHT_EVENT, Lab, guard, open_photo
+from demo.common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
 from vlmlab.errors import LabError
 from vlmlab.kernels import (
     LECTURE_INPUT,
@@ -250,16 +250,18 @@ def show_result(photo, text, padding, stride, grayscale, flip, mode, normalise=F
 def refresh(state, photo, cells, text, padding, stride, grayscale, flip, mode, normalise):
     """Every live view: the result, the worked example, the step-through, the grid.
 
-    Without a photo the worked example still works; the photo's views say what is missing."""
+    Without a usable photo the worked example still works; the photo's views say what is wrong."""
+    problem = photo_problem(photo)
     try:
-        image, arithmetic = show_result(
-            photo, text, padding, stride, grayscale, flip, mode, normalise
-        )
-        status = ""
+        if problem:
+            image, arithmetic, status = None, "", f"⚠️ {problem}"
+        else:
+            image, arithmetic = show_result(
+                photo, text, padding, stride, grayscale, flip, mode, normalise
+            )
+            status = ""
     except LabError as error:
         image, arithmetic, status = gr.skip(), gr.skip(), f"⚠️ {error}"
-    except gr.Error as error:  # no photo, or an upload the cache cleanup removed
-        image, arithmetic, status = None, "", f"⚠️ {error.message}"
     matrix_views = show_matrix(cells, text, padding, stride, flip, normalise)
     step_views = show_step(state, photo, cells, text, padding, stride, grayscale, flip, normalise)
     return (image, arithmetic, status, *matrix_views, *step_views, *text_to_grid(text))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import LIGHT_EVENT, NO_PHOTO, Lab, guard, open_photo
+from demo.common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
 from vlmlab.pixels import (
     COLOR_SPACES,
     MAX_REGION,
@@ -78,25 +78,36 @@ def build(lab: Lab) -> None:
             gr.Markdown("The marked pixel (middle of the region) in every space:")
             pixel_table = gr.HTML(elem_id="pixels-spaces")
 
+    # Public endpoints refuse a missing photo with a sentence; when the page's photo is cleared,
+    # the tab says so in place instead (the photo picker asks for one already).
     region_inputs = [lab.photo, top, left, size]
-    gr.on(
-        None,
-        guard(show_region),
-        region_inputs,
-        [preview, grids, facts, pixel_table],
-        api_name="pixel_region",
-        trigger_mode="always_last",
-        **LIGHT_EVENT,
-    )
-    gr.on(
-        None,
-        guard(show_color_space),
-        [lab.photo, space],
-        [space_planes, space_note],
-        api_name="color_space",
-        trigger_mode="always_last",
-        **LIGHT_EVENT,
-    )
+    region_outputs = [preview, grids, facts, pixel_table]
+    for triggers, fn, api in (
+        ([top.change, left.change, size.change], show_region, {"api_name": "pixel_region"}),
+        ([lab.photo.change], photo_region, {"api_visibility": "private"}),
+    ):
+        gr.on(
+            triggers,
+            guard(fn),
+            region_inputs,
+            region_outputs,
+            trigger_mode="always_last",
+            **api,
+            **LIGHT_EVENT,
+        )
+    for triggers, fn, api in (
+        ([space.change], show_color_space, {"api_name": "color_space"}),
+        ([lab.photo.change], photo_color_space, {"api_visibility": "private"}),
+    ):
+        gr.on(
+            triggers,
+            guard(fn),
+            [lab.photo, space],
+            [space_planes, space_note],
+            trigger_mode="always_last",
+            **api,
+            **LIGHT_EVENT,
+        )
     gr.on(
         [lab.photo.change],
         guard(show_planes),
@@ -110,8 +121,6 @@ def build(lab: Lab) -> None:
 
 def show_region(photo, top, left, size):
     """The preview with the region outlined, the magnified grids, the tensor facts, the pixel."""
-    if not photo:  # cleared: the tab says so in place (the photo picker says it too)
-        return None, None, f"**{NO_PHOTO}**", ""
     image = open_photo(photo).image
     region = pick_region(image, top, left, size)
     h, w = region.size
@@ -124,9 +133,20 @@ def show_region(photo, top, left, size):
     )
 
 
+def photo_region(photo, top, left, size):
+    """`show_region` for a new photo; a missing or unreadable one is said in place."""
+    problem = photo_problem(photo)
+    if problem:
+        return None, None, f"**{problem}**", ""
+    return show_region(photo, top, left, size)
+
+
+def photo_color_space(photo, space):
+    """`show_color_space` for a new photo; a missing or unreadable one empties the planes."""
+    return (None, "") if photo_problem(photo) else show_color_space(photo, space)
+
+
 def show_color_space(photo, space):
-    if not photo:
-        return None, ""
     view = convert_color_space(shrink(open_photo(photo).image, PLANE_SIDE), space)
     note = (
         f"Computed with {view.library}. Black is the low end and white the high end of each "
@@ -137,7 +157,7 @@ def show_color_space(photo, space):
 
 def show_planes(photo, top=0, left=0):
     """The three channel planes; the sliders learn the photo's size (and stay inside it)."""
-    if not photo:
+    if photo_problem(photo):
         return None, gr.skip(), gr.skip()
     image = open_photo(photo).image
     bottom, right = image.height - 1, image.width - 1

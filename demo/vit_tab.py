@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from demo.common import (
+    LIGHT_EVENT,
+    MODEL_EVENT,
+    Lab,
+    guard,
+    open_photo,
+    photo_problem,
+    progress_callback,
+)
 from vlmlab import vit, vit_cost
 from vlmlab.errors import LabError
 from vlmlab.models import choices, get_spec
@@ -198,7 +206,8 @@ def build(lab: Lab) -> None:
     look_inputs = [lab.photo, model, layer_shown, head, query, patch]
 
     def look_if_visible(is_visible, *args, progress=gr.Progress()):  # noqa: B008
-        if not is_visible or not args[0]:  # hidden, or the photo was cleared (the picker says so)
+        # Hidden, or no usable photo (the photo picker says why): nothing to do.
+        if not is_visible or photo_problem(args[0]):
             return [gr.skip()] * len(look_outputs)
         return look_inside(*args, progress=progress)
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from demo.common import (
+    LIGHT_EVENT,
+    MODEL_EVENT,
+    Lab,
+    guard,
+    open_photo,
+    photo_problem,
+    progress_callback,
+)
 from vlmlab import vqa
 from vlmlab.models import choices, get_spec, load_model
 
@@ -59,7 +67,8 @@ def build(lab: Lab) -> None:
         return vqa.answer_rows(sheet), vqa.answers_html(sheet), "\n\n".join(sheet.notes)
 
     def answer_if_visible(is_visible, *args, progress=gr.Progress()):
-        if not is_visible or not args[0]:  # hidden, or the photo was cleared (the picker says so)
+        # Hidden, or no usable photo (the photo picker says why): nothing to do.
+        if not is_visible or photo_problem(args[0]):
             return [gr.skip()] * len(outputs)
         return answer(*args, progress=progress)
 

@@ -108,7 +108,9 @@ def test_decompression_bomb_is_refused_from_the_header():
     assert len(bomb) < 200
     tracemalloc.start()
     try:
-        with pytest.raises(ImageError, match=r"too large \(2,500 megapixels\).*up to 64 megapixels"):
+        with pytest.raises(
+            ImageError, match=r"too large \(2,500 megapixels\).*up to 64 megapixels"
+        ):
             load_image(bomb)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -197,8 +199,14 @@ def test_every_kind_of_source(tmp_path):
     expected = np.asarray(source)
     with open(path, "rb") as f:
         from_file = load_image(f)
-    for result in (load_image(path), load_image(str(path)), load_image(path.read_bytes()),
-                   from_file, load_image(source), load_image(expected)):
+    for result in (
+        load_image(path),
+        load_image(str(path)),
+        load_image(path.read_bytes()),
+        from_file,
+        load_image(source),
+        load_image(expected),
+    ):
         assert np.array_equal(np.asarray(result), expected)
     assert np.asarray(load_image(expected / 255.0))[0, 0].tolist() == [10, 20, 30]
     assert np.asarray(load_image(np.ones((2, 2), bool)))[0, 0].tolist() == [255, 255, 255]

@@ -198,7 +198,8 @@ def test_pixels_tab_handlers(tmp_path):
     Image.new("RGB", (20, 10), (10, 200, 30)).save(path)
     planes, top, left = pixels_tab.show_planes(str(path), 130, 200)
     assert (top.maximum, top.value, left.maximum, left.value) == (9, 9, 19, 19)
-    preview, grids, facts, _ = pixels_tab.show_region(None, 5, 5, 4)
+    preview, grids, facts, _ = pixels_tab.photo_region(None, 5, 5, 4)
     assert preview is None and grids is None and "Please pick a sample photo" in facts
-    assert pixels_tab.show_color_space(None, "HSL") == (None, "")
+    assert pixels_tab.photo_color_space(None, "HSL") == (None, "")
+    assert "[10, 200, 30]" in pixels_tab.photo_region(str(path), 0, 0, 4)[2]
     assert pixels_tab.show_planes(None)[0] is None

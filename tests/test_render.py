@@ -19,7 +19,9 @@ def test_colorize_matches_the_matplotlib_colour_map(cmap):
         lo = values.min() if vmin is None else vmin
         hi = values.max() if vmax is None else vmax
         expected = matplotlib.colormaps[cmap](np.clip((values - lo) / (hi - lo), 0, 1), bytes=True)
-        np.testing.assert_array_equal(colorize(values, cmap, vmin=vmin, vmax=vmax), expected[..., :3])
+        np.testing.assert_array_equal(
+            colorize(values, cmap, vmin=vmin, vmax=vmax), expected[..., :3]
+        )
 
 
 def test_colorize_draws_a_flat_map_in_the_lowest_colour():
