@@ -185,7 +185,7 @@ def text_limit(loaded: LoadedModel) -> int:
 
 def image_embeds(loaded: LoadedModel, image: Image.Image) -> torch.Tensor:
     """BLIP's vision encoder output for `image`, cached per (model, photo), on the CPU."""
-    key = (loaded.spec.name, str(loaded.device), loaded.pretrained, photo_fingerprint(image))
+    key = (*loaded.key, photo_fingerprint(image))
 
     def encode() -> torch.Tensor:
         pixels = loaded.processor.image_processor(images=image, return_tensors="pt")
@@ -214,9 +214,7 @@ class _Job:
         """The cache key, or None when sampling (every run differs)."""
         if self.decoding.do_sample:
             return None
-        loaded = self.loaded
-        model = (loaded.spec.name, str(loaded.device), loaded.pretrained)
-        return (model, photo_fingerprint(self.image), self.prompt_ids, self.decoding)
+        return (self.loaded.key, photo_fingerprint(self.image), self.prompt_ids, self.decoding)
 
 
 @gpu

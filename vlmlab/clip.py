@@ -72,7 +72,7 @@ __all__ = [  # the engine's API; prompt helpers come from vlmlab.clip_prompts
 _TEXT_BATCH = 256  # prompts per text-encoder forward
 _IMAGE_BATCH = 32  # images per image-encoder forward
 
-# Compute once, look many times. Keys start with `_model_key(loaded)`.
+# Compute once, look many times. Keys start with `loaded.key`.
 _text_embeddings = LRUCache(maxsize=8_192)  # (model, template, label) -> (D,) unit vector, CPU
 _image_embeddings = LRUCache(maxsize=256)  # (model, pixel digest) -> (D,) unit vector, CPU
 _classifiers = LRUCache(maxsize=32)  # (model, labels, templates) -> _Classifier
@@ -192,7 +192,7 @@ def zero_shot_batch(requests: Sequence[ZeroShotRequest]) -> list[ZeroShotResult 
             loaded = _load(request.model, request.pretrained)
             labels = parse_labels(request.labels)
             classifier = _classifier(loaded, labels, parse_templates(request.templates))
-            groups[_model_key(loaded)].append((index, loaded, classifier))
+            groups[loaded.key].append((index, loaded, classifier))
         except LabError as error:
             results[index] = error
     for members in groups.values():
@@ -297,10 +297,6 @@ def _load(name: str, pretrained: bool) -> LoadedModel:
     return load_model(name, topic="clip", pretrained=pretrained)
 
 
-def _model_key(loaded: LoadedModel) -> tuple:
-    return (loaded.spec.name, str(loaded.device), loaded.pretrained)
-
-
 def _logit_scale(loaded: LoadedModel) -> float:
     with torch.inference_mode():
         return float(loaded.model.logit_scale.float().exp().item())
@@ -309,7 +305,7 @@ def _logit_scale(loaded: LoadedModel) -> float:
 def _classifier(
     loaded: LoadedModel, labels: tuple[str, ...], templates: tuple[str, ...]
 ) -> _Classifier:
-    key = (_model_key(loaded), labels, templates)
+    key = (loaded.key, labels, templates)
     return _classifiers.get_or_compute(key, lambda: _build_classifier(loaded, labels, templates))
 
 
@@ -317,7 +313,7 @@ def _build_classifier(
     loaded: LoadedModel, labels: tuple[str, ...], templates: tuple[str, ...]
 ) -> _Classifier:
     labels, notes = fit_to_tokens(loaded, labels, templates)
-    model_key = _model_key(loaded)
+    model_key = loaded.key
     keys = [(model_key, template, label) for template in templates for label in labels]
     missing = list(dict.fromkeys(key for key in keys if key not in _text_embeddings))
     fresh = dict(zip(missing, _encode_texts(loaded, [fill(t, label) for _, t, label in missing])))
@@ -360,7 +356,7 @@ def _encode_texts(loaded: LoadedModel, prompts: list[str]) -> torch.Tensor:
 def _embed_images(loaded: LoadedModel, images: list[Image.Image]) -> torch.Tensor:
     """Unit image embeddings, (len(images), D) float32 on the CPU; one forward for the misses."""
     pixels = loaded.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
-    model_key = _model_key(loaded)
+    model_key = loaded.key
     keys = [(model_key, fingerprint(p.numpy())) for p in pixels]  # pixels: (B, 3, H, W)
     missing = {key: i for i, key in enumerate(keys) if key not in _image_embeddings}
     fresh: dict[tuple, torch.Tensor] = {}

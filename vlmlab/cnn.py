@@ -34,6 +34,7 @@ from vlmlab.models import (
     LoadedModel,
     get_spec,
     load_model,
+    runtime,
     torchvision_weights,
 )
 
@@ -56,7 +57,7 @@ Prediction = list[tuple[str, float]]
 
 def cache_key(model: str, pretrained: bool, image: Image.Image) -> tuple:
     """The key of per-(model, photo) results."""
-    return (model, pretrained, photo_fingerprint(image))
+    return (model, pretrained, *runtime(), photo_fingerprint(image))
 
 
 @functools.cache
@@ -233,7 +234,7 @@ def _extractor(loaded: LoadedModel) -> torch.nn.Module:
                 setattr(extractor.get_submodule(parent), attribute, out_of_place)
         return extractor.eval()
 
-    key = (loaded.spec.name, loaded.pretrained, str(loaded.device))
+    key = loaded.key
     return _extractors.get_or_compute(key, build)
 
 
@@ -389,4 +390,4 @@ def learned_filters(model: str = DEFAULT_MODEL, *, pretrained: bool = True) -> F
         pixels, layout = cnn_render.filter_grid(weights)
         return Filters(arch.layer_at(arch.first_conv).name, weights, pixels, layout)
 
-    return _filters.get_or_compute((name, pretrained), compute)
+    return _filters.get_or_compute((name, pretrained, *runtime()), compute)

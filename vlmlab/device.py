@@ -1,4 +1,5 @@
-"""Where models run: CUDA in half precision when present, the CPU otherwise.
+"""Where models run: CUDA in half precision when present, the CPU otherwise (in float32, or in
+bfloat16 when asked: about twice as fast on CPUs with bfloat16 instructions, never the default).
 
 `gpu` marks the functions that run a model forward: on a Hugging Face Space with ZeroGPU it
 is `spaces.GPU`, which lends them a GPU for the call; everywhere else it changes nothing.
@@ -12,6 +13,8 @@ import os
 import torch
 
 _chosen: str | None = os.environ.get("VLMLAB_DEVICE") or None
+CPU_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+_cpu_dtype: torch.dtype = CPU_DTYPES.get(os.environ.get("VLMLAB_CPU_DTYPE", ""), torch.float32)
 
 
 def set_device(name: str | None) -> None:
@@ -35,9 +38,25 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def set_cpu_dtype(name: str) -> None:
+    """Choose the precision of models loaded on the CPU from now on: "float32" (the default)
+    or "bfloat16" (faster where the CPU has bfloat16 instructions; results drift slightly)."""
+    global _cpu_dtype
+    if name not in CPU_DTYPES:
+        raise ValueError(f"The CPU precision must be one of: {', '.join(CPU_DTYPES)}.")
+    _cpu_dtype = CPU_DTYPES[name]
+
+
+def bfloat16_is_fast() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX) that oneDNN uses."""
+    return torch.backends.mkldnn.is_available() and bool(
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
+
+
 def dtype_for(device: torch.device) -> torch.dtype:
-    """Half precision on a GPU, full precision on the CPU."""
-    return torch.float16 if device.type == "cuda" else torch.float32
+    """Half precision on a GPU; on the CPU float32, or bfloat16 when `set_cpu_dtype` chose it."""
+    return torch.float16 if device.type == "cuda" else _cpu_dtype
 
 
 @functools.lru_cache(maxsize=1)

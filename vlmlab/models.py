@@ -100,6 +100,11 @@ class LoadedModel:
     pretrained: bool = True
     extra: dict = field(default_factory=dict)
 
+    @property
+    def key(self) -> tuple:
+        """Which model, where, in what precision: the model half of per-model cache keys."""
+        return (self.spec.name, str(self.device), str(self.dtype), self.pretrained)
+
     def to_device(self, batch):
         """Move a tensor or a dict of tensors to the model's device (floats to its dtype)."""
         if isinstance(batch, torch.Tensor):
@@ -129,7 +134,7 @@ def load_model(
     """
     spec = get_spec(name, topic)
     device = torch.device(device) if device is not None else default_device()
-    key = (spec.name, str(device), attn_implementation, pretrained)
+    key = (spec.name, str(device), dtype_for(device), attn_implementation, pretrained)
     if key in _loaded:
         return _loaded[key]
     with _registry_lock:
@@ -144,6 +149,13 @@ def load_model(
             if progress is not None:
                 progress(1.0, desc=f"{spec.title} is ready.")
     return _loaded[key]
+
+
+def runtime() -> tuple[str, str]:
+    """Where and in what precision models load now (device, dtype): part of the cache keys of
+    results computed before a model is at hand."""
+    device = default_device()
+    return str(device), str(dtype_for(device))
 
 
 def loaded_models() -> list[LoadedModel]:

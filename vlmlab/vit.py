@@ -19,7 +19,7 @@ from vlmlab.cache import LRUCache, photo_fingerprint
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, rgb_image
-from vlmlab.models import LoadedModel, default_model, get_spec, load_model
+from vlmlab.models import LoadedModel, default_model, get_spec, load_model, runtime
 
 CLS = "CLS"  # the query that stands for the class token
 MEAN = "mean"  # the head choice that averages over heads
@@ -90,7 +90,7 @@ def inspect_vit(
     """Run `model` once on `image` and keep all it shows; cached per (model, image)."""
     name = get_spec(model or default_model("vit"), "vit").name
     photo = rgb_image(image)
-    key = (name, pretrained, photo_fingerprint(photo))
+    key = (name, pretrained, *runtime(), photo_fingerprint(photo))
     return _inspections.get_or_compute(key, lambda: _inspect_on_device(photo, name, pretrained))
 
 
