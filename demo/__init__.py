@@ -50,7 +50,7 @@ def build_demo(only: tuple[str, ...] | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         photo = build_photo_picker(demo)
         with gr.Tabs() as tabs:
-            lab = Lab(photo=photo, tabs=tabs)
+            lab = Lab(blocks=demo, photo=photo, tabs=tabs)
             for tab_id, module in TABS:
                 if only is not None and tab_id not in only:
                     continue

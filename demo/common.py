@@ -30,6 +30,7 @@ FAULT = "Something went wrong on the lab's side; please try again (the error was
 class Lab:
     """The components tabs share. Tabs are built in lecture order; each adds what it offers."""
 
+    blocks: gr.Blocks  # the whole app (its `load` event: a page opens)
     photo: gr.File  # the session's photo (a file path); every tab's events take it as input
     tabs: gr.Tabs  # select a tab with gr.Tabs(selected=<tab id>)
     shared: dict[str, Any] = field(default_factory=dict)  # e.g. "kernel_text" from Convolution

@@ -78,13 +78,13 @@ def build(lab: Lab) -> None:
             gr.Markdown("The marked pixel (middle of the region) in every space:")
             pixel_table = gr.HTML(elem_id="pixels-spaces")
 
-    # Public endpoints refuse a missing photo with a sentence; when the page's photo is cleared,
-    # the tab says so in place instead (the photo picker asks for one already).
+    # Public endpoints refuse a missing photo with a sentence; when a page opens or its photo
+    # changes, a missing one is said in place instead (the photo picker asks for one already).
     region_inputs = [lab.photo, top, left, size]
     region_outputs = [preview, grids, facts, pixel_table]
     for triggers, fn, api in (
         ([top.change, left.change, size.change], show_region, {"api_name": "pixel_region"}),
-        ([lab.photo.change], photo_region, {"api_visibility": "private"}),
+        ([lab.blocks.load, lab.photo.change], photo_region, {"api_visibility": "private"}),
     ):
         gr.on(
             triggers,
@@ -97,7 +97,7 @@ def build(lab: Lab) -> None:
         )
     for triggers, fn, api in (
         ([space.change], show_color_space, {"api_name": "color_space"}),
-        ([lab.photo.change], photo_color_space, {"api_visibility": "private"}),
+        ([lab.blocks.load, lab.photo.change], photo_color_space, {"api_visibility": "private"}),
     ):
         gr.on(
             triggers,
@@ -109,7 +109,7 @@ def build(lab: Lab) -> None:
             **LIGHT_EVENT,
         )
     gr.on(
-        [lab.photo.change],
+        [lab.blocks.load, lab.photo.change],
         guard(show_planes),
         [lab.photo, top, left],
         [planes, top, left],

@@ -176,6 +176,14 @@ def expect(locator):
 # The photo picker
 
 
+def test_a_new_page_shows_the_default_photo_in_the_first_tab_at_once(page):
+    # Nothing picked yet: the lecture opens on Chelsea, already as numbers.
+    expect(page.locator("#photo-notes")).to_contain_text("451×300 pixels")
+    expect(page.locator("#pixels-facts")).to_contain_text("(300, 451, 3)")
+    expect(page.locator("#pixels-spaces")).to_contain_text("HSV")
+    no_error_toasts(page)
+
+
 def test_a_photo_uploaded_from_disk_is_used_and_its_frames_are_explained(page, lab_app, tmp_path):
     gif = tmp_path / "blink.gif"
     gif.write_bytes(animated_gif([(230, 30, 30), (30, 30, 230), (30, 230, 30)]))

@@ -29,7 +29,7 @@ from vlmlab.cnn_layers import (  # noqa: F401 - re-exported: the CNN topic's one
 )
 from vlmlab.device import gpu
 from vlmlab.errors import LabError, ModelUnavailableError
-from vlmlab.images import ImageSource, load_image, rgb_image  # noqa: F401 - rgb_image re-exported
+from vlmlab.images import ImageSource, rgb_image  # rgb_image: also the widgets' and Grad-CAM's
 from vlmlab.models import (
     LoadedModel,
     get_spec,
@@ -42,11 +42,12 @@ ORDERS = ("activation", "index")  # channels by mean activation (most active fir
 MAX_BATCH = 16  # images per forward when classifying many at once
 
 
-_probabilities = LRUCache(256)  # (model, pretrained, image) -> (classes,) softmax
-_captures = LRUCache(8)  # (model, pretrained, image) -> FeatureCapture; VGG's is ~60 MB
+# Per-model keys hold where and in what precision models run (`runtime()`, `LoadedModel.key`).
+_probabilities = LRUCache(256)  # cache_key(model, photo) -> (classes,) softmax
+_captures = LRUCache(8)  # cache_key(model, photo) -> FeatureCapture; VGG's is ~60 MB
 _grids = LRUCache(64)  # (capture key, layer, order) -> (grid pixels, layout)
-_extractors = LRUCache(12)  # (model, pretrained, device) -> feature extractor (no hooks)
-_filters = LRUCache(12)  # (model, pretrained) -> Filters
+_extractors = LRUCache(12)  # LoadedModel.key -> feature extractor (no hooks)
+_filters = LRUCache(12)  # (model, pretrained, runtime) -> Filters
 
 Prediction = list[tuple[str, float]]
 

@@ -14,7 +14,7 @@ import torch
 
 _chosen: str | None = os.environ.get("VLMLAB_DEVICE") or None
 CPU_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-_cpu_dtype: torch.dtype = CPU_DTYPES.get(os.environ.get("VLMLAB_CPU_DTYPE", ""), torch.float32)
+_cpu_dtype: torch.dtype = torch.float32  # VLMLAB_CPU_DTYPE may choose bfloat16 (see below)
 
 
 def set_device(name: str | None) -> None:
@@ -45,6 +45,10 @@ def set_cpu_dtype(name: str) -> None:
     if name not in CPU_DTYPES:
         raise ValueError(f"The CPU precision must be one of: {', '.join(CPU_DTYPES)}.")
     _cpu_dtype = CPU_DTYPES[name]
+
+
+if os.environ.get("VLMLAB_CPU_DTYPE"):
+    set_cpu_dtype(os.environ["VLMLAB_CPU_DTYPE"])
 
 
 def bfloat16_is_fast() -> bool:
