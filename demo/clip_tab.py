@@ -172,7 +172,7 @@ def _build_similarity(lab: Lab, model: gr.Dropdown) -> None:
                 type="filepath",
                 file_types=list(FILE_TYPES),
                 label="…and your own images",
-                height=100,
+                height=140,
                 elem_id="clip-sim-uploads",
             )
             texts = gr.Textbox(

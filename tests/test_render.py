@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from vlmlab.cache import fingerprint, photo_fingerprint
-from vlmlab.cnn_render import GAP, assemble
+from vlmlab.cnn_render import GAP, assemble, backdrop, channel_overlay, palette
 from vlmlab.render import colorize
 
 
@@ -63,3 +63,15 @@ def test_photo_fingerprint_follows_the_pixels_not_the_object():
     assert photo_fingerprint(photo) == photo_fingerprint(photo) == fingerprint(photo)
     assert photo_fingerprint(twin) == photo_fingerprint(photo)
     assert photo_fingerprint(other) != photo_fingerprint(photo)
+
+
+def test_a_channel_overlay_is_colour_where_the_channel_fires_and_the_gray_photo_elsewhere():
+    gray = backdrop(Image.new("RGB", (40, 40), (200, 30, 30)))
+    shade = np.asarray(gray)[0, 0].astype(float)
+    assert shade[0] == shade[1] == shade[2]  # the photo's colour is gone: colour means the map
+    values = np.zeros((8, 8), np.float32)
+    values[:4] = 1.0  # the top half fires
+    out = np.asarray(channel_overlay(gray, values)).astype(float)
+    colours = np.array(palette()[:762], float).reshape(-1, 3)
+    np.testing.assert_allclose(out[2, 20], 0.85 * colours[-1] + 0.15 * shade, atol=3)
+    np.testing.assert_allclose(out[37, 20], 0.15 * colours[0] + 0.85 * shade, atol=3)

@@ -190,9 +190,10 @@ def classify(
 class FeatureCapture:
     """Every layer's output for one photo, from one forward pass."""
 
-    key: tuple  # (model, pretrained, image fingerprint)
+    key: tuple  # cache_key(model, photo)
     architecture: Architecture
     view: Image.Image  # what the model saw: the photo resized and centre-cropped, S×S
+    backdrop: Image.Image  # the view in gray, under the channel overlays
     maps: dict[str, np.ndarray]  # layer name -> (C, H, W) float16
     means: dict[str, np.ndarray]  # layer name -> (C,) mean activation of each channel
 
@@ -270,7 +271,8 @@ def capture_features(
 
     def compute() -> FeatureCapture:
         view, maps, means = _capture(name, image, pretrained)
-        return FeatureCapture(key, architecture(name), view, maps, means)
+        backdrop = cnn_render.backdrop(view)
+        return FeatureCapture(key, architecture(name), view, backdrop, maps, means)
 
     return _captures.get_or_compute(key, compute)
 
@@ -320,7 +322,7 @@ def view_features(
         order=ranked,
         grid=cnn_render.framed(grid, layout, position),
         channel_image=cnn_render.large_channel(values),
-        overlay=cnn_render.channel_overlay(capture.view, values),
+        overlay=cnn_render.channel_overlay(capture.backdrop, values),
         caption=f"{info.describe(capture.architecture.input_size)} {where} ({stats}). "
         "Each tile is scaled on its own.",
         layout=layout,

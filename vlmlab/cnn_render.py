@@ -155,13 +155,23 @@ def large_channel(values: np.ndarray, *, side: int = LARGE_SIDE) -> Image.Image:
     return image.resize((side, side), Image.Resampling.NEAREST)
 
 
-def channel_overlay(view: Image.Image, values: np.ndarray, *, alpha: float = 0.55) -> Image.Image:
-    """One (H, W) feature map stretched smoothly over the model's view of the photo."""
+def backdrop(view: Image.Image) -> Image.Image:
+    """The model's view of the photo in gray (as RGB): under an overlay, colour is the map's."""
+    return view.convert("L").convert("RGB")
+
+
+def channel_overlay(gray: Image.Image, values: np.ndarray) -> Image.Image:
+    """One (H, W) feature map stretched smoothly over `backdrop(view)`: the map's colours are
+    opaque where the channel fires and faint where it is quiet."""
     levels = Image.fromarray(stretch_each(values[None])[0])
-    levels = levels.resize(view.size, Image.Resampling.BILINEAR)
-    levels.putpalette(palette())
-    photo = view if view.mode == "RGB" else view.convert("RGB")
-    return Image.blend(photo, levels.convert("RGB"), alpha)
+    levels = levels.resize(gray.size, Image.Resampling.BILINEAR)
+    colours = levels.copy()
+    colours.putpalette(palette())
+    return Image.composite(colours.convert("RGB"), gray, levels.point(_OPACITY))
+
+
+# Level 0 (quiet) lets 15% of the colour through, the top level 85%.
+_OPACITY = [round(255 * (0.15 + 0.7 * min(v, LEVELS - 1) / (LEVELS - 1))) for v in range(256)]
 
 
 def filter_grid(weights: np.ndarray, *, tile: int = 44) -> tuple[np.ndarray, GridLayout]:
