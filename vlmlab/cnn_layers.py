@@ -1,7 +1,7 @@
 """What a CNN is made of, read from its own structure: readable layer names, each layer's output
 shape and receptive field, and its depth in weight layers ("the revolution of depth": AlexNet 8,
-VGG 19, ResNet 152), and torchvision's feature-extractor graph that captures every layer in one
-forward. Nothing here runs a model: it all comes from a weightless copy on the meta device.
+VGG 19, ResNet 152), and a feature-extractor graph (what torchvision's `create_feature_extractor`
+builds) that captures every layer in one forward. Nothing here runs a model: it all comes from a weightless copy on the meta device.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torchvision
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
-from torchvision.models.feature_extraction import NodePathTracer, create_feature_extractor
+from torchvision.models.feature_extraction import NodePathTracer
 
 from vlmlab.errors import LabError
 from vlmlab.models import choices, default_model, get_spec, torchvision_weights
@@ -90,6 +90,13 @@ def describe_architecture(model: nn.Module, input_size: int) -> Architecture:
 
     `model` may live on the meta device: shapes are propagated through meta tensors.
     """
+    return _read(model, input_size)[0]
+
+
+def _read(model: nn.Module, input_size: int) -> tuple[Architecture, fx.Graph]:
+    """`describe_architecture`, and from the same trace a graph that returns every layer's
+    output by its readable name (what torchvision's `create_feature_extractor` builds, with
+    one trace instead of its three)."""
     tracer = NodePathTracer()
     graph = tracer.trace(model)
     module = fx.GraphModule(tracer.root, graph)
@@ -130,13 +137,28 @@ def describe_architecture(model: nn.Module, input_size: int) -> Architecture:
         )
 
     convs = [n for n in graph.nodes if isinstance(_module(n, modules), nn.Conv2d)]
-    return Architecture(
+    architecture = Architecture(
         layers=tuple(layers),
         input_size=input_size,
         depth=_depth(graph, modules),
         first_conv=str(convs[0].target),
         evidence_layer=_evidence_layer(layers),
     )
+    outputs = {layer.name: last_node[layer.path] for layer in layers}
+    return architecture, _returning(tracer.root, graph, outputs)
+
+
+def _returning(root: nn.Module, graph: fx.Graph, outputs: dict[str, fx.Node]) -> fx.Graph:
+    """A copy of `graph` whose output is {name: node}; what no output needs (the classifier) is
+    dropped."""
+    copied = fx.Graph()
+    nodes: dict[fx.Node, fx.Node] = {}
+    copied.graph_copy(graph, nodes)
+    copied.output({name: nodes[node] for name, node in outputs.items()})
+    module = fx.GraphModule(root, copied)  # dead-code elimination asks the modules
+    module.graph.eliminate_dead_code()
+    module.graph.lint()
+    return module.graph
 
 
 def _units(module: nn.Module, prefix: str):
@@ -244,16 +266,13 @@ _tracing = threading.Lock()  # torch.fx patches nn.Module.__call__ for the whole
 @functools.cache
 def _structure(model: str) -> tuple[Architecture, fx.Graph]:
     """Read a CNN's structure once, from a weightless copy on the meta device: its layers, and
-    torchvision's feature-extractor graph returning every layer's output (shared by all copies).
+    a feature-extractor graph returning every layer's output (shared by all copies).
     """
     spec = get_spec(model, TOPIC)
     size = torchvision_weights(spec.name).transforms().crop_size[0]
     with _tracing, torch.device("meta"):
         skeleton = torchvision.models.get_model(spec.name, weights=None).eval()
-        arch = describe_architecture(skeleton, size)
-        nodes = {layer.path: layer.name for layer in arch.layers}
-        graph = create_feature_extractor(skeleton, return_nodes=nodes).eval().graph
-    return arch, graph
+        return _read(skeleton, size)
 
 
 def architecture(model: str = DEFAULT_MODEL) -> Architecture:
