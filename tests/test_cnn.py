@@ -163,8 +163,9 @@ def random_models():
     loaded = {name: models.load_model(name, topic="cnn", pretrained=False) for name in RANDOM}
     yield loaded
     cnn._extractors.clear(), cnn._captures.clear(), cnn._filters.clear(), cnn._grids.clear()
-    for name in RANDOM:  # the lab keeps models for good; these were only for the tests
-        models._loaded.pop((name, str(loaded[name].device), None, False), None)
+    for key, model in list(models._loaded.items()):  # the lab keeps models for good; these
+        if any(model is mine for mine in loaded.values()):  # were only for the tests
+            del models._loaded[key]
     gc.collect()
 
 
@@ -189,6 +190,23 @@ def test_one_forward_captures_every_layer_at_224(random_models, name):
     expected["resnet50"] = ("layer4", (2048, 7, 7))
     layer, shape = expected[name]
     assert capture.maps[layer].shape == shape
+
+
+@pytest.mark.parametrize("name", ["alexnet", "mobilenet_v2"])
+def test_the_capture_graph_returns_what_torchvision_s_feature_extractor_returns(name):
+    from torchvision.models import get_model
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    torch.manual_seed(0)
+    model = get_model(name, weights=None).eval()
+    nodes = {layer.path: layer.name for layer in cnn.architecture(name).layers}
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        ours = torch.fx.GraphModule(model, cnn.capture_graph(name))(x)
+        theirs = create_feature_extractor(model, return_nodes=nodes)(x)
+    assert list(ours) == list(theirs) == cnn.layer_names(name)
+    for layer in ours:
+        assert torch.equal(ours[layer], theirs[layer]), layer
 
 
 def test_a_conv_output_is_not_overwritten_by_its_in_place_relu(random_models):
