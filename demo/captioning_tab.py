@@ -11,8 +11,8 @@ from demo.common import (
     Lab,
     guard,
     open_photo,
-    photo_problem,
     progress_callback,
+    when_shown,
 )
 from vlmlab import captioning
 from vlmlab.captioning_render import BEAM_HEADERS, beam_rows, caption_html, caption_notes
@@ -32,7 +32,6 @@ continue."""
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
     gr.Markdown(INTRO)
-    visible = gr.State(False)  # is this tab on screen? (then a new photo is captioned at once)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(
@@ -93,13 +92,6 @@ def build(lab: Lab) -> None:
             html = caption_html(part, show_beams=False)
             yield part.text, beam_rows(part), html, caption_notes(part) if part.done else ""
 
-    def caption_if_visible(is_visible, *args, progress=gr.Progress()):
-        # Hidden, or no usable photo (the photo picker says why): nothing to do.
-        if not is_visible or photo_problem(args[0]):
-            yield [gr.skip()] * len(outputs)
-            return
-        yield from caption(*args, progress=progress)
-
     def show_controls(how: str):
         beams_on, sampling_on = how == "beam search", how == "sampling"
         return (
@@ -108,9 +100,6 @@ def build(lab: Lab) -> None:
             gr.update(visible=sampling_on),
             gr.update(visible=sampling_on),
         )
-
-    def on_tab(event: gr.SelectData) -> bool:
-        return event.value == TITLE
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -125,9 +114,4 @@ def build(lab: Lab) -> None:
         api_visibility="private",
         **LIGHT_EVENT,
     )
-    lab.tabs.select(on_tab, None, visible, api_visibility="private", **LIGHT_EVENT).then(
-        caption_if_visible, [visible, *inputs], outputs, api_visibility="private", **events
-    )
-    lab.photo.change(
-        caption_if_visible, [visible, *inputs], outputs, api_visibility="private", **events
-    )
+    when_shown(lab, TITLE, caption, inputs, outputs, **events)

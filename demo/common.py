@@ -60,6 +60,41 @@ def photo_problem(path: str | None) -> str | None:
     return None
 
 
+def when_shown(lab: Lab, title: str, fn: Callable, inputs: list, outputs: list, **events) -> None:
+    """Run `fn` (a model tab's main view; `inputs` start with the photo) when the tab titled
+    `title` is opened, and again when the photo changes while it is open: the tab shows its
+    answer without a click. Hidden, or without a usable photo (the picker says why), it waits."""
+    if inputs[0] is not lab.photo:
+        raise ValueError("when_shown: the photo must be the first input")
+    shown = gr.State(False)  # is this tab on screen?
+    skip = [gr.skip()] * len(outputs)
+
+    def waits(is_shown: bool, photo: str | None) -> bool:
+        return not is_shown or photo_problem(photo) is not None
+
+    if inspect.isgeneratorfunction(fn):
+
+        def run(is_shown, *args, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+            if waits(is_shown, args[0]):
+                yield skip
+                return
+            yield from fn(*args, progress=progress)
+
+    else:
+
+        def run(is_shown, *args, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+            return skip if waits(is_shown, args[0]) else fn(*args, progress=progress)
+
+    def on_tab(event: gr.SelectData) -> bool:
+        return event.value == title
+
+    private = {"api_visibility": "private", **events}
+    lab.tabs.select(on_tab, None, shown, api_visibility="private", **LIGHT_EVENT).then(
+        run, [shown, *inputs], outputs, **private
+    )
+    lab.photo.change(run, [shown, *inputs], outputs, **private)
+
+
 def guard(fn: Callable) -> Callable:
     """Turn engine errors into a one-sentence `gr.Error`; log anything else, show no traceback."""
 

@@ -10,8 +10,8 @@ from demo.common import (
     Lab,
     guard,
     open_photo,
-    photo_problem,
     progress_callback,
+    when_shown,
 )
 from vlmlab import vit, vit_cost
 from vlmlab.errors import LabError
@@ -66,7 +66,6 @@ def _kept(check, value, fallback):
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
     gr.Markdown(INTRO)
-    visible = gr.State(False)  # is this tab the one on screen? (then a new photo re-runs it)
 
     with gr.Accordion("1 · Why patches? Self-attention on pixels", open=True):
         with gr.Row():
@@ -205,12 +204,6 @@ def build(lab: Lab) -> None:
     look_outputs += [query, patch, *attention_views]
     look_inputs = [lab.photo, model, layer_shown, head, query, patch]
 
-    def look_if_visible(is_visible, *args, progress=gr.Progress()):  # noqa: B008
-        # Hidden, or no usable photo (the photo picker says why): nothing to do.
-        if not is_visible or photo_problem(args[0]):
-            return [gr.skip()] * len(look_outputs)
-        return look_inside(*args, progress=progress)
-
     @guard
     def vit_attention(path, name, layer_value, head_value, query_value):
         """Where a token attends: heat map over the photo, all heads of the layer, rollout, text."""
@@ -241,23 +234,7 @@ def build(lab: Lab) -> None:
 
     # -- events ---------------------------------------------------------------------------------
 
-    def on_tab(event: gr.SelectData) -> bool:
-        return event.value == TITLE
-
-    lab.tabs.select(on_tab, None, visible, api_visibility="private", **LIGHT_EVENT).then(
-        look_if_visible,
-        [visible, *look_inputs],
-        look_outputs,
-        api_visibility="private",
-        **MODEL_EVENT,
-    )
-    lab.photo.change(
-        look_if_visible,
-        [visible, *look_inputs],
-        look_outputs,
-        api_visibility="private",
-        **MODEL_EVENT,
-    )
+    when_shown(lab, TITLE, look_inside, look_inputs, look_outputs, **MODEL_EVENT)
     gr.on(
         [run.click, model.change],
         look_inside,

@@ -5,13 +5,12 @@ from __future__ import annotations
 import gradio as gr
 
 from demo.common import (
-    LIGHT_EVENT,
     MODEL_EVENT,
     Lab,
     guard,
     open_photo,
-    photo_problem,
     progress_callback,
+    when_shown,
 )
 from vlmlab import vqa
 from vlmlab.models import choices, get_spec, load_model
@@ -28,7 +27,6 @@ answer token by token."""
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
     gr.Markdown(INTRO)
-    visible = gr.State(False)  # is this tab on screen? (then a new photo is answered at once)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             questions = gr.Textbox(
@@ -66,22 +64,8 @@ def build(lab: Lab) -> None:
         sheet = vqa.answer_questions(image, asked, model=name, top_k=k)
         return vqa.answer_rows(sheet), vqa.answers_html(sheet), "\n\n".join(sheet.notes)
 
-    def answer_if_visible(is_visible, *args, progress=gr.Progress()):
-        # Hidden, or no usable photo (the photo picker says why): nothing to do.
-        if not is_visible or photo_problem(args[0]):
-            return [gr.skip()] * len(outputs)
-        return answer(*args, progress=progress)
-
-    def on_tab(event: gr.SelectData) -> bool:
-        return event.value == TITLE
-
     # -- events ---------------------------------------------------------------------------------
 
     inputs = [lab.photo, questions, model, top_k]
     run.click(answer, inputs, outputs, api_name="answer", **MODEL_EVENT)
-    lab.tabs.select(on_tab, None, visible, api_visibility="private", **LIGHT_EVENT).then(
-        answer_if_visible, [visible, *inputs], outputs, api_visibility="private", **MODEL_EVENT
-    )
-    lab.photo.change(
-        answer_if_visible, [visible, *inputs], outputs, api_visibility="private", **MODEL_EVENT
-    )
+    when_shown(lab, TITLE, answer, inputs, outputs, **MODEL_EVENT)

@@ -314,5 +314,10 @@ def test_vqa_tab(page, lab_app):
     expect(answers).to_contain_text(re.compile(r"\d\.\d{3}|\d+(\.\d+)?\s?%"))  # a score per answer
     no_error_toasts(page)
     shoot(page, panel, "7-vqa")
+    # On screen, the tab answers a new photo by itself, with the questions as they stand.
+    page.locator("#vqa-questions textarea").fill("What colour is the flag?")
+    pick_sample(page, "Astronaut", "512×512 pixels")
+    expect(answers).to_contain_text("What colour is the flag?")
+    no_error_toasts(page)
     assert not page.errors, page.errors  # no JavaScript errors along the way
     assert_alive(lab_app.url)
