@@ -1,6 +1,6 @@
 """The kernel engine against independent references (numpy padding + scipy.ndimage.correlate),
-the lecture's worked example, every bad input's sentence, the renderers, the widgets and the
-Convolution tab's `apply_kernel` endpoint through gradio_client."""
+the lecture's worked example, every bad input's sentence, the renderers and the widgets. The
+Convolution tab's handlers and endpoints: tests/test_convolution_tab.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 import scipy.ndimage as ndi
 from PIL import Image
 
-from vlmlab.errors import LabError
 from vlmlab.kernels import (
     LECTURE_INPUT,
     LECTURE_KERNEL,
@@ -390,118 +389,3 @@ def test_kernel_explorer_controls_change_the_output():
     assert layer.maps.value != before
     layer.bias.value = "1 2"
     assert "one finite bias per filter" in layer.shapes.value or "at most" in layer.shapes.value
-
-
-# ---------------------------------------------------------------------------------------------
-# The Gradio face: handlers, and the public endpoint through gradio_client
-
-
-def test_tab_handlers(tmp_path):
-    from demo import kernels_tab
-
-    path = tmp_path / "photo.png"
-    Image.fromarray(np.random.default_rng(2).integers(0, 255, (32, 48, 3), np.uint8)).save(path)
-    image, text = kernels_tab.show_result(
-        str(path), "1 2 1\n2 4 2\n1 2 1", "zero", 2, False, False, "minmax", True
-    )
-    assert image.size == (24, 16) and "16×24 out" in text
-    outputs = kernels_tab.lecture_example()
-    assert parse_kernel(outputs[0]).tolist() == LECTURE_KERNEL.tolist() and outputs[1] == "valid"
-    text, padding, stride, flip, normalise, cells, state = outputs[:7]
-    views = kernels_tab.refresh(
-        state, str(path), cells, text, padding, stride, False, flip, "clip", normalise
-    )
-    image, _, status, _, matrix_text, html, picture, grid, size = views
-    assert image.size == (46, 30) and status == "" and "3×3 out" in matrix_text
-    assert state == ("matrix", 2, 0) and "sum = <b>4</b>" in html and picture is not None
-    views = kernels_tab.refresh(
-        state, str(path), cells, "1 2\n3", padding, stride, False, flip, "clip", normalise
-    )
-    assert "needs the same number of values" in views[2]
-    step_right = kernels_tab._mover("→ right")
-    assert step_right(("photo", -1, -1), str(path), cells, text, "zero", 2, False) == (
-        "photo",
-        8,
-        13,
-    )  # from the middle of the 16×24 output
-    assert step_right(("matrix", 2, 2), str(path), cells, text, "valid", 1, False) == (
-        "matrix",
-        2,
-        2,
-    )  # already at the right edge
-    grid, size = kernels_tab.text_to_grid(format_kernel(PRESETS["emboss"]), [["0"]])
-    assert "'emboss' preset" in grid["label"] and size == "3×3"
-    assert kernels_tab.grid_to_text([["1", "2", "1"]] * 3)[0] == format_kernel(
-        np.array([[1, 2, 1]] * 3)
-    )
-    with pytest.raises(LabError, match="The grayscale setting must be true or false"):
-        kernels_tab.show_result(str(path), "1 2 1\n2 4 2\n1 2 1", "zero", 1, "yes", False, "clip")
-
-
-def test_a_cleared_photo_is_said_in_place_and_the_worked_example_still_works():
-    from demo import kernels_tab
-    from demo.common import NO_PHOTO
-
-    text, padding, stride, flip, normalise, cells, state = kernels_tab.lecture_example()[:7]
-    views = kernels_tab.refresh(
-        state, None, cells, text, padding, stride, False, flip, "clip", normalise
-    )
-    image, _, status, _, matrix_text, html, picture, _, _ = views
-    assert image is None and NO_PHOTO in status  # no error raised: one sentence, in the tab
-    assert "3×3 out" in matrix_text and "sum = <b>4</b>" in html and picture is not None
-    html, _ = kernels_tab.show_step(
-        ("photo", 1, 1), None, cells, text, "zero", 1, False, False, False
-    )
-    assert NO_PHOTO in html
-
-
-@pytest.fixture(scope="module")
-def client(launch_tabs):
-    """Just the two tabs of this topic, launched on loopback, and a gradio_client for them."""
-    with launch_tabs(only=("pixels", "convolution")) as app:
-        yield app.client
-
-
-def test_the_apply_kernel_endpoint(client, tmp_path):
-    from gradio_client import handle_file
-    from skimage import data
-
-    path = tmp_path / "photo.png"
-    pixels = data.astronaut()[100:140, 180:240]  # 40×60, a real photo's detail
-    Image.fromarray(pixels).save(path)
-    image, text = client.predict(
-        handle_file(str(path)),
-        "0 0 0\n0 1 0\n0 0 0",
-        "valid",
-        2,
-        False,
-        False,
-        "clip",
-        api_name="/apply_kernel",
-    )
-    assert "40×60 in → 19×29 out" in text
-    with Image.open(image) as result:
-        assert result.size == (29, 19)
-        expected = pixels[1:-1:2, 1:-1:2].astype(int)
-        assert np.abs(np.asarray(result.convert("RGB"), int) - expected).mean() < 5  # JPEG 90
-    with pytest.raises(Exception, match="this one is 2×2"):
-        client.predict(
-            handle_file(str(path)),
-            "1 2\n3 4",
-            "reflect",
-            1,
-            False,
-            False,
-            "clip",
-            api_name="/apply_kernel",
-        )
-    maps, shapes = client.predict(
-        handle_file(str(path)),
-        format_filters(LAYER_PRESET),
-        "0 0 0 0",
-        "reflect",
-        1,
-        True,
-        api_name="/conv_layer",
-    )
-    assert "output 4×40×60" in shapes and maps
