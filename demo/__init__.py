@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo import (
+from . import (
     captioning_tab,
     clip_tab,
     cnn_tab,
@@ -13,8 +13,8 @@ from demo import (
     vit_tab,
     vqa_tab,
 )
-from demo.common import Lab
-from demo.photo import build_photo_picker
+from .common import Lab
+from .photo import build_photo_picker
 
 # Lecture order; the id is what gr.Tabs(selected=...) takes.
 TABS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import (
+from .common import (
     LIGHT_EVENT,
     MODEL_EVENT,
     Lab,

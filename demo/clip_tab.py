@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from demo.common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from .common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
 from vlmlab import clip, clip_probe, clip_render
 from vlmlab.errors import LabError
 from vlmlab.images import FILE_TYPES, load_image, sample_files

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from demo.common import (
+from .common import (
     FAULT,
     LIGHT_EVENT,
     MODEL_EVENT,

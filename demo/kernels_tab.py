@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from demo.common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
+from .common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
 from vlmlab.errors import LabError
 from vlmlab.kernels import (
     LECTURE_INPUT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import NO_PHOTO, guard, open_photo
+from .common import NO_PHOTO, guard, open_photo
 from vlmlab.images import FILE_TYPES, sample_files
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
+from .common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
 from vlmlab.pixels import (
     COLOR_SPACES,
     MAX_REGION,

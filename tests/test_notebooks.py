@@ -34,3 +34,6 @@ def test_notebook_runs_start_to_end(path):
         if output.output_type == "error"
     ]
     assert not errors
+    setup = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    said = "".join(output.get("text", "") for output in setup.outputs)
+    assert "models run on" in said, "the first cell says where the models will run"

@@ -80,3 +80,16 @@ def _zero_gpu():
 
 
 gpu = _zero_gpu()
+
+
+def describe_device() -> str:
+    """One line saying where models will run and in which precision (a notebook's first cell)."""
+    from vlmlab import __version__
+
+    device = default_device()
+    precision = str(dtype_for(device)).removeprefix("torch.")
+    if device.type == "cuda":
+        where = f"the GPU {device} ({torch.cuda.get_device_name(device)})"
+    else:
+        where = f"the CPU ({fit_cpu_threads()} threads)"
+    return f"vlmlab {__version__}: models run on {where} in {precision}."

@@ -38,7 +38,7 @@ from vlmlab.kernels_render import (
     render_step,
 )
 from vlmlab.pixels_render import format_number
-from widgets.pixels import error_html, png
+from .pixels import error_html, png
 
 
 def _source(image):

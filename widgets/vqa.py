@@ -11,7 +11,7 @@ from vlmlab import vqa
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, load_image
 from vlmlab.models import choices, get_spec
-from widgets.captioning import thumbnail_png
+from .captioning import thumbnail_png
 
 
 class QuestionBox(widgets.VBox):

@@ -1,0 +1,19 @@
+"""`python -m vlmlab` (and the `vlmlab` command): serve the lab, as `python app.py` does."""
+
+from __future__ import annotations
+
+from vlmlab.cli import choose_device, launch_settings, parse_args
+from vlmlab.memory import keep_memory_flat
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)  # --help answers before anything heavy loads
+    keep_memory_flat()  # before gradio starts its threads
+    choose_device(args)
+    from vlmlab.demo import build_demo, launch_options
+
+    build_demo().launch(**launch_options(**launch_settings(args)))
+
+
+if __name__ == "__main__":
+    main()

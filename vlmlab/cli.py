@@ -1,0 +1,43 @@
+"""The command line that serves the lab: `python app.py`, `python -m vlmlab` and `vlmlab`."""
+
+from __future__ import annotations
+
+import argparse
+
+CPU_DTYPES = ("float32", "bfloat16")  # vlmlab.device.CPU_DTYPES, named here so --help stays light
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="vlmlab", description="Serve vlmlab, the vision-language model lab."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+    parser.add_argument("--share", action="store_true", help="open a public gradio.live link")
+    parser.add_argument(
+        "--device", default="auto", help="where models run: auto (CUDA if present), cpu, cuda"
+    )
+    parser.add_argument(
+        "--cpu-dtype",
+        choices=sorted(CPU_DTYPES),
+        default=None,
+        help="precision of models on the CPU: float32 (default) or bfloat16 (about twice as fast "
+        "on CPUs with bfloat16 instructions; results drift slightly, see README)",
+    )
+    return parser.parse_args(argv)
+
+
+def choose_device(args: argparse.Namespace) -> None:
+    """Apply --device and --cpu-dtype before any model loads."""
+    from vlmlab.device import bfloat16_is_fast, set_cpu_dtype, set_device
+
+    set_device(args.device)
+    if args.cpu_dtype:
+        set_cpu_dtype(args.cpu_dtype)
+        if args.cpu_dtype == "bfloat16" and not bfloat16_is_fast():
+            print("vlmlab: this CPU has no bfloat16 instructions; bfloat16 will be slow here.")
+
+
+def launch_settings(args: argparse.Namespace) -> dict:
+    """What `launch_options` takes from the command line."""
+    return {"host": args.host, "port": args.port, "share": args.share}
