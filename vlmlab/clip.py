@@ -1,5 +1,6 @@
 """CLIP (Radford et al., 2021): the image–text similarity matrix of contrastive pretraining, and a
-zero-shot classifier built from label text ("a photo of a {}.") with CLIP's prompt ensembling.
+zero-shot classifier built from label text ("a photo of a {}.") with CLIP's prompt ensembling;
+where in the photo each text is found (relevance maps of Chefer, Gur & Wolf, ICCV 2021).
 
 Text embeddings are cached per (model, template, label) and image embeddings per (model, pixels),
 so a repeated label set runs only the image encoder, and a repeated photo runs neither.
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vlmlab.cache import LRUCache, fingerprint
+from vlmlab.cache import LRUCache, fingerprint, photo_fingerprint
 from vlmlab.clip_prompts import (
     DEFAULT_LABELS,
     DEFAULT_TEMPLATE,
@@ -35,8 +36,10 @@ from vlmlab.clip_prompts import (
 )
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
-from vlmlab.images import ImageSource, load_image
+from vlmlab.grounding import MAX_MAPS, NOTE, as_grid, check_layer, chefer_relevance, no_attentions
+from vlmlab.images import ImageSource, load_image, rgb_image
 from vlmlab.models import LoadedModel, default_model, load_model
+from vlmlab.vit import _as_seen  # the model's input as the picture it shows
 
 DEFAULT_MODEL = default_model("clip")
 MAX_IMAGES = 16  # images in a similarity matrix
@@ -48,6 +51,7 @@ __all__ = [  # the engine's API; prompt helpers come from vlmlab.clip_prompts
     "MAX_IMAGES",
     "MAX_LABELS",
     "MAX_TEMPLATES",
+    "MAX_MAPS",
     "MAX_TEXTS",
     "SAMPLE_CAPTIONS",
     "SLOT",
@@ -61,6 +65,8 @@ __all__ = [  # the engine's API; prompt helpers come from vlmlab.clip_prompts
     "imagenet_classes",
     "parse_labels",
     "parse_templates",
+    "relevance",
+    "relevance_maps",
     "score_labels",
     "similarity",
     "token_limit",
@@ -76,6 +82,7 @@ _IMAGE_BATCH = 32  # images per image-encoder forward
 _text_embeddings = LRUCache(maxsize=8_192)  # (model, template, label) -> (D,) unit vector, CPU
 _image_embeddings = LRUCache(maxsize=256)  # (model, pixel digest) -> (D,) unit vector, CPU
 _classifiers = LRUCache(maxsize=32)  # (model, labels, templates) -> _Classifier
+_relevances = LRUCache(maxsize=32)  # (model, photo, labels, templates, start) -> RelevanceMaps
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,6 +134,24 @@ class SimilarityMatrix:
         logits = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True, eq=False)
+class RelevanceMaps:
+    """Where in the photo each text is found: one relevance map per text, on the patch grid."""
+
+    texts: tuple[str, ...]  # the labels (or texts) the maps are for, in order
+    maps: np.ndarray  # (K, rows, cols) ≥ 0: the CLS row of R over the patch tokens
+    logits: np.ndarray  # (K,) each target: logit_scale × cosine of the image and that text
+    image: Image.Image  # the photo as the model saw it (resized, centre-cropped)
+    start_layer: int  # 1-based: the first vision layer whose attention R follows
+    layers: int  # the vision tower's depth
+    templates: tuple[str, ...] = (SLOT,)
+    notes: tuple[str, ...] = ()  # the honest label first, then caps and cuts
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.maps.shape[1], self.maps.shape[2]
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,6 +287,60 @@ def similarity(
     return compare(images, texts, model=model, pretrained=pretrained).cosines
 
 
+def relevance(
+    image: ImageSource,
+    texts: str | Sequence[str],
+    *,
+    model: str = DEFAULT_MODEL,
+    start_layer: int | None = None,
+    pretrained: bool = True,
+) -> np.ndarray:
+    """Where in the photo each text is found: an array (len(texts), rows, cols) on the patch grid.
+
+    Chefer et al.'s relevance (ICCV 2021), as in their CLIP notebook: the target is the image's
+    logit for the text (logit scale × cosine); from vision layer `start_layer` (1-based; None:
+    the last layer) to the last, Ā = mean over heads of (∂target/∂A ⊙ A)⁺ and R ← R + Ā·R, from
+    R = I; the map is R's CLS row over the patch tokens. `texts` as they are (no template), one
+    per line when given as one string, at most 100 (repeats count once).
+    """
+    texts = parse_labels(texts, what="text", max_labels=MAX_LABELS, commas=False)
+    found = relevance_maps(
+        image, texts, model=model, start_layer=start_layer, max_maps=MAX_LABELS,
+        pretrained=pretrained,
+    )  # fmt: skip
+    return found.maps
+
+
+def relevance_maps(
+    image: ImageSource,
+    labels: str | Sequence[str],
+    *,
+    model: str = DEFAULT_MODEL,
+    templates: str | Sequence[str] = (SLOT,),
+    start_layer: int | None = None,
+    max_maps: int = MAX_MAPS,
+    pretrained: bool = True,
+) -> RelevanceMaps:
+    """A relevance map for each of the first `max_maps` labels (in the order given; a note says
+    how many were left out), with the photo as the model saw it and what each target was.
+
+    With `templates` the target is the zero-shot logit itself: the image against the label's
+    (ensembled) prompt embedding. The default takes each label as it is.
+    """
+    labels = parse_labels(labels, max_labels=_MAX_ANY)  # any number: the maps are capped below
+    notes = [NOTE]
+    if len(labels) > max_maps:
+        notes.append(
+            f"Relevance maps are drawn for the first {max_maps} of your {len(labels):,} labels "
+            "only; put the labels you want to see first."
+        )
+        labels = labels[:max_maps]
+    return _relevance_on_device(
+        rgb_image(image), labels, parse_templates(templates), model, start_layer, pretrained,
+        tuple(notes),
+    )  # fmt: skip
+
+
 @functools.lru_cache(maxsize=1)
 def imagenet_classes() -> tuple[str, ...]:
     """The 1000 ImageNet class names, from torchvision's weights metadata (no download)."""
@@ -271,7 +350,8 @@ def imagenet_classes() -> tuple[str, ...]:
 
 
 def clear_caches(*, texts: bool = True, images: bool = True) -> None:
-    """Forget cached embeddings (for benchmarks that time a cold encoder)."""
+    """Forget cached embeddings and relevance maps (for benchmarks that time a cold encoder)."""
+    _relevances.clear()
     if texts:
         _text_embeddings.clear()
         _classifiers.clear()
@@ -409,3 +489,69 @@ def _score(
 
 def _unit(vectors: torch.Tensor) -> torch.Tensor:
     return vectors / vectors.norm(p=2, dim=-1, keepdim=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Relevance: the tower once without gradients, the followed blocks with them, batched over texts
+
+_MAX_ANY = 1_000_000  # labels read for relevance maps (the text itself is bounded by clean_text)
+
+
+@gpu
+def _relevance_on_device(
+    image: Image.Image,
+    labels: tuple[str, ...],
+    templates: tuple[str, ...],
+    name: str,
+    start_layer,
+    pretrained: bool,
+    notes: tuple[str, ...],
+) -> RelevanceMaps:
+    # Eager attention: the attention probabilities must come back to take gradients at them.
+    loaded = load_model(name, topic="clip", attn_implementation="eager", pretrained=pretrained)
+    layers = len(loaded.model.vision_model.encoder.layers)
+    start = check_layer(start_layer, layers) or layers  # the notebook's default: the last layer
+    key = (loaded.key, photo_fingerprint(image), labels, templates, start)
+    return _relevances.get_or_compute(
+        key, lambda: _relevance(loaded, image, labels, templates, start, notes)
+    )
+
+
+def _relevance(loaded, image, labels, templates, start: int, notes) -> RelevanceMaps:
+    classifier = _classifier(loaded, labels, templates)  # (K, D) unit text embeddings
+    pixels = loaded.processor.image_processor(images=image, return_tensors="pt")["pixel_values"]
+    vision, model = loaded.model.vision_model, loaded.model
+    blocks = vision.encoder.layers
+    patch = vision.config.patch_size
+    rows, cols = pixels.shape[-2] // patch, pixels.shape[-1] // patch
+    texts = classifier.weights.to(loaded.device, loaded.dtype)  # (K, D)
+    with torch.no_grad():  # the layers before `start` need no gradients
+        hidden = vision.pre_layrnorm(vision.embeddings(loaded.to_device(pixels)))  # (1, T, W)
+        for block in blocks[: start - 1]:
+            hidden = block(hidden, None)
+    with torch.enable_grad():
+        hidden = hidden.detach().repeat(len(texts), 1, 1).requires_grad_(True)  # (K, T, W)
+        attentions = []
+        for block in blocks[start - 1 :]:  # CLIPEncoderLayer.forward, keeping the attention
+            attended, probabilities = block.self_attn(hidden_states=block.layer_norm1(hidden))
+            if probabilities is None:
+                raise no_attentions(loaded.spec.name)
+            hidden = hidden + attended
+            hidden = hidden + block.mlp(block.layer_norm2(hidden))
+            attentions.append(probabilities)  # (K, heads, T, T)
+        embeds = model.visual_projection(vision.post_layernorm(hidden[:, 0]))  # (K, D)
+        embeds = embeds / embeds.norm(p=2, dim=-1, keepdim=True)
+        logits = model.logit_scale.exp() * (embeds * texts).sum(dim=-1)  # (K,) row k: text k
+        gradients = torch.autograd.grad(logits.sum(), attentions)  # rows are independent
+    relevance = chefer_relevance([a.detach() for a in attentions], gradients)  # (K, T, T)
+    maps = as_grid(relevance[:, 0, 1:], rows, cols)
+    return RelevanceMaps(
+        classifier.labels,
+        maps,
+        logits.detach().float().cpu().numpy(),
+        _as_seen(pixels[0], loaded.processor.image_processor),
+        start,
+        len(blocks),
+        templates,
+        notes + classifier.notes,
+    )

@@ -2,7 +2,8 @@
 
 ViLT (Kim et al., 2021) picks from a fixed answer list, scoring every answer with its own
 sigmoid; BLIP (Li et al., 2022) writes its answer token by token, and its number is that
-answer's probability.
+answer's probability. Where it looked: for ViLT the relevance of Chefer et al. (ICCV 2021) of the
+chosen answer's score over the image tokens; for BLIP its question encoder's cross-attention.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from vlmlab.captioning import image_embeds, text_limit, whole_number
+from vlmlab.captioning import image_embeds, model_view, patch_grid, text_limit, whole_number
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
+from vlmlab.grounding import NOTE, as_grid, chefer_relevance, no_attentions
 from vlmlab.images import ImageSource, load_image
 from vlmlab.models import LoadedModel, default_model, get_spec, load_model
 from vlmlab.text import clean_text, split_items
@@ -53,6 +56,51 @@ class AnswerSheet:
     @property
     def notes(self) -> tuple[str, ...]:
         return tuple(item.note for item in self.items if item.note)
+
+
+@dataclass(frozen=True, eq=False)
+class AnswerGrounding:
+    """Where in the photo the model looked to answer one question."""
+
+    model: str
+    question: str  # as the model read it
+    answer: str  # the answer the map is for (ViLT: the chosen one; BLIP: the one it wrote)
+    score: float  # its score, as the answer bars show it
+    map: np.ndarray  # (rows, cols) ≥ 0: ViLT's relevance, or BLIP's mean over the words
+    words: tuple[str, ...] = ()  # BLIP: the question's tokens (special tokens left out)
+    word_maps: np.ndarray | None = None  # BLIP: (words, rows, cols), one per question token
+    method: str = ""  # one sentence: what the map is
+    image: Image.Image | None = None  # the photo as the model saw it
+    notes: tuple[str, ...] = (NOTE,)
+
+
+def ground_answer(
+    image: ImageSource,
+    question: str,
+    *,
+    model: str = DEFAULT_MODEL,
+    answer: str | None = None,
+    pretrained: bool = True,
+) -> AnswerGrounding:
+    """Where the model looked to answer `question`.
+
+    ViLT (one stream of text and image tokens): the relevance of Chefer et al. of the chosen
+    answer's score (its logit; `answer` names one of ViLT's answers, None: the top one) over
+    the image tokens, through all layers, from the [CLS] token its answer head reads. BLIP: the
+    question encoder's cross-attention to the image patches, per question word and in the mean
+    (mean over heads and layers); `answer` is not used, the map is the question's.
+    """
+    text = " ".join(clean_text(question, what="question").split())
+    if not text:
+        raise LabError("Please type a question about the photo.")
+    if len(text) > MAX_CHARS:
+        text = text[:MAX_CHARS].rstrip()
+    if answer is not None and not isinstance(answer, str):
+        raise LabError("The answer must be text: one of the model's answers.")
+    name = get_spec(model or DEFAULT_MODEL, "vqa").name
+    photo = image.convert("RGB") if isinstance(image, Image.Image) else load_image(image)
+    chosen = " ".join(clean_text(answer, what="answer").split()) if answer else None
+    return _ground_on_device(photo, text, name, chosen, pretrained)
 
 
 def answer(
@@ -216,6 +264,133 @@ def _write_answer(loaded: LoadedModel, image: Image.Image, ids: list[int]):
         )  # (1, steps): log-probabilities of the chosen tokens
     text = loaded.processor.tokenizer.decode(output.sequences[0], skip_special_tokens=True)
     return [(text, math.exp(float(steps[0].float().sum())))]
+
+
+@gpu
+def _ground_on_device(
+    image: Image.Image, question: str, name: str, answer: str | None, pretrained: bool
+) -> AnswerGrounding:
+    loaded = load_model(name, topic="vqa", pretrained=pretrained)
+    tokenizer = loaded.processor.tokenizer
+    limit = text_limit(loaded)
+    encoded = tokenizer(question, truncation=True, max_length=limit, verbose=False)
+    full = len(tokenizer(question, verbose=False).input_ids)
+    read = tokenizer.decode(encoded.input_ids, skip_special_tokens=True) if full > limit else question
+    notes = [NOTE]
+    if full > limit:
+        notes.append(
+            f"“{_short(question)}” is {full} tokens long, but this model reads {limit}: "
+            f"only “{_short(read, 60)}” was used."
+        )
+    if loaded.spec.kind == "vilt":
+        return _vilt_relevance(loaded, image, read, encoded, answer, tuple(notes))
+    if answer is not None:
+        notes.append("BLIP writes its own answer; the map is its question's, whatever the answer.")
+    return _blip_question_maps(loaded, image, read, encoded.input_ids, tuple(notes))
+
+
+def _vilt_relevance(loaded, image, question, encoded, answer, notes) -> AnswerGrounding:
+    """Chefer's rule through every layer of ViLT's single stream, for one answer's logit."""
+    model = loaded.model
+    labels = model.config.id2label
+    index = None
+    if answer is not None:
+        index = next((i for i, label in labels.items() if label == answer), None)
+        if index is None:
+            raise LabError(
+                f"ViLT has no answer {answer[:40]!r} in its list of {len(labels):,}; "
+                "pick one from its answer bars."
+            )
+    processor = loaded.processor.image_processor
+    pixels = loaded.to_device(
+        dict(processor(images=_not_too_thin(image, processor), return_tensors="pt"))
+    )
+    text = loaded.to_device(dict(loaded.processor.tokenizer.pad(encoded, return_tensors="pt")))
+    text = {key: value[None] if value.ndim == 1 else value for key, value in text.items()}
+    with torch.enable_grad():
+        # ViLT's own patch embedding; it shuffles the patches, so keep their places to map back.
+        patches, patch_mask, (places, _) = model.vilt.embeddings.visual_embed(
+            pixels["pixel_values"], pixels["pixel_mask"], max_image_length=model.config.max_image_length
+        )
+        output = model(
+            **text, image_embeds=patches, pixel_mask=patch_mask, output_attentions=True
+        )
+        if not output.attentions or output.attentions[0] is None:
+            raise no_attentions(loaded.spec.name)
+        logits = output.logits[0]  # (answers,)
+        index = int(logits.argmax()) if index is None else index
+        gradients = torch.autograd.grad(logits[index], output.attentions)
+    relevance = chefer_relevance([a.detach() for a in output.attentions], gradients)  # (1, T, T)
+    words = text["input_ids"].shape[1]
+    scores = relevance[0, 0, words + 1 :].float().cpu()  # the text [CLS] row over the patches
+    rows, cols = (size // model.config.patch_size for size in pixels["pixel_values"].shape[-2:])
+    grid = torch.zeros(rows, cols)
+    where = places[0].cpu()  # (patches, 2): (row, col) of each image token
+    grid[where[:, 0], where[:, 1]] = scores
+    seen = _view(pixels["pixel_values"][0], processor)
+    return AnswerGrounding(
+        loaded.spec.name,
+        question,
+        labels[index],
+        float(torch.sigmoid(logits[index].detach().float())),
+        as_grid(grid.flatten(), rows, cols),
+        method=(
+            f"ViLT reads the question and the photo in one stream; the map is the relevance of "
+            f"the score of “{labels[index]}” to each image patch (Chefer et al., 2021): gradients "
+            "times attention, through all its layers, from the token its answer head reads."
+        ),
+        image=seen,
+        notes=notes,
+    )
+
+
+def _blip_question_maps(loaded, image, question, ids, notes) -> AnswerGrounding:
+    """BLIP: the question encoder's cross-attention to the patches, per word and in the mean."""
+    model, device = loaded.model, loaded.device
+    tokenizer = loaded.processor.tokenizer
+    with torch.inference_mode():
+        embeds = image_embeds(loaded, image).to(device)  # (1, patches + 1, width)
+        tokens = torch.tensor([ids], device=device)  # (1, tokens)
+        output = model.text_encoder(
+            input_ids=tokens,
+            attention_mask=torch.ones_like(tokens),
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=torch.ones(embeds.shape[:-1], dtype=torch.long, device=device),
+            output_attentions=True,
+            return_dict=True,
+        )
+    if not output.cross_attentions or output.cross_attentions[0] is None:
+        raise no_attentions(loaded.spec.name)
+    # each layer: (1, heads, tokens, patches + 1); mean over layers and heads, CLS left out
+    rows = torch.stack([layer[0, :, :, 1:] for layer in output.cross_attentions]).float()
+    rows = rows.mean(dim=(0, 1)).cpu()  # (tokens, patches)
+    special = set(tokenizer.all_special_ids)
+    kept = [i for i, token in enumerate(ids) if token not in special] or list(range(len(ids)))
+    grid = patch_grid(loaded, rows.shape[-1])
+    word_maps = as_grid(rows[kept], *grid)
+    ((text, score),) = _write_answer(loaded, image, ids)
+    return AnswerGrounding(
+        loaded.spec.name,
+        question,
+        text,
+        score,
+        word_maps.mean(axis=0),
+        tuple(tokenizer.convert_ids_to_tokens([ids[i] for i in kept])),
+        word_maps,
+        method=(
+            "BLIP's question encoder reads the photo through cross-attention; each word's map is "
+            "how much that word attended to each patch (mean over heads and layers), and the "
+            "large map is their mean."
+        ),
+        image=model_view(loaded, image),
+        notes=notes,
+    )
+
+
+def _view(pixel_values: torch.Tensor, processor) -> Image.Image:
+    from vlmlab.vit import _as_seen  # the model's input as the picture it shows
+
+    return _as_seen(pixel_values.float().cpu(), processor)
 
 
 # ---------------------------------------------------------------------------------------------
