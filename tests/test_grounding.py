@@ -1,0 +1,239 @@
+"""Where in the photo: CLIP relevance, per-word caption maps and VQA grounding, each checked
+against what a direct transformers forward gives on the tiny checkpoints (loaded through the
+lab's own loading code)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vlmlab import captioning, clip, vqa
+from vlmlab.errors import LabError
+from vlmlab.grounding import MAX_MAPS, NOTE
+from vlmlab.models import load_model
+
+B32 = "openai/clip-vit-base-patch32"
+L14 = "openai/clip-vit-large-patch14"  # 3 vision layers: start layers 1, 2 and 3 differ
+BLIP = "Salesforce/blip-image-captioning-base"
+BLIP_VQA = "Salesforce/blip-vqa-base"
+VILT = "dandelin/vilt-b32-finetuned-vqa"
+TEXTS = ["a photo of a cat", "a dog on the grass", "a red truck"]
+
+
+# ---------------------------------------------------------------------------------------------
+# CLIP: the rule of Chefer et al., written out again over a whole-model forward
+
+
+def reference_relevance(name: str, image, texts: list[str], start_layer: int) -> np.ndarray:
+    """As their CLIP notebook: the image repeated once per text, the diagonal of
+    logits_per_image as the target, gradients at every vision layer's attention probabilities
+    from a single full forward; R = I, R += mean_h((grad * A)^+) @ R for layers ≥ start."""
+    loaded = load_model(name, topic="clip", attn_implementation="eager")
+    model, processor = loaded.model, loaded.processor
+    inputs = processor(text=texts, images=[image] * len(texts), return_tensors="pt", padding=True)
+    with torch.enable_grad():
+        output = model(**inputs, output_attentions=True)
+        attentions = output.vision_model_output.attentions  # one (K, heads, T, T) per layer
+        target = output.logits_per_image.diagonal().sum()
+        grads = torch.autograd.grad(target, attentions)
+    count, tokens = len(texts), attentions[0].shape[-1]
+    result = torch.eye(tokens).repeat(count, 1, 1)
+    for layer in range(start_layer - 1, len(attentions)):
+        weighted = grads[layer] * attentions[layer].detach()
+        cam = weighted.clamp(min=0).mean(dim=1)
+        result = result + torch.bmm(cam, result)
+    side = int(round((tokens - 1) ** 0.5))
+    return result[:, 0, 1:].reshape(count, side, side).numpy()
+
+
+@pytest.mark.parametrize("start_layer", [None, 1, 2])
+def test_relevance_equals_the_rule_over_a_full_forward(chelsea, start_layer):
+    got = clip.relevance(chelsea, TEXTS, model=L14, start_layer=start_layer)
+    layers = load_model(L14, topic="clip").model.config.vision_config.num_hidden_layers
+    expected = reference_relevance(L14, chelsea, TEXTS, start_layer or layers)
+    assert got.shape == (3, 7, 7) == expected.shape  # the tiny L/14's 7×7 grid
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert (got >= 0).all()
+    # Each text gets its own map, and starting elsewhere changes them: nothing passes by accident.
+    assert not np.allclose(got[0], got[2], rtol=1e-3)
+    if start_layer == 1:
+        last = clip.relevance(chelsea, TEXTS, model=L14)
+        assert not np.allclose(got, last, rtol=1e-3)
+
+
+def test_relevance_maps_target_the_zero_shot_logit_and_cap_what_they_draw(chelsea):
+    labels = ["cat", "dog", "rocket"]
+    found = clip.relevance_maps(chelsea, labels, templates=["a photo of a {}."])
+    scores = clip.score_labels(chelsea, labels, templates=["a photo of a {}."])
+    np.testing.assert_allclose(found.logits, scores.logits, rtol=1e-4)
+    assert found.texts == tuple(labels) and found.grid == (4, 4) and found.maps.shape == (3, 4, 4)
+    assert found.image.size == (32, 32)  # the tiny B/32 sees 32×32 pixels
+    assert found.notes[0] == NOTE and found.start_layer == found.layers == 2
+
+    many = clip.relevance_maps(chelsea, [f"label {i}" for i in range(10_000)])
+    assert many.maps.shape == (MAX_MAPS, 4, 4)
+    assert any(f"first {MAX_MAPS} of your 10,000 labels" in note for note in many.notes)
+
+
+@pytest.mark.parametrize(
+    ("labels", "kwargs", "message"),
+    [
+        ("", {}, "at least one label"),
+        (" ,\n\x00 ", {}, "at least one label"),
+        ("cat", {"start_layer": 3}, "layer must be a whole number from 1 to 2"),
+        ("cat", {"start_layer": 1.5}, "layer must be a whole number"),
+        ("cat", {"model": "no/such-model"}, "Unknown model"),
+        ("x" * 300_000, {}, "too long"),
+    ],
+)
+def test_relevance_refuses_bad_input_with_one_sentence(chelsea, labels, kwargs, message):
+    with pytest.raises(LabError, match=message):
+        clip.relevance_maps(chelsea, labels, **kwargs)
+
+
+def test_relevance_of_long_and_odd_text_is_cut_with_a_note(chelsea):
+    found = clip.relevance_maps(chelsea, ["cat " * 25_000 + "\x00dog"])  # 100k characters
+    assert found.maps.shape == (1, 4, 4) and np.isfinite(found.maps).all()
+    assert any("77 tokens" in note for note in found.notes)
+    with pytest.raises(LabError, match="at most 100 texts"):
+        clip.relevance(chelsea, [f"text {i}" for i in range(10_000)])
+
+
+def test_a_model_without_attention_maps_is_named_in_one_sentence(chelsea):
+    sdpa = load_model(B32, topic="clip", attn_implementation="sdpa")
+    with pytest.raises(LabError, match="returned no attention maps.*eager"):
+        clip._relevance(sdpa, chelsea, ("cat",), (clip.SLOT,), 2, ())
+
+
+# ---------------------------------------------------------------------------------------------
+# Captioning: the decoder's cross-attention from the position that predicted each token
+
+
+def reference_cross_attention(image, ids: list[int]) -> np.ndarray:
+    """A direct teacher-forced forward of BlipForConditionalGeneration's parts (its own forward
+    drops the decoder's attentions): per layer, each position's cross-attention, mean over heads.
+    (layers, positions, rows, cols), the image's CLS left out."""
+    loaded = load_model(BLIP, topic="captioning")
+    model, processor = loaded.model, loaded.processor
+    pixels = processor(images=image, return_tensors="pt").pixel_values
+    with torch.no_grad():
+        seen = model.vision_model(pixel_values=pixels).last_hidden_state
+        output = model.text_decoder(
+            input_ids=torch.tensor([ids]), encoder_hidden_states=seen, output_attentions=True
+        )
+    cross = torch.stack(output.cross_attentions)[:, 0].mean(dim=1)[..., 1:]  # (L, positions, P)
+    side = int(round(cross.shape[-1] ** 0.5))
+    return cross.reshape(*cross.shape[:2], side, side).numpy()
+
+
+@pytest.mark.parametrize("layer", [None, 1, 2])
+def test_ground_equals_the_decoders_cross_attention_teacher_forced(chelsea, layer):
+    text = "a cat sitting on a red couch"
+    got = captioning.ground(chelsea, text, layer=layer)
+    tokenizer = load_model(BLIP, topic="captioning").processor.tokenizer
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    bos = load_model(BLIP, topic="captioning").model.config.text_config.bos_token_id
+    cross = reference_cross_attention(chelsea, [bos, *ids])  # (L, 1 + tokens, 6, 6)
+    expected = cross.mean(axis=0) if layer is None else cross[layer - 1]
+    assert [word for word, _ in got] == tokenizer.tokenize(text)
+    maps = np.stack([heat for _, heat in got])
+    assert maps.shape == (len(ids), 6, 6) and (maps >= 0).all()
+    # token i is predicted at position i (after [DEC]): rows 0…n-1, not 1…n
+    np.testing.assert_allclose(maps, expected[: len(ids)], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(maps, expected[1:], rtol=1e-2)  # one position off does not pass
+
+
+def test_streamed_maps_are_the_cross_attention_of_the_caption_they_stream(chelsea):
+    parts = list(captioning.caption_stream(chelsea, max_new_tokens=12, maps=True))
+    final = parts[-1]
+    assert final.done and final.maps.shape == (len(final.tokens), 6, 6)
+    for part in parts[:-1]:  # each partial caption carries its own words' maps, as they came
+        assert part.maps.shape[0] == len(part.tokens)
+        np.testing.assert_allclose(part.maps, final.maps[: len(part.tokens)], atol=1e-6)
+    bos = load_model(BLIP, topic="captioning").model.config.text_config.bos_token_id
+    ids = [bos, *(token.token_id for token in final.tokens)]
+    expected = reference_cross_attention(chelsea, ids).mean(axis=0)[: len(final.tokens)]
+    np.testing.assert_allclose(final.maps, expected, rtol=1e-4, atol=1e-6)
+    plain = captioning.caption(chelsea, max_new_tokens=12)
+    assert plain.maps is None and plain.text == final.text  # maps change nothing in the caption
+
+
+def test_beam_search_maps_are_the_chosen_beams(chelsea):
+    found = captioning.caption(chelsea, num_beams=3, max_new_tokens=8, maps=True)
+    bos = load_model(BLIP, topic="captioning").model.config.text_config.bos_token_id
+    ids = [bos, *(token.token_id for token in found.tokens)]
+    expected = reference_cross_attention(chelsea, ids).mean(axis=0)[: len(found.tokens)]
+    np.testing.assert_allclose(found.maps, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "message"),
+    [
+        ("", {}, "Please give a caption to ground"),
+        ("  \x00\n ", {}, "Please give a caption to ground"),
+        ("a cat", {"layer": 0}, "layer must be a whole number from 1 to 2"),
+        ("a cat", {"layer": True}, "layer must be a whole number"),
+        ("x" * 300_000, {}, "too long"),
+        (b"a cat", {}, "must be text"),
+    ],
+)
+def test_ground_refuses_bad_input_with_one_sentence(chelsea, text, kwargs, message):
+    with pytest.raises(LabError, match=message):
+        captioning.ground(chelsea, text, **kwargs)
+
+
+def test_a_long_caption_is_grounded_as_far_as_the_model_reads(chelsea):
+    found = captioning.ground_caption(chelsea, "a cat\x00 " * 20_000)  # 100k+ characters
+    limit = captioning.text_limit(load_model(BLIP, topic="captioning"))
+    assert found.maps.shape == (limit - 1, 6, 6)
+    assert any(f"first {limit - 1} tokens" in note for note in found.notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# VQA: ViLT's relevance of the chosen answer, BLIP's question encoder
+
+
+def test_vilt_grounds_its_top_answer_on_its_patch_grid(chelsea):
+    found = vqa.ground_answer(chelsea, "What color is the cat?")
+    (top, score), *_ = vqa.answer(chelsea, "What color is the cat?")
+    assert (found.answer, found.score) == (top, pytest.approx(score, abs=1e-5))
+    assert found.map.shape == (4, 6) and (found.map >= 0).all() and found.map.max() > 0
+    assert found.image.size == (96, 64)  # chelsea as ViLT sees it: 6×4 patches of 16
+    other = vqa.ground_answer(chelsea, "What color is the cat?", answer="dog")
+    assert other.answer == "dog" and not np.allclose(other.map, found.map, rtol=1e-3)
+    with pytest.raises(LabError, match="no answer 'zebra'"):
+        vqa.ground_answer(chelsea, "What color is the cat?", answer="zebra")
+
+
+def test_vilt_relevance_does_not_depend_on_how_vilt_shuffles_its_patches(chelsea):
+    torch.manual_seed(1)
+    first = vqa.ground_answer(chelsea, "Is it sleeping?")
+    torch.manual_seed(2)
+    second = vqa.ground_answer(chelsea, "Is it sleeping?")
+    np.testing.assert_allclose(first.map, second.map, rtol=1e-4, atol=1e-9)
+
+
+def test_blip_vqa_grounds_each_question_word_with_its_cross_attention(chelsea):
+    question = "what color is the cat?"
+    found = vqa.ground_answer(chelsea, question, model=BLIP_VQA)
+    loaded = load_model(BLIP_VQA, topic="vqa")
+    model, processor = loaded.model, loaded.processor
+    inputs = processor(images=chelsea, text=question, return_tensors="pt")
+    with torch.no_grad():
+        seen = model.vision_model(pixel_values=inputs.pixel_values).last_hidden_state
+        output = model.text_encoder(
+            input_ids=inputs.input_ids, encoder_hidden_states=seen, output_attentions=True
+        )
+    cross = torch.stack(output.cross_attentions)[:, 0].mean(dim=(0, 1))[1:-1, 1:]  # no CLS/SEP
+    expected = cross.reshape(-1, 7, 7).numpy()
+    assert found.words == tuple(processor.tokenizer.tokenize(question))
+    np.testing.assert_allclose(found.word_maps, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(found.map, expected.mean(axis=0), rtol=1e-5, atol=1e-7)
+    assert found.answer == vqa.answer(chelsea, question, model=BLIP_VQA)[0][0]
+
+
+@pytest.mark.parametrize("question", ["", "  \x00 ", None])
+def test_vqa_grounding_refuses_an_empty_question(chelsea, question):
+    with pytest.raises(LabError, match="Please type a question"):
+        vqa.ground_answer(chelsea, question)
