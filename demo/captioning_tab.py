@@ -1,5 +1,5 @@
 """The Captioning tab: BLIP describes the photo word by word, each word coloured by its
-probability."""
+probability, with a strip of small maps under the words: which patches each word looked at."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ from .common import (
     when_shown,
 )
 from vlmlab import captioning
-from vlmlab.captioning_render import BEAM_HEADERS, beam_rows, caption_html, caption_notes
+from vlmlab.captioning_render import (
+    BEAM_HEADERS,
+    beam_rows,
+    caption_html,
+    caption_notes,
+    grounding_gallery,
+    grounding_notes,
+    word_gallery,
+)
 from vlmlab.models import choices, get_spec, load_model
 
 TITLE = "Captioning"
@@ -26,7 +34,8 @@ caption one token at a time, each time choosing from a probability distribution 
 vocabulary. **Greedy** takes the most likely token, **beam search** keeps the *n* best partial
 captions, **sampling** draws a token (temperature flattens or sharpens the distribution, top-p
 keeps only the likeliest words). A **prefix** ("a picture of") is a start the caption must
-continue."""
+continue. Under the words, each word's **map**: where in the photo the decoder looked (its
+cross-attention) when it chose that word; click one to see it large."""
 
 
 def build(lab: Lab) -> None:
@@ -62,6 +71,16 @@ def build(lab: Lab) -> None:
         with gr.Column(scale=2):
             text = gr.Textbox(label="Caption", lines=2, interactive=False, elem_id="caption-text")
             view = gr.HTML(elem_id="caption-tokens")
+            maps = gr.Gallery(
+                label="Where each word looked (click a word for it large)",
+                columns=10,
+                rows=1,
+                height=170,
+                object_fit="contain",
+                allow_preview=True,
+                elem_id="caption-maps",
+            )
+            maps_notes = gr.Markdown(elem_id="caption-maps-notes")
             notes = gr.Markdown(elem_id="caption-notes")
             table = gr.Dataframe(
                 headers=BEAM_HEADERS,
@@ -72,25 +91,80 @@ def build(lab: Lab) -> None:
                 visible=False,
                 elem_id="caption-beams",
             )
+            with gr.Accordion("Maps for other words (a beam, your own caption)", open=False):
+                words = gr.Textbox(
+                    label="Caption to ground (click a beam above to fill it in)",
+                    max_lines=2,
+                    max_length=2000,
+                    elem_id="caption-ground-text",
+                )
+                layer = gr.Number(
+                    0, precision=0, minimum=0, label="decoder layer (0: the mean of all layers)"
+                )
+                ground = gr.Button("Show its maps", size="sm", elem_id="caption-ground")
     outputs = [text, table, view, notes]
+    with_maps = [*outputs, maps, maps_notes]
 
     # -- handlers: an engine call and a few lines each ------------------------------------------
+
+    def views(path, name, how, beam_count, heat, nucleus, max_tokens, start, progress, maps):
+        """Caption the photo; streams the growing caption, then the final one with every number
+        (and, with `maps`, each word's map and what the maps are)."""
+        image = open_photo(path).image
+        loaded = load_model(name, topic="captioning", progress=progress_callback(progress))
+        settings = captioning.settings_for(
+            how, num_beams=beam_count, temperature=heat, top_p=nucleus, max_new_tokens=max_tokens
+        )
+        waiting = "searching the beams…" if settings["num_beams"] > 1 else "looking at the photo…"
+        yield "", [], f'<div style="opacity:.6">BLIP is {waiting}</div>', "", [], ""
+        seen = captioning.model_view(loaded, image) if maps else None
+        stream = captioning.caption_stream(image, model=name, prompt=start, maps=maps, **settings)
+        for part in stream:
+            html = caption_html(part, show_beams=False)
+            about = grounding_notes() if part.done and maps else ""
+            if about and part.beams:
+                about = f"The maps are the best beam's; click a beam for its own.\n\n{about}"
+            yield (
+                part.text,
+                beam_rows(part),
+                html,
+                caption_notes(part) if part.done else "",
+                word_gallery(part, seen) if maps else [],
+                about,
+            )
 
     @guard
     def caption(
         path, name, how, beam_count, heat, nucleus, max_tokens, start, progress=gr.Progress()
     ):
         """Caption the photo; streams the growing caption, then the final one with every number."""
+        settings = (path, name, how, beam_count, heat, nucleus, max_tokens, start, progress)
+        for update in views(*settings, maps=False):
+            yield update[:4]
+
+    @guard
+    def caption_with_maps(
+        path, name, how, beam_count, heat, nucleus, max_tokens, start, progress=gr.Progress()
+    ):
+        """`caption`, with each word's map in the strip under the words as the caption grows."""
+        settings = (path, name, how, beam_count, heat, nucleus, max_tokens, start, progress)
+        yield from views(*settings, maps=True)
+
+    @guard
+    def caption_grounding(path, caption_text, name, decoder_layer, progress=gr.Progress()):
+        """Each token's map for a caption you give (teacher-forced), one layer or the mean."""
         image = open_photo(path).image
         load_model(name, topic="captioning", progress=progress_callback(progress))
-        settings = captioning.settings_for(
-            how, num_beams=beam_count, temperature=heat, top_p=nucleus, max_new_tokens=max_tokens
+        found = captioning.ground_caption(
+            image, caption_text, model=name, layer=int(decoder_layer or 0) or None
         )
-        waiting = "searching the beams…" if settings["num_beams"] > 1 else "looking at the photo…"
-        yield "", [], f'<div style="opacity:.6">BLIP is {waiting}</div>', ""
-        for part in captioning.caption_stream(image, model=name, prompt=start, **settings):
-            html = caption_html(part, show_beams=False)
-            yield part.text, beam_rows(part), html, caption_notes(part) if part.done else ""
+        about = grounding_notes(layer=found.layer, layers=found.layers, extra=found.notes[1:])
+        return grounding_gallery(found), about
+
+    def pick_beam(event: gr.SelectData):
+        """The clicked beam's caption (the table's second column), for grounding."""
+        row = event.row_value or []
+        return str(row[1]) if len(row) > 1 else gr.skip()
 
     def show_controls(how: str):
         beams_on, sampling_on = how == "beam search", how == "sampling"
@@ -105,8 +179,18 @@ def build(lab: Lab) -> None:
 
     inputs = [lab.photo, model, decoding, beams, temperature, top_p, length, prefix]
     events = dict(show_progress="minimal", **MODEL_EVENT)
-    run.click(caption, inputs, outputs, api_name="caption", **events)
-    prefix.submit(caption, inputs, outputs, api_visibility="private", **events)
+    # The page captions with maps; the `caption` endpoint keeps its four outputs for scripts.
+    run.click(caption_with_maps, inputs, with_maps, api_visibility="private", **events)
+    api_only = gr.Button(visible=False)
+    api_only.click(caption, inputs, outputs, api_name="caption", **events)
+    prefix.submit(caption_with_maps, inputs, with_maps, api_visibility="private", **events)
+    ground_inputs = [lab.photo, words, model, layer]
+    ground.click(
+        caption_grounding, ground_inputs, [maps, maps_notes], api_name="caption_grounding", **events
+    )
+    table.select(pick_beam, None, words, api_visibility="private", **LIGHT_EVENT).success(
+        caption_grounding, ground_inputs, [maps, maps_notes], api_visibility="private", **events
+    )
     decoding.change(
         show_controls,
         decoding,
@@ -114,4 +198,4 @@ def build(lab: Lab) -> None:
         api_visibility="private",
         **LIGHT_EVENT,
     )
-    when_shown(lab, TITLE, caption, inputs, outputs, **events)
+    when_shown(lab, TITLE, caption_with_maps, inputs, with_maps, **events)

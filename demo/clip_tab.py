@@ -10,6 +10,7 @@ import gradio as gr
 
 from .common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
 from vlmlab import clip, clip_probe, clip_render
+from vlmlab.render import map_over
 from vlmlab.errors import LabError
 from vlmlab.images import FILE_TYPES, load_image, sample_files
 from vlmlab.models import choices, get_spec, load_model
@@ -22,9 +23,10 @@ TABLE_HEADERS = ["label", "probability", "cosine", "logit = scale × cosine"]
 
 INTRO = """### CLIP: images and texts in one embedding space
 CLIP was trained on 400 million (image, text) pairs to predict which caption belongs to which
-image. Here you can turn label text into a classifier (**zero-shot**), look at the **similarity
-matrix** it was trained on, and **probe** how it holds up against an ImageNet CNN when the photo
-is blurred, sketched or run through your own kernel."""
+image. Here you can turn label text into a classifier (**zero-shot**) and see **where in the
+photo** each label is found, look at the **similarity matrix** it was trained on, and **probe**
+how it holds up against an ImageNet CNN when the photo is blurred, sketched or run through your
+own kernel."""
 
 
 def build(lab: Lab) -> None:
@@ -81,6 +83,25 @@ def _build_zero_shot(lab: Lab, model: gr.Dropdown) -> None:
                 elem_id="clip-scores",
             )
             notes = gr.Markdown(elem_id="clip-notes")
+    with gr.Row():
+        with gr.Column(scale=4):
+            maps = gr.Gallery(
+                label="Where in the photo each label is found (most likely first; click one)",
+                columns=6,
+                height="auto",
+                object_fit="contain",
+                elem_id="clip-relevance",
+            )
+        with gr.Column(scale=1, min_width=200):
+            start_layer = gr.Number(
+                0,
+                precision=0,
+                minimum=0,
+                label="Follow attention from layer (0: the last only, as Chefer et al.'s "
+                "notebook; 1: every layer)",
+                elem_id="clip-start-layer",
+            )
+            maps_notes = gr.Markdown(elem_id="clip-relevance-notes")
 
     template_set.change(
         lambda name: "\n".join(clip.TEMPLATE_SETS.get(name, (clip.DEFAULT_TEMPLATE,))),
@@ -99,7 +120,33 @@ def _build_zero_shot(lab: Lab, model: gr.Dropdown) -> None:
         batch=True,
         max_batch_size=8,
         **MODEL_EVENT,
+    ).success(
+        relevance,
+        [lab.photo, labels, templates, model, start_layer],
+        [maps, maps_notes],
+        api_name="clip_relevance",
+        **MODEL_EVENT,
     )
+
+
+@guard
+def relevance(
+    photo: str | None,
+    labels: str,
+    templates: str,
+    model: str,
+    start_layer: float | None,
+    progress=gr.Progress(),  # noqa: B008 (how Gradio passes a progress bar)
+):
+    """A relevance map per label (the most likely first, at most 12) over the photo as CLIP saw
+    it; `start_layer` 0 or empty follows the last layer only."""
+    image = open_photo(photo).image
+    clip.load_eager(model, progress=progress_callback(progress))
+    found = clip.relevance_maps(
+        image, labels, model=model, templates=templates, start_layer=start_layer or None,
+        ranked=True,
+    )  # fmt: skip
+    return clip_render.relevance_gallery(found), _markdown(clip_render.describe_relevance(found))
 
 
 @guard
@@ -195,6 +242,15 @@ def _build_similarity(lab: Lab, model: gr.Dropdown) -> None:
                 type="pil", format="png", label="Similarity matrix", elem_id="clip-sim-heatmap"
             )
             notes = gr.Markdown(elem_id="clip-sim-notes")
+            with gr.Row():
+                pair_map = gr.Image(
+                    type="pil",
+                    format="png",
+                    label="Click a cell: where that image shows that text",
+                    height=260,
+                    elem_id="clip-sim-pair",
+                )
+                pair_notes = gr.Markdown(elem_id="clip-sim-pair-notes")
 
     captions.click(
         lambda chosen: "\n".join(clip.SAMPLE_CAPTIONS.get(n, "") for n in chosen or ()),
@@ -203,12 +259,10 @@ def _build_similarity(lab: Lab, model: gr.Dropdown) -> None:
         api_visibility="private",
         **LIGHT_EVENT,
     )
-    run.click(
-        compare,
-        [lab.photo, picked, uploads, texts, model, softmax, pairs],
-        [heat, notes],
-        api_name="similarity",
-        **MODEL_EVENT,
+    matrix_inputs = [lab.photo, picked, uploads, texts, model, softmax, pairs]
+    run.click(compare, matrix_inputs, [heat, notes], api_name="similarity", **MODEL_EVENT)
+    heat.select(
+        show_pair, matrix_inputs, [pair_map, pair_notes], api_visibility="private", **MODEL_EVENT
     )
 
 
@@ -231,6 +285,35 @@ def compare(
         matrix, images, names, softmax=bool(softmax), pairs=bool(pairs)
     )
     return heat, _markdown(clip_render.describe_similarity(matrix, pairs=bool(pairs)))
+
+
+@guard
+def show_pair(
+    photo,
+    picked,
+    uploads,
+    texts,
+    model,
+    softmax,
+    pairs,
+    event: gr.SelectData,
+    progress=gr.Progress(),  # noqa: B008 (how Gradio passes a progress bar)
+):
+    """The relevance map of the clicked cell's text in the clicked cell's image."""
+    images, names = _gather_images(photo, picked, uploads)
+    matrix = clip.compare(images, texts, model=model)  # embeddings come from the cache
+    x, y = event.index
+    cell = clip_render.similarity_cell(
+        matrix, images, names, x, y, softmax=bool(softmax), pairs=bool(pairs)
+    )
+    if cell is None:
+        return gr.skip(), "Click a cell of the matrix to see where that image shows that text."
+    row, col = cell
+    clip.load_eager(model, progress=progress_callback(progress))
+    found = clip.relevance_maps(images[row], [matrix.texts[col]], model=model)
+    lines = [f"I{row + 1} ({names[row]}) with T{col + 1}: “{matrix.texts[col]}”."]
+    lines += clip_render.describe_relevance(found)
+    return map_over(found.image, found.maps[0], side=256), _markdown(lines)
 
 
 def _gather_images(photo, picked, uploads) -> tuple[list, list[str]]:

@@ -1,4 +1,5 @@
-"""The VQA tab: questions about the photo, each answered with the model's confidence as bars."""
+"""The VQA tab: questions about the photo, each answered with the model's confidence as bars,
+and beside the bars where in the photo the model looked to answer."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .common import (
 )
 from vlmlab import vqa
 from vlmlab.models import choices, get_spec, load_model
+from vlmlab.vqa_render import describe_answer_grounding, draw_answer_grounding
 
 TITLE = "VQA"
 
@@ -21,7 +23,8 @@ INTRO = f"""**Visual question answering**: "Is this truck considered vintage?", 
 tree is behind the truck?" Ask up to {vqa.MAX_QUESTIONS} questions about the same photo, one per
 line. **ViLT** (Kim et al., 2021) reads the photo and the question together and *picks* from a
 fixed list of answers, scoring every answer on its own; **BLIP** (Li et al., 2022) *writes* its
-answer token by token."""
+answer token by token. Beside the answers, **where it looked**: for ViLT the relevance of its
+answer's score to each patch, for BLIP how each question word attended to the patches."""
 
 
 def build(lab: Lab) -> None:
@@ -46,8 +49,18 @@ def build(lab: Lab) -> None:
             )
             run = gr.Button("Answer", variant="primary")
         with gr.Column(scale=2):
-            view = gr.HTML(elem_id="vqa-answers")
-            notes = gr.Markdown(elem_id="vqa-notes")
+            with gr.Row():
+                with gr.Column(scale=1, min_width=300):
+                    view = gr.HTML(elem_id="vqa-answers")
+                    notes = gr.Markdown(elem_id="vqa-notes")
+                with gr.Column(scale=1, min_width=300):
+                    looked = gr.Image(
+                        type="pil",
+                        format="png",
+                        label="Where it looked to answer",
+                        elem_id="vqa-grounding",
+                    )
+                    looked_notes = gr.Markdown(elem_id="vqa-grounding-notes")
             with gr.Accordion("The numbers", open=False):
                 table = gr.Dataframe(
                     headers=vqa.ANSWER_HEADERS, interactive=False, wrap=True, elem_id="vqa-table"
@@ -64,8 +77,28 @@ def build(lab: Lab) -> None:
         sheet = vqa.answer_questions(image, asked, model=name, top_k=k)
         return vqa.answer_rows(sheet), vqa.answers_html(sheet), "\n\n".join(sheet.notes)
 
+    @guard
+    def grounding(path, asked, name, progress=gr.Progress()):
+        """Where the model looked for each question's answer: the maps and what they are."""
+        image = open_photo(path).image
+        load_model(name, topic="vqa", progress=progress_callback(progress))
+        found = vqa.ground_answers(image, asked, model=name)
+        return draw_answer_grounding(found), "\n\n".join(describe_answer_grounding(found))
+
+    @guard
+    def answer_and_grounding(path, asked, name, k, progress=gr.Progress()):
+        """Both views at once (the tab shows its answer when it is opened)."""
+        return *answer(path, asked, name, k, progress), *grounding(path, asked, name, progress)
+
     # -- events ---------------------------------------------------------------------------------
 
     inputs = [lab.photo, questions, model, top_k]
-    run.click(answer, inputs, outputs, api_name="answer", **MODEL_EVENT)
-    when_shown(lab, TITLE, answer, inputs, outputs, **MODEL_EVENT)
+    run.click(answer, inputs, outputs, api_name="answer", **MODEL_EVENT).success(
+        grounding,
+        [lab.photo, questions, model],
+        [looked, looked_notes],
+        api_name="vqa_grounding",
+        **MODEL_EVENT,
+    )
+    both = [*outputs, looked, looked_notes]
+    when_shown(lab, TITLE, answer_and_grounding, inputs, both, **MODEL_EVENT)

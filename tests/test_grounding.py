@@ -237,3 +237,59 @@ def test_blip_vqa_grounds_each_question_word_with_its_cross_attention(chelsea):
 def test_vqa_grounding_refuses_an_empty_question(chelsea, question):
     with pytest.raises(LabError, match="Please type a question"):
         vqa.ground_answer(chelsea, question)
+
+
+# ---------------------------------------------------------------------------------------------
+# The endpoints, as a student's script calls them through gradio_client
+
+
+@pytest.fixture(scope="module")
+def grounding_client(launch_tabs):
+    with launch_tabs(only=("clip", "captioning", "vqa")) as app:
+        yield app.client
+
+
+def chelsea_file():
+    from gradio_client import handle_file
+
+    from vlmlab.images import sample_files
+
+    return handle_file(str(sample_files()["chelsea"]))
+
+
+def test_clip_relevance_endpoint_answers_with_a_map_per_label(grounding_client):
+    gallery, notes = grounding_client.predict(
+        chelsea_file(), "cat\ndog, rocket", "a photo of a {}.", B32, 0, api_name="/clip_relevance"
+    )
+    captions = [item["caption"] for item in gallery]
+    assert len(captions) == 3 and {c.split("  (")[0] for c in captions} == {"cat", "dog", "rocket"}
+    assert "not an explanation" in notes and "the last layer of 2" in notes
+    _, every = grounding_client.predict(
+        chelsea_file(), "cat", "a photo of a {}.", B32, 1, api_name="/clip_relevance"
+    )
+    assert "layers 1–2 of 2" in every
+    many, capped = grounding_client.predict(
+        chelsea_file(), "\n".join(f"label {i}" for i in range(10_000)), "{}", B32, 0,
+        api_name="/clip_relevance",
+    )  # fmt: skip
+    assert len(many) == MAX_MAPS and "first 12 of your 10,000 labels" in capped
+
+
+def test_caption_grounding_endpoint_answers_a_map_per_token(grounding_client):
+    gallery, notes = grounding_client.predict(
+        chelsea_file(), "a cat on a red couch", BLIP, 2, api_name="/caption_grounding"
+    )
+    assert [item["caption"] for item in gallery] == ["a", "cat", "on", "a", "red", "couch"]
+    assert "layer 2 of 2" in notes and "not an explanation" in notes
+    with pytest.raises(Exception, match="Please give a caption to ground"):
+        grounding_client.predict(chelsea_file(), " \x00 ", BLIP, 0, api_name="/caption_grounding")
+
+
+@pytest.mark.parametrize("model", [VILT, BLIP_VQA])
+def test_vqa_grounding_endpoint_answers_beside_the_bars(grounding_client, model):
+    picture, notes = grounding_client.predict(
+        chelsea_file(), "What color is it?\nIs it sleeping?", model, api_name="/vqa_grounding"
+    )
+    assert picture and "not an explanation" in notes
+    assert ("Chefer" in notes) == (model == VILT)
+    assert ("question encoder" in notes) == (model == BLIP_VQA)

@@ -1,7 +1,8 @@
 """Drawing captions and answers as HTML, for the Gradio tabs and the Jupyter widgets alike.
 
 Each caption token sits on a colour for its probability, with the number under it (colour is
-never the only cue); each answer gets a bar as long as its score.
+never the only cue); each answer gets a bar as long as its score. Under the words, each word's
+cross-attention map over the photo (a strip of small maps; one large when chosen).
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ import html
 import math
 
 import matplotlib
+import numpy as np
+from PIL import Image
 
-from vlmlab.captioning import Caption
+from vlmlab.captioning import Caption, Grounding
+from vlmlab.grounding import NOTE
+from vlmlab.render import labelled_tiles, map_over
 
 CMAP = "RdYlBu"  # red = unsure, yellow = so-so, blue = sure (readable with red–green blindness)
 _BOX = "display:inline-block;text-align:center;line-height:1.15;border-radius:6px;padding:2px 5px"
@@ -119,3 +124,48 @@ def _beams_table(caption: Caption) -> str:
         for row in beam_rows(caption)
     )
     return f'<table style="border-collapse:collapse"><tr>{head}</tr>{rows}</table>'
+
+
+# ---------------------------------------------------------------------------------------------
+# Which patches each word looked at
+
+
+def word_gallery(
+    caption: Caption, view: Image.Image, *, side: int = 160
+) -> list[tuple[Image.Image, str]]:
+    """One (map over the photo, word) per generated token, the end token left out; empty when
+    the caption carries no maps."""
+    if caption.maps is None:
+        return []
+    return [
+        (map_over(view, heat, side=side), token.text.strip() or "·")
+        for token, heat in zip(caption.tokens, caption.maps, strict=True)
+        if not token.end
+    ]
+
+
+def grounding_gallery(found: Grounding, *, side: int = 160) -> list[tuple[Image.Image, str]]:
+    """One (map over the photo, token) per token of a grounded caption."""
+    return [(map_over(found.image, heat, side=side), word) for word, heat in found.pairs()]
+
+
+def draw_word_maps(
+    words: list[str], maps: np.ndarray, view: Image.Image, *, columns: int = 8, side: int = 128
+) -> Image.Image:
+    """Small multiples: each word's map over the photo, the word above it."""
+    pictures = [map_over(view, heat, side=side) for heat in maps]
+    return labelled_tiles(pictures, words, columns=columns)
+
+
+def grounding_notes(*, layer: int | None = None, layers: int | None = None, extra=()) -> str:
+    """What the word maps are, then the honest label and any notes."""
+    which = (
+        "averaged over its heads and all its layers"
+        if layer is None
+        else f"averaged over the heads of layer {layer}" + (f" of {layers}" if layers else "")
+    )
+    method = (
+        "Each word's map is the text decoder's cross-attention to the image patches from the "
+        f"position that predicted that word, {which}; each map is scaled to its own maximum."
+    )
+    return "\n\n".join([method, NOTE, *extra])

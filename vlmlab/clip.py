@@ -63,6 +63,7 @@ __all__ = [  # the engine's API; prompt helpers come from vlmlab.clip_prompts
     "compare",
     "fill",
     "imagenet_classes",
+    "load_eager",
     "parse_labels",
     "parse_templates",
     "relevance",
@@ -319,26 +320,42 @@ def relevance_maps(
     templates: str | Sequence[str] = (SLOT,),
     start_layer: int | None = None,
     max_maps: int = MAX_MAPS,
+    ranked: bool = False,
     pretrained: bool = True,
 ) -> RelevanceMaps:
-    """A relevance map for each of the first `max_maps` labels (in the order given; a note says
-    how many were left out), with the photo as the model saw it and what each target was.
+    """A relevance map for each of the first `max_maps` labels (a note says how many were left
+    out), with the photo as the model saw it and what each target was.
 
     With `templates` the target is the zero-shot logit itself: the image against the label's
-    (ensembled) prompt embedding. The default takes each label as it is.
+    (ensembled) prompt embedding. The default takes each label as it is. `ranked`: the most
+    likely labels first (zero-shot, up to 100 labels), else the order given.
     """
     labels = parse_labels(labels, max_labels=_MAX_ANY)  # any number: the maps are capped below
+    if ranked and len(labels) <= MAX_LABELS:
+        scores = score_labels(
+            image, labels, model=model, templates=templates, pretrained=pretrained
+        )
+        labels = tuple(label for label, _ in scores.ranked())
     notes = [NOTE]
     if len(labels) > max_maps:
+        which = "most likely" if ranked and len(labels) <= MAX_LABELS else "first"
         notes.append(
-            f"Relevance maps are drawn for the first {max_maps} of your {len(labels):,} labels "
-            "only; put the labels you want to see first."
+            f"Relevance maps are drawn for the {which} {max_maps} of your {len(labels):,} labels "
+            "only" + ("." if which == "most likely" else "; put the labels you want to see first.")
         )
         labels = labels[:max_maps]
     return _relevance_on_device(
         rgb_image(image), labels, parse_templates(templates), model, start_layer, pretrained,
         tuple(notes),
     )  # fmt: skip
+
+
+def load_eager(name: str = DEFAULT_MODEL, *, pretrained: bool = True, progress=None):
+    """The CLIP model as relevance needs it: eager attention, so the attention probabilities
+    come back to take gradients at them."""
+    return load_model(
+        name, topic="clip", attn_implementation="eager", pretrained=pretrained, progress=progress
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -507,8 +524,7 @@ def _relevance_on_device(
     pretrained: bool,
     notes: tuple[str, ...],
 ) -> RelevanceMaps:
-    # Eager attention: the attention probabilities must come back to take gradients at them.
-    loaded = load_model(name, topic="clip", attn_implementation="eager", pretrained=pretrained)
+    loaded = load_eager(name, pretrained=pretrained)
     layers = len(loaded.model.vision_model.encoder.layers)
     start = check_layer(start_layer, layers) or layers  # the notebook's default: the last layer
     key = (loaded.key, photo_fingerprint(image), labels, templates, start)

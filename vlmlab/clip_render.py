@@ -1,23 +1,26 @@
 """Drawing CLIP's results: the contrastive-pretraining matrix (images × texts, as in the paper's
-Figure 1), zero-shot probability bars, and the robustness probe's side-by-side columns."""
+Figure 1), zero-shot probability bars, the robustness probe's side-by-side columns, and where in
+the photo each label is found (relevance maps as small multiples)."""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from vlmlab.clip import SimilarityMatrix, ZeroShotResult
+from vlmlab.clip import RelevanceMaps, SimilarityMatrix, ZeroShotResult
 from vlmlab.clip_probe import RobustnessProbe, Verdict
-from vlmlab.render import figure_to_image
+from vlmlab.render import figure_to_image, labelled_tiles, map_over
 
 PAIR_COLOUR = "#f28e2b"  # the diagonal of matching pairs
 _THUMB = 72  # thumbnail side in pixels, at 100 dpi
+_SAVE_DPI = 100  # figure_to_image's resolution
 
 
 def draw_similarity(
@@ -33,6 +36,57 @@ def draw_similarity(
     `softmax` shows each row as CLIP's probabilities over the texts; `pairs` outlines the
     diagonal (image i belongs with text i) when there are as many images as texts.
     """
+    figure, _ = _similarity_figure(matrix, images, names, softmax=softmax, pairs=pairs)
+    return figure_to_image(figure)
+
+
+def similarity_cell(
+    matrix: SimilarityMatrix,
+    images: Sequence[Image.Image],
+    names: Sequence[str] | None,
+    x: float,
+    y: float,
+    *,
+    softmax: bool = False,
+    pairs: bool = False,
+) -> tuple[int, int] | None:
+    """The (image, text) cell at pixel (x, y) of `draw_similarity`'s picture, or None outside."""
+    left, top, width, height = similarity_box(matrix, images, names, softmax=softmax, pairs=pairs)
+    rows, cols = matrix.cosines.shape
+    col = (x - left) / width * cols
+    row = (y - top) / height * rows
+    if not (0 <= col < cols and 0 <= row < rows):
+        return None
+    return int(row), int(col)
+
+
+def similarity_box(
+    matrix: SimilarityMatrix,
+    images: Sequence[Image.Image],
+    names: Sequence[str] | None,
+    *,
+    softmax: bool = False,
+    pairs: bool = False,
+) -> tuple[float, float, float, float]:
+    """Where the matrix's cells lie in `draw_similarity`'s picture: (left, top, width, height)
+    in its pixels, for the same arguments."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure, ax = _similarity_figure(matrix, images, names, softmax=softmax, pairs=pairs)
+    try:
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        tight = figure.get_tightbbox(renderer)  # inches: what bbox_inches="tight" keeps
+        pad = matplotlib.rcParams["savefig.pad_inches"]
+        box = ax.get_window_extent(renderer).transformed(figure.dpi_scale_trans.inverted())
+        inch = _SAVE_DPI  # pixels per inch of the saved picture
+        left = (box.x0 - tight.x0 + pad) * inch
+        top = (tight.y1 + pad - box.y1) * inch
+        return left, top, box.width * inch, box.height * inch
+    finally:
+        figure.clear()
+
+
+def _similarity_figure(matrix, images, names, *, softmax: bool, pairs: bool):
     values = matrix.probabilities() if softmax else matrix.cosines  # (N, M)
     rows, cols = values.shape
     names = list(names) if names is not None else [f"image {i + 1}" for i in range(rows)]
@@ -99,7 +153,7 @@ def draw_similarity(
     if pairs and rows == cols:
         title += "  (outlined: the true pairs)"
     ax.set_xlabel(title, fontsize=9)
-    return figure_to_image(figure)
+    return figure, ax
 
 
 def draw_zero_shot(result: ZeroShotResult, *, top_k: int = 10) -> Image.Image:
@@ -193,6 +247,37 @@ def _draw_verdict(ax, verdict: Verdict, name: str, colour: str, held: bool | Non
         )
     for spine in ("top", "right", "bottom"):
         ax.spines[spine].set_visible(False)
+
+
+def relevance_gallery(found: RelevanceMaps, *, side: int = 224) -> list[tuple[Image.Image, str]]:
+    """One (picture, caption) per label: its relevance map over the photo as CLIP saw it."""
+    return [
+        (map_over(found.image, heat, side=side), f"{text}  (logit {logit:.1f})")
+        for text, heat, logit in zip(found.texts, found.maps, found.logits, strict=True)
+    ]
+
+
+def draw_relevance(found: RelevanceMaps, *, columns: int = 4, side: int = 160) -> Image.Image:
+    """Small multiples: each label's relevance map over the photo, the label above it."""
+    pictures = [map_over(found.image, heat, side=side) for heat in found.maps]
+    return labelled_tiles(pictures, list(found.texts), columns=columns)
+
+
+def describe_relevance(found: RelevanceMaps) -> list[str]:
+    """What the relevance maps are, in sentences, then the notes (the honest label first)."""
+    rows, cols = found.grid
+    through = (
+        "the last layer"
+        if found.start_layer == found.layers
+        else f"layers {found.start_layer}–{found.layers}"
+    )
+    method = (
+        f"Relevance (Chefer et al., 2021) of each label's logit to the {rows}×{cols} patches: "
+        f"gradient × attention, kept where positive and averaged over heads, followed through "
+        f"{through} of {found.layers} of CLIP's vision tower, from its CLS token. Each map is "
+        "scaled to its own maximum (dark: none)."
+    )
+    return [found.notes[0], method, *found.notes[1:]] if found.notes else [method]
 
 
 def describe_zero_shot(result: ZeroShotResult) -> list[str]:

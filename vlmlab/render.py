@@ -77,3 +77,48 @@ def tile(images: Sequence[np.ndarray | Image.Image], *, columns: int, gap: int =
         r, c = divmod(i, columns)
         canvas[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = t
     return Image.fromarray(canvas)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grounding maps: patch-grid maps over the photo as a model saw it (CLIP, captioning, VQA)
+
+GROUNDING_CMAP = "inferno"
+GROUNDING_ALPHA = 0.6
+
+
+def map_over(view: Image.Image, heat: np.ndarray, *, side: int = 224) -> Image.Image:
+    """A (rows, cols) map over the photo, one flat block per patch, scaled from 0 (dark) to the
+    map's own maximum (bright); the picture is drawn with its longer side `side` pixels."""
+    heat = np.asarray(heat, dtype=np.float32)
+    scale = side / max(view.size)
+    size = (max(1, round(view.width * scale)), max(1, round(view.height * scale)))
+    photo = view.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    top = float(heat.max()) if heat.size else 0.0
+    colours = colorize(heat, GROUNDING_CMAP, vmin=0.0, vmax=top if top > 0 else 1.0)
+    blocks = Image.fromarray(colours).resize(size, Image.Resampling.NEAREST)
+    return Image.blend(photo, blocks, GROUNDING_ALPHA)
+
+
+def labelled_tiles(
+    pictures: Sequence[Image.Image], labels: Sequence[str], *, columns: int, gap: int = 4
+) -> Image.Image:
+    """Small multiples: each picture with its label above it, in a grid (all one size)."""
+    tiles = [
+        np.vstack([_label_strip(label, picture.width), np.asarray(picture.convert("RGB"))])
+        for picture, label in zip(pictures, labels, strict=True)
+    ]
+    return tile(tiles, columns=max(1, min(columns, len(tiles))), gap=gap)
+
+
+@functools.lru_cache(maxsize=256)
+def _label_strip(text: str, width: int) -> np.ndarray:
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=13)
+    while text and font.getlength(text) > width - 4:  # cut to fit, with an ellipsis
+        text = text[:-2] + "…" if len(text) > 2 else ""
+    strip = Image.new("RGB", (width, 18), "white")
+    ImageDraw.Draw(strip).text((2, 1), text, font=font, fill=(0, 0, 0))
+    pixels = np.asarray(strip)
+    pixels.setflags(write=False)
+    return pixels

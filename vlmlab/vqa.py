@@ -103,6 +103,26 @@ def ground_answer(
     return _ground_on_device(photo, text, name, chosen, pretrained)
 
 
+def ground_answers(
+    image: ImageSource,
+    questions: str | Sequence[str],
+    *,
+    model: str = DEFAULT_MODEL,
+    pretrained: bool = True,
+) -> list[AnswerGrounding]:
+    """`ground_answer` for up to 10 questions (text: one per line), each for its top answer."""
+    if not isinstance(questions, str):
+        if isinstance(questions, bytes) or not all(isinstance(q, str) for q in questions):
+            raise LabError("The questions must be text, one per line.")
+        questions = "\n".join(" ".join(q.split()) for q in questions)
+    asked = split_items(
+        questions, what="question", max_items=MAX_QUESTIONS, commas=False, max_chars=MAX_CHARS
+    )
+    name = get_spec(model or DEFAULT_MODEL, "vqa").name
+    photo = image.convert("RGB") if isinstance(image, Image.Image) else load_image(image)
+    return [_ground_on_device(photo, q, name, None, pretrained) for q in asked]
+
+
 def answer(
     image: ImageSource,
     question: str,
@@ -275,7 +295,9 @@ def _ground_on_device(
     limit = text_limit(loaded)
     encoded = tokenizer(question, truncation=True, max_length=limit, verbose=False)
     full = len(tokenizer(question, verbose=False).input_ids)
-    read = tokenizer.decode(encoded.input_ids, skip_special_tokens=True) if full > limit else question
+    read = question
+    if full > limit:
+        read = tokenizer.decode(encoded.input_ids, skip_special_tokens=True)
     notes = [NOTE]
     if full > limit:
         notes.append(
@@ -310,7 +332,9 @@ def _vilt_relevance(loaded, image, question, encoded, answer, notes) -> AnswerGr
     with torch.enable_grad():
         # ViLT's own patch embedding; it shuffles the patches, so keep their places to map back.
         patches, patch_mask, (places, _) = model.vilt.embeddings.visual_embed(
-            pixels["pixel_values"], pixels["pixel_mask"], max_image_length=model.config.max_image_length
+            pixels["pixel_values"],
+            pixels["pixel_mask"],
+            max_image_length=model.config.max_image_length,
         )
         output = model(
             **text, image_embeds=patches, pixel_mask=patch_mask, output_attentions=True
@@ -335,9 +359,9 @@ def _vilt_relevance(loaded, image, question, encoded, answer, notes) -> AnswerGr
         float(torch.sigmoid(logits[index].detach().float())),
         as_grid(grid.flatten(), rows, cols),
         method=(
-            f"ViLT reads the question and the photo in one stream; the map is the relevance of "
-            f"the score of “{labels[index]}” to each image patch (Chefer et al., 2021): gradients "
-            "times attention, through all its layers, from the token its answer head reads."
+            "ViLT reads the question and the photo in one stream; the map is the relevance of "
+            "the answer's score to each image patch (Chefer et al., 2021): gradients times "
+            "attention, through all its layers, from the token its answer head reads."
         ),
         image=seen,
         notes=notes,
