@@ -1,13 +1,15 @@
 """CLIP tab: with the same 10 labels every time, `zero_shot` runs only the image encoder (text
 embeddings are cached): ≤ 1.15× a bare image-encoder forward with preprocessing, and ≥ 1.3× faster
-than transformers' zero-shot-image-classification pipeline on the same model and labels."""
+than transformers' zero-shot-image-classification pipeline on the same model and labels.
+Relevance maps for 5 labels at the default start layer ≤ 3× one zero-shot call on the same photo
+and labels; through every layer, reported beside it."""
 
 from __future__ import annotations
 
 import torch
 
-from bench.harness import Row, at_most, faster_by, interleave
-from bench.inputs import photos
+from bench.harness import Row, at_most, faster_by, interleave, ms, times
+from bench.inputs import photo, photos
 from bench.world import CLIP_B32
 
 AREA = "clip"
@@ -65,6 +67,48 @@ def rows(ctx) -> list[Row]:
     bare = interleave(ours, encoder, repeats=repeats)
     against_pipeline = interleave(ours_again, pipe, repeats=repeats)
     what = "zero_shot, same 10 labels, new photo"
+    return [*_zero_shot_rows(what, bare, against_pipeline, drift), *relevance_rows(ctx)]
+
+
+FIVE = LABELS[:5]
+
+
+def relevance_rows(ctx) -> list[Row]:
+    """Relevance maps for 5 labels against one zero-shot call on the same photo, never seen
+    before (neither side finds it in its cache: relevance keeps no image embeddings)."""
+    from vlmlab import clip
+
+    repeats = ctx.scaled(10)
+    pictures = [photo(5_000 + i) for i in range(2 * repeats + 4)]  # unlike the rows above
+    layers = clip.load_eager(CLIP_B32).model.config.vision_config.num_hidden_layers
+
+    def zero_shot(i):
+        return clip.zero_shot(pictures[i + 2], FIVE, templates=(TEMPLATE,))
+
+    def maps(i):
+        return clip.relevance_maps(pictures[i + 2], FIVE, templates=(TEMPLATE,))
+
+    def zero_shot_again(i):
+        return zero_shot(i + repeats)
+
+    def every_layer(i):
+        return clip.relevance_maps(pictures[i + repeats + 2], FIVE, templates=(TEMPLATE,),
+                                   start_layer=1)  # fmt: skip
+
+    last = interleave(maps, zero_shot, repeats=repeats)
+    every = interleave(every_layer, zero_shot_again, repeats=repeats)
+    what, peer = "relevance maps, 5 labels, new photo", "zero_shot, same photo and labels"
+    return [
+        at_most(AREA, f"{what}, last layer (default)", peer, last, 3.0,
+                note=f"ViT-B/32: {layers - 1} blocks once without gradients, the last with "
+                "them, batched over the 5 labels"),
+        Row(AREA, f"{what}, all {layers} layers", peer, ms(every.ours), ms(every.peer),
+            times(every.ratio), "report", None,
+            note="start_layer=1: every block with gradients, batched over the labels"),
+    ]  # fmt: skip
+
+
+def _zero_shot_rows(what, bare, against_pipeline, drift) -> list[Row]:
     return [
         at_most(AREA, what, "preprocess + image encoder", bare, 1.15,
                 note="ViT-B/32 224²; text embeddings come from the cache, images never do"),

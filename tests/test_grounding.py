@@ -293,3 +293,41 @@ def test_vqa_grounding_endpoint_answers_beside_the_bars(grounding_client, model)
     assert picture and "not an explanation" in notes
     assert ("Chefer" in notes) == (model == VILT)
     assert ("question encoder" in notes) == (model == BLIP_VQA)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same views in the Jupyter widgets
+
+
+PNG = b"\x89PNG"
+
+
+def test_widgets_show_the_grounding_views(chelsea):
+    from widgets.captioning import Captioner
+    from widgets.clip import SimilarityExplorer, ZeroShotClassifier
+    from widgets.vqa import QuestionBox
+
+    zero_shot = ZeroShotClassifier(chelsea, "cat\ndog\nrocket")
+    assert zero_shot.maps.value[:4] == PNG and "not an explanation" in (
+        zero_shot.maps_notes.value
+    )
+    zero_shot.start_layer.value = 1
+    assert "layers 1–2 of 2" in zero_shot.maps_notes.value
+    zero_shot.labels.value = " , "
+    assert "at least one label" in zero_shot.notes.value and len(zero_shot.maps.value) == 0
+
+    matrix = SimilarityExplorer(["chelsea", "coffee"], "a cat\na cup of coffee")
+    assert matrix.pair.value[:4] == PNG
+    before = bytes(matrix.pair.value)
+    matrix.pair_text.value = "a cup of coffee"
+    assert bytes(matrix.pair.value) != before
+
+    captioner = Captioner(chelsea, max_new_tokens=6)
+    words = [t for t in captioner.caption.tokens if not t.end]
+    assert captioner.maps.value[:4] == PNG and len(captioner.word.options) == len(words)
+    assert captioner.large.value[:4] == PNG
+
+    box = QuestionBox(chelsea, "What animal is this?\nIs it sleeping?")
+    assert box.looked.value[:4] == PNG and "Chefer" in box.looked_notes.value
+    box.model.value = BLIP_VQA
+    assert "question encoder" in box.looked_notes.value

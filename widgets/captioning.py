@@ -1,6 +1,6 @@
 """The Captioning tab in Jupyter: BLIP's caption, streamed word by word, each token coloured by
-its probability. Same engine calls as the Gradio tab (`vlmlab.captioning`,
-`vlmlab.captioning_render`)."""
+its probability, with each word's cross-attention map under it. Same engine calls as the Gradio
+tab (`vlmlab.captioning`, `vlmlab.captioning_render`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import ipywidgets as widgets
 from PIL import Image
 
 from vlmlab import captioning
-from vlmlab.captioning_render import caption_html, caption_notes
+from vlmlab.captioning_render import caption_html, caption_notes, draw_word_maps, grounding_notes
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, load_image
-from vlmlab.models import choices
+from vlmlab.models import choices, load_model
+from vlmlab.render import map_over
 
 
 def thumbnail_png(image: Image.Image, side: int = 320) -> bytes:
@@ -73,7 +74,12 @@ class Captioner(widgets.VBox):
         self.picture = widgets.Image(value=thumbnail_png(self.image), format="png")
         self.view = widgets.HTML()
         self.notes = widgets.HTML()
+        self.maps = widgets.Image(format="png")  # a strip: each word's map, the word above it
+        self.word = widgets.Dropdown(options=[], description="word")  # …and one of them large
+        self.large = widgets.Image(format="png")
+        self.maps_notes = widgets.HTML()
         self.caption: captioning.Caption | None = None  # the last one shown
+        self.word.observe(self._show_word, "value")
 
         controls = (self.model, self.decoding, self.beams, self.temperature, self.top_p)
         for control in (*controls, self.length, self.prefix):
@@ -81,7 +87,10 @@ class Captioner(widgets.VBox):
         self.again.on_click(self._show)
         self._show()
         knobs = widgets.VBox([*controls, self.length, self.prefix, self.again])
-        super().__init__([widgets.HBox([self.picture, knobs]), self.view, self.notes])
+        word = widgets.HBox([widgets.VBox([self.word, self.maps_notes]), self.large])
+        super().__init__(
+            [widgets.HBox([self.picture, knobs]), self.view, self.maps, word, self.notes]
+        )
 
     def _show(self, _change=None) -> None:
         how = self.decoding.value
@@ -97,11 +106,14 @@ class Captioner(widgets.VBox):
                 max_new_tokens=self.length.value,
             )
             self.notes.value = ""
+            loaded = load_model(self.model.value, topic="captioning")
+            self.seen = captioning.model_view(loaded, self.image)
             for part in captioning.caption_stream(
-                self.image, model=self.model.value, prompt=self.prefix.value, **settings
+                self.image, model=self.model.value, prompt=self.prefix.value, maps=True, **settings
             ):
                 self.view.value = caption_html(part)
                 self.caption = part
+                self._show_maps(part)
         except LabError as error:
             self.view.value = ""  # no stale answer beside the error
             self.notes.value = f"<span style='color:#b00020'>{html.escape(str(error))}</span>"
@@ -109,3 +121,32 @@ class Captioner(widgets.VBox):
         self.notes.value = "<br>".join(
             html.escape(line) for line in caption_notes(self.caption).split("\n\n")
         )
+
+    def _words(self, caption: captioning.Caption) -> list[tuple[str, int]]:
+        tokens = enumerate(caption.tokens)
+        return [(token.text.strip() or "·", i) for i, token in tokens if not token.end]
+
+    def _show_maps(self, caption: captioning.Caption) -> None:
+        words = self._words(caption)
+        if caption.maps is None or not words:
+            self.maps.value = b""
+            return
+        chosen = [i for _, i in words]
+        self.maps.value = thumbnail_png(
+            draw_word_maps([w for w, _ in words], caption.maps[chosen], self.seen, columns=12),
+            side=1600,
+        )
+        if caption.done:
+            beams = "The maps are the best beam's. " if caption.beams else ""
+            self.maps_notes.value = html.escape(beams + grounding_notes())
+            self.word.options = words
+            if self.word.value is None:
+                self.word.value = words[0][1]  # re-runs _show_word
+            else:
+                self._show_word()
+
+    def _show_word(self, _change=None) -> None:
+        caption, index = self.caption, self.word.value
+        if caption is None or caption.maps is None or index is None:
+            return
+        self.large.value = thumbnail_png(map_over(self.seen, caption.maps[index], side=320))

@@ -1,5 +1,6 @@
-"""The CLIP tab in Jupyter: a zero-shot classifier, the similarity-matrix explorer and the
-robustness probe. Same engine calls as the Gradio tab (`vlmlab.clip`, `vlmlab.clip_render`)."""
+"""The CLIP tab in Jupyter: a zero-shot classifier with a relevance map per label, the
+similarity-matrix explorer (with a chosen pair's map) and the robustness probe. Same engine calls
+as the Gradio tab (`vlmlab.clip`, `vlmlab.clip_render`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from vlmlab import clip, clip_probe, clip_render
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, load_image, sample_images
 from vlmlab.models import choices
+from vlmlab.render import map_over
 
 
 def _png(image: Image.Image) -> bytes:
@@ -34,7 +36,8 @@ def _model_picker(model: str) -> widgets.Dropdown:
 
 
 class ZeroShotClassifier(widgets.VBox):
-    """Labels and prompt templates in, CLIP's probabilities (with raw cosines) out."""
+    """Labels and prompt templates in, CLIP's probabilities (with raw cosines) out, and where in
+    the photo each label is found (relevance maps, the most likely labels first)."""
 
     def __init__(
         self,
@@ -53,14 +56,23 @@ class ZeroShotClassifier(widgets.VBox):
             "\n".join(clip.TEMPLATE_SETS[template_set]), description="{} = label", rows=3
         )
         self.model = _model_picker(model)
+        self.start_layer = widgets.BoundedIntText(
+            0, min=0, max=99, description="from layer", tooltip="0: the last layer only"
+        )
         self.picture = widgets.Image(format="png")
         self.notes = widgets.HTML()
+        self.maps = widgets.Image(format="png")
+        self.maps_notes = widgets.HTML()
         self.template_set.observe(self._pick_templates, "value")
-        for control in (self.labels, self.templates, self.model):
+        for control in (self.labels, self.templates, self.model, self.start_layer):
             control.observe(self._show, "value")
         self._show()
-        controls = widgets.VBox([self.labels, self.template_set, self.templates, self.model])
-        super().__init__([widgets.HBox([controls, self.picture]), self.notes])
+        controls = widgets.VBox(
+            [self.labels, self.template_set, self.templates, self.model, self.start_layer]
+        )
+        super().__init__(
+            [widgets.HBox([controls, self.picture]), self.notes, self.maps, self.maps_notes]
+        )
 
     def _pick_templates(self, change) -> None:
         self.templates.value = "\n".join(clip.TEMPLATE_SETS[change["new"]])  # re-runs _show
@@ -75,9 +87,24 @@ class ZeroShotClassifier(widgets.VBox):
             )
         except LabError as error:
             self.notes.value = _error(error)
+            self.maps.value, self.maps_notes.value = b"", ""  # no stale maps beside the error
             return
         self.picture.value = _png(clip_render.draw_zero_shot(result))
         self.notes.value = _lines(clip_render.describe_zero_shot(result))
+        try:
+            found = clip.relevance_maps(
+                self.image,
+                self.labels.value,
+                model=self.model.value,
+                templates=self.templates.value,
+                start_layer=self.start_layer.value or None,
+                ranked=True,
+            )
+        except LabError as error:
+            self.maps_notes.value = _error(error)
+            return
+        self.maps.value = _png(clip_render.draw_relevance(found))
+        self.maps_notes.value = _lines(clip_render.describe_relevance(found))
 
 
 class SimilarityExplorer(widgets.VBox):
@@ -107,11 +134,23 @@ class SimilarityExplorer(widgets.VBox):
         self.model = _model_picker(model)
         self.picture = widgets.Image(format="png")
         self.notes = widgets.HTML()
+        self.pair_image = widgets.Dropdown(
+            options=[(f"I{i}: {name}", i - 1) for i, name in enumerate(self.names, start=1)],
+            description="image",
+        )
+        self.pair_text = widgets.Dropdown(options=[], description="text")
+        self.pair = widgets.Image(format="png")
+        self.pair_notes = widgets.HTML()
         for control in (self.texts, self.softmax, self.pairs, self.model):
             control.observe(self._show, "value")
+        for control in (self.pair_image, self.pair_text):
+            control.observe(self._show_pair, "value")
         self._show()
         controls = widgets.HBox([self.softmax, self.pairs, self.model])
-        super().__init__([self.texts, controls, self.picture, self.notes])
+        pair = widgets.HBox(
+            [widgets.VBox([self.pair_image, self.pair_text, self.pair_notes]), self.pair]
+        )
+        super().__init__([self.texts, controls, self.picture, self.notes, pair])
 
     def _show(self, _change=None) -> None:
         try:
@@ -129,6 +168,28 @@ class SimilarityExplorer(widgets.VBox):
             )
         )
         self.notes.value = _lines(clip_render.describe_similarity(matrix, pairs=self.pairs.value))
+        texts = [(f"T{j}: {text}", text) for j, text in enumerate(matrix.texts, start=1)]
+        values = [value for _, value in texts]
+        if values != [value for _, value in self.pair_text.options]:
+            self.pair_text.options = texts
+        if self.pair_text.value not in values:
+            self.pair_text.value = values[0]  # re-runs _show_pair
+        else:
+            self._show_pair()
+
+    def _show_pair(self, _change=None) -> None:
+        """Where the chosen image shows the chosen text: its relevance map."""
+        if self.pair_text.value is None or self.pair_image.value is None:
+            return
+        try:
+            found = clip.relevance_maps(
+                self.images[self.pair_image.value], [self.pair_text.value], model=self.model.value
+            )
+        except LabError as error:
+            self.pair_notes.value = _error(error)
+            return
+        self.pair.value = _png(map_over(found.image, found.maps[0], side=256))
+        self.pair_notes.value = _lines(clip_render.describe_relevance(found))
 
 
 class RobustnessProbe(widgets.VBox):

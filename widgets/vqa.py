@@ -1,5 +1,6 @@
 """The VQA tab in Jupyter: questions about one photo, each answered with bars for the model's
-scores. Same engine calls as the Gradio tab (`vlmlab.vqa`)."""
+scores, and where in the photo the model looked to answer. Same engine calls as the Gradio tab
+(`vlmlab.vqa`, `vlmlab.vqa_render`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from vlmlab import vqa
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, load_image
 from vlmlab.models import choices, get_spec
+from vlmlab.vqa_render import describe_answer_grounding, draw_answer_grounding
+
 from .captioning import thumbnail_png
 
 
@@ -44,13 +47,18 @@ class QuestionBox(widgets.VBox):
         self.picture = widgets.Image(value=thumbnail_png(self.image), format="png")
         self.view = widgets.HTML()
         self.notes = widgets.HTML()
+        self.looked = widgets.Image(format="png")  # where it looked, beside the bars
+        self.looked_notes = widgets.HTML()
         self.sheet: vqa.AnswerSheet | None = None  # the last answers shown
         for control in (self.questions, self.model, self.top_k):
             control.observe(self._show, "value")
         self.ask.on_click(self._show)
         self._show()
         controls = widgets.VBox([self.questions, self.model, self.top_k, self.ask])
-        super().__init__([widgets.HBox([self.picture, controls]), self.view, self.notes])
+        looked = widgets.VBox([self.looked, self.looked_notes])
+        super().__init__(
+            [widgets.HBox([self.picture, controls]), widgets.HBox([self.view, looked]), self.notes]
+        )
 
     def _show(self, _change=None) -> None:
         self.top_k.disabled = get_spec(self.model.value, "vqa").kind != "vilt"  # BLIP writes one
@@ -64,3 +72,12 @@ class QuestionBox(widgets.VBox):
             return
         self.view.value = vqa.answers_html(self.sheet)
         self.notes.value = "<br>".join(html.escape(note) for note in self.sheet.notes)
+        try:
+            found = vqa.ground_answers(self.image, self.questions.value, model=self.model.value)
+        except LabError as error:
+            self.looked_notes.value = html.escape(str(error))
+            return
+        self.looked.value = thumbnail_png(draw_answer_grounding(found), side=900)
+        self.looked_notes.value = "<br>".join(
+            html.escape(line) for line in describe_answer_grounding(found)
+        )
