@@ -75,7 +75,7 @@ def build(lab: Lab) -> None:
                 label="Where each word looked (click a word for it large)",
                 columns=10,
                 rows=1,
-                height=170,
+                height=240,
                 object_fit="contain",
                 allow_preview=True,
                 elem_id="caption-maps",
