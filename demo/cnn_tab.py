@@ -317,7 +317,8 @@ def compare_networks(photo):
         "GFLOPs (224×224)": [row.gflops for row in found.rows],
         "ImageNet top-1 (%)": [row.top1 for row in found.rows],
     }
-    ranks = max((len(p) for p in found.predictions.values()), default=0)
+    # At least one row, so a network without weights here still gets its "(not on this machine)".
+    ranks = max((len(p) for p in found.predictions.values()), default=1)
     columns = {
         row.model: [f"{label} ({p:.0%})" for label, p in found.predictions[row.model]]
         if row.model in found.predictions

@@ -92,6 +92,7 @@ def test_missing_torchvision_weights_offline_name_the_model_and_the_way_out():
 
 def test_missing_weights_without_network_fail_without_waiting(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE")
     attempts = []
 
     def no_network(address, timeout=None):
@@ -99,9 +100,12 @@ def test_missing_weights_without_network_fail_without_waiting(monkeypatch):
         raise OSError("unreachable")
 
     monkeypatch.setattr(models.socket, "create_connection", no_network)
-    with pytest.raises(ModelUnavailableError, match="download.pytorch.org cannot be reached"):
-        models.load_model("vgg16")
-    assert attempts == [(("download.pytorch.org", 443), 3)]  # one short probe, no download
+    monkeypatch.setattr(models, "_probes", {})
+    for _ in range(2):  # a second student within PROBE_MEMORY_S is told without a new probe
+        with pytest.raises(ModelUnavailableError, match="download server cannot be reached"):
+            models.load_model("vgg16")
+    # one short probe, no download
+    assert attempts == [(("download.pytorch.org", 443), models.PROBE_TIMEOUT_S)]
 
 
 def test_random_weights_build_the_full_architecture_without_any_file():

@@ -2,22 +2,31 @@
 
 Loading is lazy, once per (model, device, attention implementation), thread-safe, and honours
 HF_HOME, HF_HUB_OFFLINE and TORCH_HOME. A model that cannot be had fails fast with a message
-that names it and says how to get it.
+that names it and says how to get it: whether it is here is decided from the local caches and
+the offline switches before any hub call.
+
+Fetch models before a lecture, or see what is here (`make models`, `make models-status`):
+
+    python -m vlmlab.models status
+    python -m vlmlab.models download [NAMES…]
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import urlsplit
 
-import torch
-
-from vlmlab.device import default_device, dtype_for, fit_cpu_threads
 from vlmlab.errors import LabError, ModelUnavailableError
+
+if TYPE_CHECKING:  # torch is imported where models load, so `status` answers in a blink
+    import torch
 
 Progress = Callable[..., Any]  # called as progress(fraction, desc=...), like gr.Progress
 
@@ -31,15 +40,23 @@ class ModelSpec:
     kind: str  # how it loads: torchvision, vit, clip, blip-caption, blip-vqa, vilt
     title: str  # what a user reads in a dropdown
     download_mb: int  # rough size of a first download, for the progress message
+    checkpoint: str = ""  # torchvision's weights file (tests check it against torchvision)
 
 
 REGISTRY: tuple[ModelSpec, ...] = (
-    ModelSpec("alexnet", ("cnn",), "torchvision", "AlexNet (2012, 8 layers)", 233),
-    ModelSpec("vgg16", ("cnn",), "torchvision", "VGG-16 (2014, 16 layers)", 528),
-    ModelSpec("vgg19", ("cnn",), "torchvision", "VGG-19 (2014, 19 layers)", 548),
-    ModelSpec("resnet50", ("cnn",), "torchvision", "ResNet-50 (2015, 50 layers)", 98),
-    ModelSpec("resnet152", ("cnn",), "torchvision", "ResNet-152 (2015, 152 layers)", 230),
-    ModelSpec("mobilenet_v2", ("cnn",), "torchvision", "MobileNetV2 (2018, phones)", 14),
+    # torchvision CNNs: name, tabs, loader, title, download MB, weights file
+    ModelSpec("alexnet", ("cnn",), "torchvision", "AlexNet (2012, 8 layers)", 233,
+              "alexnet-owt-7be5be79.pth"),
+    ModelSpec("vgg16", ("cnn",), "torchvision", "VGG-16 (2014, 16 layers)", 528,
+              "vgg16-397923af.pth"),
+    ModelSpec("vgg19", ("cnn",), "torchvision", "VGG-19 (2014, 19 layers)", 548,
+              "vgg19-dcbb9e9d.pth"),
+    ModelSpec("resnet50", ("cnn",), "torchvision", "ResNet-50 (2015, 50 layers)", 98,
+              "resnet50-0676ba61.pth"),
+    ModelSpec("resnet152", ("cnn",), "torchvision", "ResNet-152 (2015, 152 layers)", 230,
+              "resnet152-394f9c45.pth"),
+    ModelSpec("mobilenet_v2", ("cnn",), "torchvision", "MobileNetV2 (2018, phones)", 14,
+              "mobilenet_v2-b0353104.pth"),
     ModelSpec("google/vit-base-patch16-224", ("vit",), "vit", "ViT-B/16 (ImageNet classifier)", 346),
     ModelSpec("facebook/dino-vitb16", ("vit",), "vit", "DINO ViT-B/16 (self-supervised)", 343),
     ModelSpec("openai/clip-vit-base-patch32", ("clip", "vit"), "clip", "CLIP ViT-B/32", 605),
@@ -107,6 +124,8 @@ class LoadedModel:
 
     def to_device(self, batch):
         """Move a tensor or a dict of tensors to the model's device (floats to its dtype)."""
+        import torch
+
         if isinstance(batch, torch.Tensor):
             dtype = self.dtype if batch.is_floating_point() else None
             return batch.to(self.device, dtype=dtype)
@@ -132,6 +151,10 @@ def load_model(
     `attn_implementation="eager"` gives a copy whose attentions can be returned (ViT tab).
     `pretrained=False` builds the same architecture with random weights (benchmarks, tests).
     """
+    import torch
+
+    from vlmlab.device import default_device, dtype_for, fit_cpu_threads
+
     spec = get_spec(name, topic)
     device = torch.device(device) if device is not None else default_device()
     key = (spec.name, str(device), dtype_for(device), attn_implementation, pretrained)
@@ -154,6 +177,8 @@ def load_model(
 def runtime() -> tuple[str, str]:
     """Where and in what precision models load now (device, dtype): part of the cache keys of
     results computed before a model is at hand."""
+    from vlmlab.device import default_device, dtype_for
+
     device = default_device()
     return str(device), str(dtype_for(device))
 
@@ -164,6 +189,8 @@ def loaded_models() -> list[LoadedModel]:
 
 
 def _load(spec: ModelSpec, device: torch.device, attn: str | None, pretrained: bool) -> LoadedModel:
+    from vlmlab.device import dtype_for
+
     dtype = dtype_for(device)
     if spec.kind == "torchvision":
         model, processor, weights = _load_torchvision(spec, pretrained)
@@ -186,6 +213,18 @@ def torchvision_weights(name: str):
     return torchvision.models.get_model_weights(get_spec(name).name).IMAGENET1K_V1
 
 
+def torch_checkpoints() -> Path:
+    """Where torchvision keeps downloaded weights: `torch.hub.get_dir()/checkpoints`, which
+    TORCH_HOME decides (worked out without importing torch when it is not imported yet)."""
+    if "torch" in sys.modules:
+        import torch
+
+        return Path(torch.hub.get_dir()) / "checkpoints"
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    home = os.environ.get("TORCH_HOME", os.path.join(cache, "torch"))
+    return Path(os.path.expanduser(home)) / "hub" / "checkpoints"
+
+
 def _load_torchvision(spec: ModelSpec, pretrained: bool):
     import torchvision
 
@@ -193,12 +232,14 @@ def _load_torchvision(spec: ModelSpec, pretrained: bool):
     if not pretrained:
         return torchvision.models.get_model(spec.name, weights=None), weights.transforms(), weights
     filename = os.path.basename(weights.url)
-    path = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    path = torch_checkpoints() / filename
     if not path.exists():
         _require_network(
             spec,
-            "download.pytorch.org",
-            f"or copy {filename} into {path.parent} (TORCH_HOME decides where that is)",
+            weights.url,
+            "PyTorch's download server",
+            f"or copy {filename} into the hub/checkpoints folder under TORCH_HOME "
+            "(`python -m vlmlab.models status` shows where)",
         )
     try:
         model = torchvision.models.get_model(spec.name, weights=weights)
@@ -228,25 +269,30 @@ def _load_transformers(spec: ModelSpec, attn: str | None, pretrained: bool):
     model_name, processor_name = _HF_CLASSES[spec.kind]
     model_class = getattr(transformers, model_name)
     processor_class = getattr(transformers, processor_name)
-    if spec.kind == "vit":
-        model_class = _vit_class(spec.name)
+    # Decide from the local cache and the offline switches first: nothing below may wait on
+    # the hub for a model that is not here (the ViT class lookup reads the config too).
     if not pretrained:
         # Full-size architecture with random weights: only the (small) config and processor
         # files must be at hand; compute costs what the real model costs.
-        cached = _hf_cached(spec.name)
+        cached = _hf_file("config.json", spec.name) is not None
+    else:
+        cached = hf_snapshot(spec.name) is not None
+    if not cached:
+        _require_network(
+            spec,
+            _hf_endpoint(),
+            "the Hugging Face Hub",
+            "or point HF_HOME at a copied Hugging Face cache that holds it and set HF_HUB_OFFLINE=1",
+        )
+    if spec.kind == "vit":
+        model_class = _vit_class(spec.name, cached)
+    if not pretrained:
         config = transformers.AutoConfig.from_pretrained(spec.name, local_files_only=cached)
         if attn:
             config._attn_implementation = attn
         model = model_class._from_config(config)
         processor = processor_class.from_pretrained(spec.name, local_files_only=cached)
         return model, processor
-    cached = _hf_cached(spec.name)
-    if not cached:
-        _require_network(
-            spec,
-            "huggingface.co",
-            "or point HF_HOME at a copied Hugging Face cache that holds it and set HF_HUB_OFFLINE=1",
-        )
     kwargs = {"attn_implementation": attn} if attn else {}
     if model_class is transformers.AutoModel:
         kwargs["add_pooling_layer"] = False  # DINO ships no pooler; don't invent a random one
@@ -256,46 +302,146 @@ def _load_transformers(spec: ModelSpec, attn: str | None, pretrained: bool):
     except OSError as error:
         raise ModelUnavailableError(
             f"{spec.title} ({spec.name}) could not be loaded: {str(error).splitlines()[0]} "
-            f"Download it once where there is a network (huggingface-cli download {spec.name})."
+            f"Download it once where there is a network (python -m vlmlab.models download "
+            f"{spec.name})."
         ) from None
     return model, processor
 
 
-def _vit_class(name: str):
+def _vit_class(name: str, cached: bool):
     import transformers
 
     # The ImageNet classifier keeps its head (top-5); DINO has none and loads as a bare ViTModel.
-    config = transformers.AutoConfig.from_pretrained(name, local_files_only=_hf_cached(name))
+    config = transformers.AutoConfig.from_pretrained(name, local_files_only=cached)
     if any("ForImageClassification" in arch for arch in (config.architectures or [])):
         return transformers.AutoModelForImageClassification
     return transformers.AutoModel
 
 
-def _hf_cached(name: str) -> bool:
+# ---------------------------------------------------------------------------------------------
+# What is on this machine (decided from the caches alone: no network, no torch)
+
+_HF_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def _hf_file(filename: str, name: str) -> Path | None:
     from huggingface_hub import try_to_load_from_cache
 
-    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    found = try_to_load_from_cache(name, filename)
+    return Path(found) if isinstance(found, str) else None
 
 
-def _offline() -> bool:
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("VLMLAB_OFFLINE") or ""
-    return value.strip().lower() in ("1", "true", "yes", "on")
+def hf_snapshot(name: str) -> Path | None:
+    """The cached snapshot folder of a Hugging Face model when its config and weights are both
+    there (HF_HOME / HF_HUB_CACHE decide where), else None."""
+    config = _hf_file("config.json", name)
+    if config is None or not any(_hf_file(f, name) for f in _HF_WEIGHTS):
+        return None
+    return config.parent
 
 
-def _require_network(spec: ModelSpec, host: str, alternative: str) -> None:
+def local_files(name: str) -> list[Path]:
+    """The files of registry model `name` on this machine, or [] when it is not (all here)."""
+    spec = get_spec(name)
+    if spec.kind == "torchvision":
+        path = torch_checkpoints() / spec.checkpoint
+        return [path] if path.is_file() else []
+    snapshot = hf_snapshot(spec.name)
+    if snapshot is None:
+        return []
+    return [path for path in sorted(snapshot.rglob("*")) if path.is_file()]
+
+
+def is_local(name: str) -> bool:
+    """Whether registry model `name` loads here without a network."""
+    return bool(local_files(name))
+
+
+def local_size(name: str) -> int:
+    """Bytes the model takes on this machine (0 when it is not here)."""
+    return sum(path.stat().st_size for path in local_files(name))
+
+
+# ---------------------------------------------------------------------------------------------
+# The network: asked only for a model that is not here, briefly, and remembered for a while
+
+PROBE_TIMEOUT_S = 2.0  # the most one check of a download host may take (name lookup included)
+PROBE_MEMORY_S = 30.0  # a host's answer is reused this long (a hall of students asks once)
+_probes: dict[tuple[str, int], tuple[float, bool]] = {}
+_probes_lock = threading.Lock()
+
+
+def offline_switch() -> str | None:
+    """The offline switch that is on (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE, VLMLAB_OFFLINE),
+    or None."""
+    for switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VLMLAB_OFFLINE"):
+        if os.environ.get(switch, "").strip().lower() in ("1", "true", "yes", "on"):
+            return switch
+    return None
+
+
+def _hf_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url if "//" in url else f"https://{url}")
+    return parts.hostname or "", parts.port or (80 if parts.scheme == "http" else 443)
+
+
+def reachable(url: str) -> bool:
+    """Whether the host of `url` accepts a connection within PROBE_TIMEOUT_S (name lookup
+    included, which a socket timeout alone does not bound). Remembered for PROBE_MEMORY_S."""
+    address = _host_port(url)
+    with _probes_lock:
+        known = _probes.get(address)
+    if known is not None and time.monotonic() - known[0] < PROBE_MEMORY_S:
+        return known[1]
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection(address, timeout=PROBE_TIMEOUT_S).close()
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, name="vlmlab-probe", daemon=True)
+    thread.start()
+    thread.join(PROBE_TIMEOUT_S)
+    ok = bool(answer and answer[0])
+    with _probes_lock:
+        _probes[address] = (time.monotonic(), ok)
+    return ok
+
+
+def _require_network(spec: ModelSpec, url: str, server: str, alternative: str) -> None:
     """Fail within seconds, with a way out, when a model is not here and cannot be downloaded."""
     how = (
-        f"Download it once on a machine with a network (the lab does this by itself on first use, "
-        f"about {spec.download_mb} MB), {alternative}."
+        f"Fetch it once on a machine with a network (python -m vlmlab.models download "
+        f"{spec.name}, about {spec.download_mb} MB; `make models` fetches every default), "
+        f"{alternative}."
     )
-    if _offline():
+    switch = offline_switch()
+    if switch:
         raise ModelUnavailableError(
-            f"{spec.title} ({spec.name}) is not on this machine and HF_HUB_OFFLINE is set. {how}"
+            f"{spec.title} ({spec.name}) is not on this machine and {switch} is set. {how}"
         )
-    try:
-        socket.create_connection((host, 443), timeout=3).close()
-    except OSError:
+    if not reachable(url):
         raise ModelUnavailableError(
-            f"{spec.title} ({spec.name}) is not on this machine and {host} cannot be reached. {how}"
-        ) from None
+            f"{spec.title} ({spec.name}) is not on this machine and {server} cannot be reached. "
+            f"{how}"
+        )
 
+
+if __name__ == "__main__":  # python -m vlmlab.models status | download [NAMES…]
+    from vlmlab.model_cache import main
+
+    raise SystemExit(main())
