@@ -13,7 +13,7 @@ from . import (
     vit_tab,
     vqa_tab,
 )
-from .common import Lab
+from .common import KEEP_ERRORS_CSS, KEEP_ERRORS_JS, Lab, error_note
 from .photo import build_photo_picker
 
 # Lecture order; the id is what gr.Tabs(selected=...) takes.
@@ -55,6 +55,7 @@ def build_demo(only: tuple[str, ...] | None = None) -> gr.Blocks:
                 if only is not None and tab_id not in only:
                     continue
                 with gr.Tab(module.TITLE, id=tab_id, elem_id=f"tab-{tab_id}"):
+                    error_note()  # why the tab could not answer, until its next action
                     module.build(lab)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=1)
     return demo
@@ -73,5 +74,7 @@ def launch_options(
         allowed_paths=[],
         enable_monitoring=False,
         show_error=False,
+        js=KEEP_ERRORS_JS,
+        css=KEEP_ERRORS_CSS,
         **extra,
     )

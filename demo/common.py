@@ -128,6 +128,78 @@ def guard(fn: Callable) -> Callable:
     return guarded
 
 
+# Errors stay on screen. A failed event's sentence reaches the browser as a toast that fades
+# after 10 s, and its outputs keep only red "Error" badges. This script, run once per page,
+# writes that sentence into the note (`error_note()`) of the tab whose outputs failed, where it
+# stays until the tab's next action (any of its components busy again). It only copies text the
+# page already shows; API callers get the same sentence as the error of their call.
+KEEP_ERRORS_JS = """
+() => {
+  const TRACKER = '[data-testid=status-tracker]';
+  const told = new WeakSet();  // trackers in error whose sentence is already in a note
+  const busy = new WeakSet();  // trackers showing progress now
+  const failed = (t) => !!t.querySelector(':scope > .error');
+  const working = (t) => !t.classList.contains('hide') && !failed(t);
+  const noteOf = (el) => {
+    const tab = el.closest('[id^="tab-"]');
+    return tab && tab.querySelector('.block.lab-error-note .prose');
+  };
+  const write = (note, text) => {
+    note.textContent = text;
+    note.closest('.block.lab-error-note').classList.toggle('lab-error-shown', text !== '');
+  };
+  const tell = (text) => {
+    for (const t of document.querySelectorAll(TRACKER)) {
+      if (!failed(t) || told.has(t)) continue;
+      told.add(t);
+      const note = noteOf(t);
+      if (note) write(note, text);
+    }
+  };
+  const watch = () => {
+    for (const t of document.querySelectorAll(TRACKER)) {
+      if (!failed(t)) told.delete(t);
+      if (!working(t)) { busy.delete(t); continue; }
+      if (busy.has(t)) continue;
+      busy.add(t);  // the tab's next action has started: its old sentence goes
+      const note = noteOf(t);
+      if (note && note.textContent) write(note, '');
+    }
+  };
+  new MutationObserver((records) => {
+    watch();
+    for (const record of records) {
+      for (const node of record.addedNodes) {
+        if (node.nodeType !== 1) continue;
+        const texts = node.matches('[data-testid=toast-text]')
+          ? [node] : node.querySelectorAll('[data-testid=toast-text]');
+        for (const text of texts) {
+          if (!text.classList.contains('error')) continue;
+          const sentence = text.textContent.trim();
+          setTimeout(() => tell(sentence), 250);  // the outputs' badges may come a moment later
+        }
+      }
+    }
+  }).observe(document.body, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ['class'],
+  });
+}
+"""
+
+KEEP_ERRORS_CSS = """
+.block.lab-error-note:not(.lab-error-shown) { display: none !important; }
+.block.lab-error-note.lab-error-shown { border-left: 4px solid var(--error-border-color, #ef4444);
+  background: var(--error-background-fill, #fef2f2); padding: var(--size-2) var(--size-4); }
+.block.lab-error-note .prose { color: var(--error-text-color, #b91c1c); font-size: var(--text-lg); }
+"""
+
+
+def error_note() -> gr.HTML:
+    """The place in a tab where its last error stays until the next action (see KEEP_ERRORS_JS).
+    Empty and hidden until then; the server never writes to it."""
+    return gr.HTML("", elem_classes=["lab-error-note"], padding=False)
+
+
 def progress_callback(progress: gr.Progress | None):
     """Adapt gr.Progress to the engine's `progress(fraction, desc=...)` callback."""
     if progress is None:

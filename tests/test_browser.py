@@ -321,3 +321,29 @@ def test_vqa_tab(page, lab_app):
     no_error_toasts(page)
     assert not page.errors, page.errors  # no JavaScript errors along the way
     assert_alive(lab_app.url)
+
+
+def test_a_tab_that_cannot_answer_says_why_in_place_until_its_next_action(page, lab_app):
+    missing = "AlexNet (2012, 8 layers) (alexnet) is not on this machine"
+    pick_sample(page, "Chelsea", "451×300 pixels")
+    panel = open_tab(page, "CNN")
+    note = panel.locator(".block.lab-error-note")
+    expect(note).to_be_hidden()  # nothing to say yet
+    choose(page, "Network", "AlexNet", panel)  # the default; its weights are not in the tests
+    click(page, "Classify the photo")
+    toast = page.locator("[data-testid=toast-body]", has_text=missing)
+    expect(toast).to_be_visible()
+    expect(note).to_contain_text(missing)
+    expect(toast).to_be_hidden(timeout=30_000)  # the toast fades by itself after 10 s…
+    expect(note).to_be_visible()  # …the sentence stays in the tab, with the way to get the model
+    expect(note).to_contain_text("python -m vlmlab.models download alexnet")
+    assert note.evaluate("e => e.getBoundingClientRect().height") > 20
+    shoot(page, panel, "3-cnn-missing-model")
+    # The next action clears it; another tab's note never showed it.
+    choose(page, "Network", "MobileNetV2", panel)
+    click(page, "Classify the photo")
+    expect(page.locator("#cnn-prediction")).to_contain_text("cat")
+    expect(note).to_be_hidden()
+    assert page.locator(".block.lab-error-note.lab-error-shown").count() == 0
+    assert not page.errors, page.errors
+    assert_alive(lab_app.url)

@@ -238,8 +238,7 @@ def _load_torchvision(spec: ModelSpec, pretrained: bool):
             spec,
             weights.url,
             "PyTorch's download server",
-            f"or copy {filename} into the hub/checkpoints folder under TORCH_HOME "
-            "(`python -m vlmlab.models status` shows where)",
+            f"or copy {filename} into the hub/checkpoints folder under TORCH_HOME",
         )
     try:
         model = torchvision.models.get_model(spec.name, weights=weights)
@@ -425,8 +424,8 @@ def reachable(url: str) -> bool:
 def _require_network(spec: ModelSpec, url: str, server: str, alternative: str) -> None:
     """Fail within seconds, with a way out, when a model is not here and cannot be downloaded."""
     how = (
-        f"Fetch it once on a machine with a network (python -m vlmlab.models download "
-        f"{spec.name}, about {spec.download_mb} MB; `make models` fetches every default), "
+        f"Fetch it once on a machine with a network: python -m vlmlab.models download "
+        f"{spec.name} (about {spec.download_mb} MB; make models fetches every default), "
         f"{alternative}."
     )
     switch = offline_switch()
