@@ -18,7 +18,7 @@ setup: $(TESTS)
 
 $(APP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "Installing the lab (PyTorch, transformers, Gradio…: about 6.5 GB, see README)…"
+	@echo "Installing the lab (PyTorch, transformers, Gradio…: about 6.4 GB, see README)…"
 	$(PIP) install --quiet --progress-bar off -r requirements.txt
 	touch $(APP)
 

@@ -185,6 +185,6 @@ def test_the_depth_table_appears_with_every_network_missing(bare_lab):
 
 def test_pixels_and_convolution_work_without_models(bare_lab):
     client, url, _ = bare_lab
-    for api_name in ("/apply_kernel", "/conv_layer"):
+    for api_name in ("/pixel_region", "/color_space", "/apply_kernel", "/conv_layer"):
         result, message = call(client, url, api_name)
         assert message is None and result is not None, f"{api_name}: {message}"

@@ -263,13 +263,9 @@ _HF_CLASSES = {
 
 
 def _load_transformers(spec: ModelSpec, attn: str | None, pretrained: bool):
-    import transformers
-
-    model_name, processor_name = _HF_CLASSES[spec.kind]
-    model_class = getattr(transformers, model_name)
-    processor_class = getattr(transformers, processor_name)
-    # Decide from the local cache and the offline switches first: nothing below may wait on
-    # the hub for a model that is not here (the ViT class lookup reads the config too).
+    # Decide from the local cache and the offline switches first, before even importing
+    # transformers: nothing may wait on the hub for a model that is not here (the ViT class
+    # lookup below reads the config too).
     if not pretrained:
         # Full-size architecture with random weights: only the (small) config and processor
         # files must be at hand; compute costs what the real model costs.
@@ -283,6 +279,11 @@ def _load_transformers(spec: ModelSpec, attn: str | None, pretrained: bool):
             "the Hugging Face Hub",
             "or point HF_HOME at a copied Hugging Face cache that holds it and set HF_HUB_OFFLINE=1",
         )
+    import transformers
+
+    model_name, processor_name = _HF_CLASSES[spec.kind]
+    model_class = getattr(transformers, model_name)
+    processor_class = getattr(transformers, processor_name)
     if spec.kind == "vit":
         model_class = _vit_class(spec.name, cached)
     if not pretrained:
