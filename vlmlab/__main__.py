@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlmlab.cli import choose_device, launch_settings, parse_args
+from vlmlab.cli import choose_device, launch_settings, parse_args, serve
 from vlmlab.memory import keep_memory_flat
 
 
@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> None:
     choose_device(args)
     from vlmlab.demo import build_demo, launch_options
 
-    build_demo().launch(**launch_options(**launch_settings(args)))
+    serve(build_demo(), launch_options(**launch_settings(args)))
 
 
 if __name__ == "__main__":

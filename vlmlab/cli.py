@@ -41,3 +41,17 @@ def choose_device(args: argparse.Namespace) -> None:
 def launch_settings(args: argparse.Namespace) -> dict:
     """What `launch_options` takes from the command line."""
     return {"host": args.host, "port": args.port, "share": args.share}
+
+
+def serve(demo, options: dict) -> None:
+    """Say which models are here (the caches only: no network), serve `demo` with `options`
+    (`launch_options`), and on a Hugging Face Space fetch the default CNN's weights in the
+    background once the first page can be served. Blocks until the server stops."""
+    from vlmlab import model_cache
+
+    print("\n".join(f"vlmlab: {line}" for line in model_cache.status_lines()), flush=True)
+    demo.launch(**options, prevent_thread_lock=True)
+    if model_cache.on_a_space():
+        # A Space's build fetches the Hugging Face models (preload_from_hub), not torchvision's.
+        model_cache.fetch_in_background()
+    demo.block_thread()
