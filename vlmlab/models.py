@@ -5,7 +5,7 @@ HF_HOME, HF_HUB_OFFLINE and TORCH_HOME. A model that cannot be had fails fast wi
 that names it and says how to get it: whether it is here is decided from the local caches and
 the offline switches before any hub call.
 
-Fetch models before a lecture, or see what is here (`make models`, `make models-status`):
+Fetch models before a lecture, or see what is here (`make models`, `make models status`):
 
     python -m vlmlab.models status
     python -m vlmlab.models download [NAMES…]
