@@ -60,6 +60,9 @@ def bare_lab(tmp_path_factory):
     env = dict(os.environ)
     for switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VLMLAB_OFFLINE", "SPACE_ID"):
         env.pop(switch, None)
+    for proxy in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):  # the check goes to the hosts
+        env.pop(proxy, None)
+        env.pop(proxy.lower(), None)
     env.update(
         HF_HOME=str(home / "hf"),
         HF_HUB_CACHE=str(home / "hf" / "hub"),

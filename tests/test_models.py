@@ -90,7 +90,18 @@ def test_missing_torchvision_weights_offline_name_the_model_and_the_way_out():
     assert "alexnet-owt-7be5be79.pth" in message and "TORCH_HOME" in message
 
 
+PROXIES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+def without_proxies(monkeypatch) -> None:
+    """The tests decide where the network check goes, whatever proxies the machine has."""
+    for name in PROXIES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 def test_missing_weights_without_network_fail_without_waiting(monkeypatch):
+    without_proxies(monkeypatch)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("TRANSFORMERS_OFFLINE")
     attempts = []
@@ -106,6 +117,23 @@ def test_missing_weights_without_network_fail_without_waiting(monkeypatch):
             models.load_model("vgg16")
     # one short probe, no download
     assert attempts == [(("download.pytorch.org", 443), models.PROBE_TIMEOUT_S)]
+
+
+def test_the_network_check_goes_to_the_proxy_when_there_is_one(monkeypatch):
+    monkeypatch.setattr(models, "_probes", {})
+    attempts = []
+
+    def refuse(address, timeout=None):
+        attempts.append(address)
+        raise OSError("refused")
+
+    monkeypatch.setattr(models.socket, "create_connection", refuse)
+    without_proxies(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "mirror.example")
+    assert not models.reachable("https://huggingface.co")
+    assert not models.reachable("https://mirror.example:8443/models")
+    assert attempts == [("proxy.example", 3128), ("mirror.example", 8443)]
 
 
 def test_random_weights_build_the_full_architecture_without_any_file():

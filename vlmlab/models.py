@@ -396,10 +396,23 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname or "", parts.port or (80 if parts.scheme == "http" else 443)
 
 
+def _first_hop(url: str) -> tuple[str, int]:
+    """Where a download of `url` connects first: the proxy that HTTPS_PROXY / HTTP_PROXY name
+    (unless NO_PROXY spares the host), else the host itself."""
+    import urllib.request
+
+    host, port = _host_port(url)
+    proxy = urllib.request.getproxies().get(urlsplit(url).scheme or "https")
+    if proxy and not urllib.request.proxy_bypass(host):
+        return _host_port(proxy)
+    return host, port
+
+
 def reachable(url: str) -> bool:
-    """Whether the host of `url` accepts a connection within PROBE_TIMEOUT_S (name lookup
-    included, which a socket timeout alone does not bound). Remembered for PROBE_MEMORY_S."""
-    address = _host_port(url)
+    """Whether the host of `url` (or the proxy in between) accepts a connection within
+    PROBE_TIMEOUT_S, name lookup included, which a socket timeout alone does not bound.
+    Remembered for PROBE_MEMORY_S."""
+    address = _first_hop(url)
     with _probes_lock:
         known = _probes.get(address)
     if known is not None and time.monotonic() - known[0] < PROBE_MEMORY_S:
