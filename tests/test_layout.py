@@ -42,5 +42,7 @@ def test_launch_defaults_are_safe():
 def test_the_app_builds_every_tab_in_lecture_order(lab_app):
     config = lab_app.config
     tabs = [c["props"]["label"] for c in config["components"] if c["type"] == "tabitem"]
-    assert tabs == ["Pixels", "Convolution", "CNN", "ViT", "CLIP", "Captioning", "VQA"]
+    assert tabs == [
+        "Pixels", "Convolution", "CNN", "ViT", "Contrastive", "CLIP", "Captioning", "VQA"
+    ]  # fmt: skip
     assert config["components"] and lab_app.demo.max_file_size == 20 * 1024 * 1024

@@ -302,8 +302,9 @@ MAX_STEPS = 3000
 MAX_BATCH = 256  # the memory of a run stays small (a 256-image batch is 0.8 MB of pixels)
 MIN_BATCH = 2
 MIN_LR, MAX_LR = 1e-5, 10.0
-MAX_SEED = 2**31 - 1
+MAX_SEED = 999_999
 MAX_SECONDS = 600.0  # the most a run may be given (all its resumes together); the app gives less
+DIVERGED_STEPS = 10  # steps of hopeless loss before a run stops itself
 EVAL_PAIRS = 64  # matching accuracy is measured on this many distinct captions
 ZERO_SHOT_IMAGES = 64  # held-out images classified zero-shot
 DEFAULTS = dict(steps=300, batch_size=64, lr=3e-3, seed=0, every=10, learn_temperature=True)
@@ -357,6 +358,11 @@ def check_settings(
     if not 0 < limit <= MAX_SECONDS:
         raise LabError(f"The time limit must be more than 0 and at most {MAX_SECONDS:g} seconds.")
     return Settings(steps, batch_size, rate, seed, every, bool(learn_temperature), limit)
+
+
+def check_zero_shot_index(index) -> int:
+    """A held-out image's number, from 1 (as the tab shows it)."""
+    return _whole(index, "held-out image number", 1, ZERO_SHOT_IMAGES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,6 +454,7 @@ class ContrastiveRun:
         self.zero_shot_truth = colours * shapes + self.zero_shot.shapes
         self._label_ids = tokenize(self.labels).to(self.device)
         self._last: tuple = ()
+        self._stuck = 0  # steps in a row with the loss at or far above guessing
 
     def pixels(self, images: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2)
@@ -470,19 +477,35 @@ class ContrastiveRun:
         value = float(loss.detach())  # waits for the device
         done = time.perf_counter()
         self.step += 1
-        self.history.append((self.step, value, float(self.model.scale())))
+        self.history.append((self.step, value, float(self.model.scale().detach())))
         self.data_seconds += drawn - started
         self.train_seconds += done - drawn
         self.seconds += done - started
         self._last = (batch, cosines, value)
+        self.stopped = self._diverged(value)
+
+    def _diverged(self, value: float) -> str:
+        """Why the run cannot learn any more, or "": the loss is NaN or infinite, or it has sat
+        at guessing level (every similarity alike) or far above it for DIVERGED_STEPS steps."""
+        rate = f"a learning rate of {self.settings.lr:g} is too large for this model"
+        advice = "Reset and try a smaller one, such as 0.003."
         if not math.isfinite(value) or not all(
-            torch.isfinite(p).all() for p in self.model.parameters()
+            bool(torch.isfinite(p).all()) for p in self.model.parameters()
         ):
-            self.stopped = (
-                f"The loss became {value:g} at step {self.step}: the run diverged "
-                f"(a learning rate of {self.settings.lr:g} is too large for this model), so it "
-                "stopped itself. Reset and try a smaller one, such as 0.003."
+            return (
+                f"The loss became {value:g} at step {self.step}: the run diverged ({rate}), "
+                f"so it stopped itself. {advice}"
             )
+        chance = math.log(self.settings.batch_size)
+        stuck = abs(value - chance) < 1e-3 or value > 2 * chance
+        self._stuck = self._stuck + 1 if stuck else 0
+        if self._stuck >= DIVERGED_STEPS:
+            how = "sits at ln N, pure guessing" if value <= 2 * chance else "is far above guessing"
+            return (
+                f"The loss {how} ({value:.3f}) for {DIVERGED_STEPS} steps by step {self.step}: "
+                f"the run diverged ({rate}), so it stopped itself. {advice}"
+            )
+        return ""
 
     @torch.no_grad()
     def snapshot(self) -> Snapshot:

@@ -1,0 +1,218 @@
+"""The Contrastive tab: train a tiny CLIP live and watch its N×N image–text matrix turn diagonal.
+
+Each browser session trains its own model (kept in its `gr.State`); a run streams snapshots,
+pauses on Stop (or when the page closes) and resumes on Train.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from demo.common import LIGHT_EVENT, Lab, guard
+from vlmlab import contrastive
+from vlmlab.contrastive_render import (
+    REAL_CLIP,
+    describe,
+    describe_false_negatives,
+    describe_zero_shot,
+    draw_curves,
+    draw_embedding_plane,
+    draw_matrix,
+    zero_shot_picture,
+    zero_shot_ranking,
+)
+
+TITLE = "Contrastive"
+
+# Training runs share their own slots: a few classes' runs at once, the rest wait in the queue
+# (Gradio tells them their place), and the other tabs' events are never held up by them.
+TRAIN_EVENT = {"concurrency_id": "contrastive", "concurrency_limit": 2}
+RUN_SECONDS = 120.0  # each run's time limit, all its resumes together
+VIEW_BUTTONS = ["download", "fullscreen"]
+
+INTRO = """**Contrastive pretraining, learned live.** CLIP (Radford et al., 2021) learns from
+image–caption pairs: in a batch of N, each image must pick its own caption among the N and each
+caption its own image, a symmetric cross-entropy over the N×N similarity matrix (the paper's
+Figure 3). Here a tiny CLIP, a small CNN and a bag of words, learns it from scratch on captioned
+synthetic shapes, in seconds on a CPU. Press **Train** and watch the matrix turn diagonal.
+Four colour–shape combinations (a red triangle, a blue cross, a yellow circle, a purple square)
+never appear in training: zero-shot, the model has to name them from words it learned apart."""
+
+
+def _fresh() -> dict:
+    """A session's training state: the run (model, optimiser, history) and its last snapshot."""
+    return {"run": None, "snapshot": None}
+
+
+def _stop_run(session) -> None:
+    """When the session ends (page closed), a running training loop stops at its next step."""
+    if isinstance(session, dict):
+        session["closed"] = True
+
+
+def build(lab: Lab) -> None:
+    """Fill the tab (called inside its gr.Tab)."""
+    gr.Markdown(INTRO)
+    session = gr.State(None, delete_callback=_stop_run)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            batch_size = gr.Slider(
+                contrastive.MIN_BATCH, contrastive.MAX_BATCH, value=64, step=1, label="batch size N"
+            )
+            lr = gr.Number(contrastive.DEFAULTS["lr"], label="learning rate", minimum=0)
+            steps = gr.Slider(
+                1, contrastive.MAX_STEPS, value=contrastive.DEFAULTS["steps"], step=1,
+                label="steps",
+            )  # fmt: skip
+            seed = gr.Number(0, label="seed", precision=0, minimum=0)
+            learn_temperature = gr.Checkbox(True, label="learnable temperature")
+            every = gr.Slider(1, 100, value=contrastive.DEFAULTS["every"], step=1,
+                              label="update the views every … steps")  # fmt: skip
+            with gr.Row():
+                train = gr.Button("Train", variant="primary", elem_id="contrastive-train")
+                stop = gr.Button("Stop", variant="stop", elem_id="contrastive-stop")
+                reset = gr.Button("Reset", elem_id="contrastive-reset")
+        with gr.Column(scale=2):
+            status = gr.Markdown("Press **Train** to start.", elem_id="contrastive-status")
+            matrix = gr.Image(
+                label="The batch's similarity matrix: images × captions",
+                type="pil",
+                format="png",
+                interactive=False,
+                buttons=VIEW_BUTTONS,
+                elem_id="contrastive-matrix",
+            )
+            duplicates = gr.Markdown(elem_id="contrastive-false-negatives")
+    with gr.Row():
+        curves = gr.Image(
+            label="Loss and temperature",
+            type="pil",
+            format="png",
+            interactive=False,
+            buttons=VIEW_BUTTONS,
+            elem_id="contrastive-curves",
+        )
+        plane = gr.Image(
+            label="Shared embedding space",
+            type="pil",
+            format="png",
+            interactive=False,
+            buttons=VIEW_BUTTONS,
+            elem_id="contrastive-plane",
+        )
+    with gr.Accordion("Zero-shot on combinations never seen in training", open=True):
+        with gr.Row():
+            with gr.Column(scale=1):
+                picked = gr.Slider(1, contrastive.ZERO_SHOT_IMAGES, value=1, step=1,
+                                   label="held-out image")  # fmt: skip
+                picture = gr.Image(label="held-out image", type="pil", format="png",
+                                   interactive=False, height=170)  # fmt: skip
+            with gr.Column(scale=2):
+                ranking = gr.Label(label="Its ranking of the prompts", num_top_classes=5,
+                                   elem_id="contrastive-ranking")  # fmt: skip
+                zero_shot_text = gr.Markdown()
+        gr.Markdown(REAL_CLIP)
+    numbers = gr.JSON(label="Numbers of the last update", visible=False)
+
+    views = [status, matrix, duplicates, curves, plane, picture, ranking, zero_shot_text, numbers]
+
+    # -- handlers: an engine call and a few lines each ------------------------------------------
+
+    def show(snapshot: contrastive.Snapshot, index: int) -> tuple:
+        return (
+            describe(snapshot),
+            draw_matrix(snapshot),
+            describe_false_negatives(snapshot),
+            draw_curves(snapshot),
+            draw_embedding_plane(snapshot),
+            *show_zero_shot(snapshot, index),
+            summary(snapshot),
+        )
+
+    def show_zero_shot(snapshot: contrastive.Snapshot, index: int) -> tuple:
+        ranking = dict(zero_shot_ranking(snapshot, index))
+        return zero_shot_picture(snapshot, index), ranking, describe_zero_shot(snapshot, index)
+
+    @guard
+    def train_clip(batch_size, lr, steps, seed, learn_temperature, every, picked, session):
+        """Train this session's tiny CLIP (or resume it), streaming the views every few steps."""
+        settings = contrastive.check_settings(
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            every=every,
+            learn_temperature=learn_temperature,
+            max_seconds=RUN_SECONDS,
+        )
+        index = contrastive.check_zero_shot_index(picked) - 1
+        if not isinstance(session, dict):
+            session = _fresh()
+        session.pop("closed", None)
+        run = session.get("run")
+        same = run is not None and (
+            run.settings.batch_size,
+            run.settings.seed,
+            run.settings.learn_temperature,
+        ) == (settings.batch_size, settings.seed, settings.learn_temperature)
+        if not same:  # new batch size, seed or temperature setting: a new model
+            run = session["run"] = contrastive.ContrastiveRun(settings)
+        for snapshot in contrastive.train(
+            **{k: getattr(settings, k) for k in contrastive.DEFAULTS},
+            max_seconds=settings.max_seconds,
+            run=run,
+            should_stop=lambda: session.get("closed", False),
+        ):
+            session["snapshot"] = snapshot
+            yield (*show(snapshot, index), session)
+
+    @guard
+    def pick(picked, session):
+        snapshot = session.get("snapshot") if isinstance(session, dict) else None
+        if snapshot is None:
+            return gr.skip(), gr.skip(), "Train the model first: zero-shot needs a model."
+        return show_zero_shot(snapshot, contrastive.check_zero_shot_index(picked) - 1)
+
+    def forget(session):
+        if isinstance(session, dict):
+            session["closed"] = True  # a loop still running stops at its next step
+        return ("The run was reset: press **Train** to start a new model.", None, "", None, None,
+                None, None, "", None, _fresh())  # fmt: skip
+
+    # -- events ---------------------------------------------------------------------------------
+
+    inputs = [batch_size, lr, steps, seed, learn_temperature, every, picked, session]
+    training = train.click(
+        train_clip,
+        inputs,
+        [*views, session],
+        api_name="train_clip",
+        show_progress="minimal",
+        **TRAIN_EVENT,
+    )
+    stop.click(None, None, None, cancels=[training], api_visibility="private")
+    reset.click(
+        forget, session, [*views, session], cancels=[training], api_visibility="private",
+        **LIGHT_EVENT,
+    )  # fmt: skip
+    picked.release(
+        pick, [picked, session], [picture, ranking, zero_shot_text], api_visibility="private",
+        **LIGHT_EVENT,
+    )  # fmt: skip
+
+
+def summary(snapshot: contrastive.Snapshot) -> dict:
+    """The numbers of one snapshot, for API callers (the views show them to people)."""
+    return {
+        "step": snapshot.step,
+        "steps": snapshot.steps,
+        "loss": snapshot.loss,
+        "logit_scale": snapshot.logit_scale,
+        "matching_accuracy": snapshot.matching_accuracy,
+        "text_matching_accuracy": snapshot.text_matching_accuracy,
+        "zero_shot_accuracy": snapshot.zero_shot_accuracy,
+        "seconds": round(snapshot.seconds, 3),
+        "losses": [float(v) for v in snapshot.history_loss],
+        "stopped": snapshot.stopped,
+    }
+
