@@ -59,12 +59,12 @@ def build(lab: Lab) -> None:
             batch_size = gr.Slider(
                 contrastive.MIN_BATCH, contrastive.MAX_BATCH, value=64, step=1, label="batch size N"
             )
-            lr = gr.Number(contrastive.DEFAULTS["lr"], label="learning rate", minimum=0)
+            lr = gr.Number(contrastive.DEFAULTS["lr"], label="learning rate")  # the engine checks it
             steps = gr.Slider(
                 1, contrastive.MAX_STEPS, value=contrastive.DEFAULTS["steps"], step=1,
                 label="steps",
             )  # fmt: skip
-            seed = gr.Number(0, label="seed", precision=0, minimum=0)
+            seed = gr.Number(0, label="seed", precision=0)  # the engine checks its range
             learn_temperature = gr.Checkbox(True, label="learnable temperature")
             every = gr.Slider(1, 100, value=contrastive.DEFAULTS["every"], step=1,
                               label="update the views every … steps")  # fmt: skip
