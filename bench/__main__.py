@@ -20,7 +20,8 @@ from pathlib import Path
 from bench import world
 
 AREAS = (
-    "kernels", "cnn", "vit", "clip", "captioning", "endpoints", "hall", "startup", "memory", "speedups",
+    "kernels", "cnn", "vit", "contrastive", "clip", "captioning", "endpoints", "hall", "startup",
+    "memory", "speedups",
 )  # fmt: skip
 
 

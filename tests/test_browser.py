@@ -73,6 +73,7 @@ TAB_IDS = {
     "Convolution": "convolution",
     "CNN": "cnn",
     "ViT": "vit",
+    "Contrastive": "contrastive",
     "CLIP": "clip",
     "Captioning": "captioning",
     "VQA": "vqa",
@@ -273,6 +274,29 @@ def test_vit_tab(page):
     expect(panel).to_contain_text("(layer 1,")
     no_error_toasts(page)
     shoot(page, panel, "4-vit")
+
+
+def test_contrastive_tab(page):
+    panel = open_tab(page, "Contrastive")
+    set_number(panel, "batch size N", 16)
+    set_number(panel, "steps", 3000)
+    set_number(panel, "update the views every … steps", 1)
+    page.locator("#contrastive-train").click()
+    matrix = page.locator("#contrastive-matrix img")
+    matrix.wait_for()
+    changed = "([img, old]) => img.src !== old && img.complete && img.naturalWidth > 0"
+    for _ in range(2):  # the matrix is redrawn while the model trains
+        source = matrix.get_attribute("src")
+        page.wait_for_function(changed, arg=[matrix.element_handle(), source])
+    expect(page.locator("#contrastive-status")).to_contain_text("Step")
+    page.locator("#contrastive-stop").click()
+    wait_idle(page)  # the run's progress tracker is gone: it stopped
+    status = page.locator("#contrastive-status").inner_text()
+    assert "Finished" not in status
+    page.wait_for_timeout(1500)
+    assert page.locator("#contrastive-status").inner_text() == status  # and stays stopped
+    no_error_toasts(page)
+    shoot(page, panel, "4b-contrastive")
 
 
 def test_clip_tab(page):
