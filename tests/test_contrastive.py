@@ -134,7 +134,7 @@ def test_held_out_combinations_never_appear_in_training():
 def test_with_the_defaults_the_matrix_turns_diagonal_and_zero_shot_works():
     """The property the tab is for: 300 steps at batch 64 (seed 0) match 64 distinct captions
     and name combinations never seen in training."""
-    *_, last = contrastive.train(steps=300, seed=0, every=300, max_seconds=contrastive.MAX_SECONDS)
+    *_, last = contrastive.train(steps=300, seed=0, every=300, max_seconds=None)
     assert last.step == 300, last.stopped
     assert last.matching_accuracy >= 0.95
     assert last.zero_shot_accuracy >= 0.90

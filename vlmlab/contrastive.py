@@ -8,6 +8,7 @@ calls, so stopping the generator pauses a run and passing the run back resumes i
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -354,8 +355,8 @@ def check_settings(
     every = _whole(every, "update interval (steps between pictures)", 1, MAX_STEPS)
     if not isinstance(learn_temperature, (bool, np.bool_)):
         raise LabError("Learnable temperature must be true or false.")
-    limit = _finite_number(max_seconds, "time limit")
-    if not 0 < limit <= MAX_SECONDS:
+    limit = math.inf if max_seconds is None else _finite_number(max_seconds, "time limit")
+    if max_seconds is not None and not 0 < limit <= MAX_SECONDS:
         raise LabError(f"The time limit must be more than 0 and at most {MAX_SECONDS:g} seconds.")
     return Settings(steps, batch_size, rate, seed, every, bool(learn_temperature), limit)
 
@@ -419,6 +420,23 @@ def false_negatives(captions) -> list[tuple[int, int]]:
     return [(i, j) for same in where.values() for i in same for j in same if i != j]
 
 
+# A tiny model gains little from a second CPU thread, and runs train side by side (the tab allows
+# two at once): on a busy 2-core machine, OpenMP threads of two runs spinning against each other
+# made a step 8× slower than one thread each (measured). The count is per calling thread, and is
+# put back after each step, so the rest of the lab keeps its own.
+RUN_THREADS = 1
+
+
+@contextlib.contextmanager
+def _cpu_threads(count: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 _build_lock = threading.Lock()  # model initialisation draws from torch's global generator
 
 
@@ -461,6 +479,10 @@ class ContrastiveRun:
         return tensor.float().div_(255)  # (B, 3, H, W)
 
     def train_step(self) -> None:
+        with _cpu_threads(RUN_THREADS):
+            self._train_step()
+
+    def _train_step(self) -> None:
         started = time.perf_counter()
         batch = draw_pairs(self.data, self.settings.batch_size)
         pixels, ids = self.pixels(batch.images), tokenize(batch.captions).to(self.device)
@@ -507,8 +529,12 @@ class ContrastiveRun:
             )
         return ""
 
-    @torch.no_grad()
     def snapshot(self) -> Snapshot:
+        with _cpu_threads(RUN_THREADS):
+            return self._snapshot()
+
+    @torch.no_grad()
+    def _snapshot(self) -> Snapshot:
         started = time.perf_counter()
         model = self.model.eval()
         if not self._last:  # before the first step: the first batch, as the model starts
@@ -588,7 +614,7 @@ def train(
     seed: int = DEFAULTS["seed"],
     every: int = DEFAULTS["every"],
     learn_temperature: bool = DEFAULTS["learn_temperature"],
-    max_seconds: float = MAX_SECONDS,
+    max_seconds: float | None = MAX_SECONDS,
     run: ContrastiveRun | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[Snapshot]:
@@ -596,8 +622,8 @@ def train(
 
     Same seed, same losses (on the CPU). Pass `run` (from `new_run` or an earlier call) to
     resume it up to `steps` in all; stop iterating (or let `should_stop()` say True) to pause.
-    The run ends on its own at `steps`, at its time limit, or when the loss diverges, with the
-    reason in the last snapshot's `stopped`.
+    The run ends on its own at `steps`, at its time limit (`max_seconds` of training in all;
+    None for none), or when the loss diverges, with the reason in the last snapshot's `stopped`.
     """
     settings = check_settings(
         steps=steps,

@@ -2,21 +2,22 @@
 captions along the other (CLIP paper, Fig. 1), the loss and temperature, the shared embedding
 space in 2-D, and zero-shot on the held-out combinations.
 
-The matrix is drawn with numpy and Pillow (it is redrawn every few steps while a run trains);
-the curves and the embedding plane are small matplotlib `Figure`s.
+Everything is drawn with numpy and Pillow, not matplotlib: the views are redrawn every few steps
+while a run trains, and drawing must stay a small fraction of training (bench/contrastive.py).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
+import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 from vlmlab.contrastive import COLOURS, Snapshot, false_negatives
-from vlmlab.render import colorize, figure_to_image
+from vlmlab.render import colorize
 
 MATRIX_PAIRS = 16  # the matrix shows at most this many pairs of the batch
 CELL = 30  # pixels per matrix cell (and thumbnail)
@@ -41,7 +42,31 @@ FALSE_NEGATIVE_NOTE = (
 
 @functools.lru_cache(maxsize=4)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
+    # matplotlib's DejaVu Sans has τ, ● and ■; Pillow's default font has not.
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return ImageFont.truetype(str(path), size) if path.exists() else ImageFont.load_default(size)
+
+
+@functools.lru_cache(maxsize=2048)
+def _stamp(text: str, size: int) -> Image.Image:
+    """`text` as a mask ("L", white on black), rendered once: the matrix is redrawn every few
+    steps with the same few hundred strings, and rendering glyphs is most of its cost."""
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(text)
+    mask = Image.new("L", (max(1, right), max(1, bottom)), 0)
+    ImageDraw.Draw(mask).text((0, 0), text, fill=255, font=font)
+    return mask
+
+
+def _put(canvas: Image.Image, xy, text: str, size: int, ink, anchor: str = "lt") -> None:
+    """Stamp `text` onto `canvas` at `xy`; anchor "lt" (left, top), "mm" (centre), "lm"."""
+    mask = _stamp(text, size)
+    x, y = xy
+    if anchor[0] == "m":
+        x -= mask.width / 2
+    if anchor[1] == "m":
+        y -= mask.height / 2
+    canvas.paste(ink, (round(x), round(y)), mask)
 
 
 def matrix_indices(snapshot: Snapshot, show: int = MATRIX_PAIRS) -> list[int]:
@@ -81,20 +106,18 @@ def draw_matrix(snapshot: Snapshot, *, show: int = MATRIX_PAIRS, cell: int = CEL
     # Captions along the top, reading upwards from the matrix.
     font = _font(11)
     strip = Image.new("RGB", (top - 4, n * cell), "white")
-    pen = ImageDraw.Draw(strip)
     for column, caption in enumerate(captions):
-        pen.text((4, column * cell + cell / 2), caption, fill="black", font=font, anchor="lm")
+        _put(strip, (4, column * cell + cell / 2), caption, 11, (0, 0, 0), anchor="lm")
     canvas.paste(strip.rotate(90, expand=True), (left, 0))
 
     draw = ImageDraw.Draw(canvas)
     number = _font(10)
     for r in range(n):
         for c in range(n):
-            value = sims[r, c]
-            x, y = left + c * cell, top + r * cell
-            ink = "black" if value > 0.3 else "white"
-            draw.text((x + cell / 2, y + cell / 2), f"{value:.2f}"[-3 if value >= 0 else -4 :].replace("0.", "."),
-                      fill=ink, font=number, anchor="mm")  # fmt: skip
+            value = float(sims[r, c])
+            text = f"{value:.2f}".replace("0.", ".", 1)  # 0.93 → .93, -0.25 → -.25
+            ink = (0, 0, 0) if value > 0.3 else (255, 255, 255)
+            _put(canvas, (left + (c + 0.5) * cell, top + (r + 0.5) * cell), text, 10, ink, "mm")
     same = set(false_negatives(captions))
     for r, c in same:
         x, y = left + c * cell, top + r * cell
@@ -118,56 +141,90 @@ def draw_matrix(snapshot: Snapshot, *, show: int = MATRIX_PAIRS, cell: int = CEL
     return canvas
 
 
-def draw_curves(snapshot: Snapshot) -> Image.Image:
-    """The loss per step with the logit scale 1/τ beside it, and the accuracies so far."""
-    figure = Figure(figsize=(5.2, 2.6), layout="constrained")
-    ax = figure.add_subplot()
-    steps = snapshot.history_steps
-    if len(steps):
-        ax.plot(steps, snapshot.history_loss, color="#1f77b4", lw=1)
+LOSS_INK = (31, 119, 180)
+SCALE_INK = (214, 39, 40)
+
+
+def _plot_box(width: int, height: int, left: int, top: int, right: int, bottom: int):
+    """A white canvas, its pen, and the plot box (x0, y0, x1, y1) inside its margins."""
+    canvas = Image.new("RGB", (width, height), "white")
+    return canvas, ImageDraw.Draw(canvas), (left, top, width - right, height - bottom)
+
+
+def draw_curves(snapshot: Snapshot, size: tuple[int, int] = (440, 230)) -> Image.Image:
+    """The loss per step (left axis) with the logit scale 1/τ (right axis, 0–100) beside it and
+    the loss of guessing, ln N, dotted."""
+    canvas, pen, (x0, y0, x1, y1) = _plot_box(*size, left=44, top=24, right=44, bottom=34)
+    font, small = _font(11), _font(10)
     n = len(snapshot.captions)
-    ax.axhline(math.log(n), color="#1f77b4", ls=":", lw=1)
-    ax.text(0, math.log(n), f" chance: ln {n}", color="#1f77b4", fontsize=7, va="bottom")
-    ax.set_xlabel("step", fontsize=8)
-    ax.set_ylabel("loss (symmetric cross-entropy)", color="#1f77b4", fontsize=8)
-    ax.set_xlim(0, max(snapshot.steps, 1))
-    ax.set_ylim(bottom=0)
-    ax.tick_params(labelsize=7)
-    twin = ax.twinx()
-    if len(steps):
-        twin.plot(steps, snapshot.history_scale, color="#d62728", lw=1)
-    fixed = "" if snapshot.learn_temperature else " (fixed)"
-    twin.set_ylabel(f"logit scale 1/τ{fixed}", color="#d62728", fontsize=8)
-    twin.set_ylim(0, 105)
-    twin.tick_params(labelsize=7)
-    ax.set_title(
-        f"step {snapshot.step}: loss {snapshot.loss:.3f} · 1/τ = {snapshot.logit_scale:.1f}",
-        fontsize=9,
-    )
-    return figure_to_image(figure, dpi=80)
+    chance = math.log(n)
+    losses = snapshot.history_loss
+    top_loss = max(float(np.nanmax(losses)) if len(losses) else 0.0, chance) * 1.1
+    last_step = max(snapshot.steps, 1)
+
+    def x(step):
+        return x0 + (x1 - x0) * np.asarray(step, np.float64) / last_step
+
+    def y(value, high):
+        return y1 - (y1 - y0) * np.clip(np.asarray(value, np.float64), 0, high) / high
+
+    pen.rectangle((x0, y0, x1, y1), outline="gray")
+    for k in range(5):  # axis numbers: loss on the left, 1/τ on the right, steps below
+        v = top_loss * k / 4
+        pen.text((x0 - 4, y(v, top_loss)), f"{v:.1f}", fill=LOSS_INK, font=small, anchor="rm")
+        pen.text((x1 + 4, y(25 * k, 100)), f"{25 * k}", fill=SCALE_INK, font=small, anchor="lm")
+        step = round(last_step * k / 4)
+        pen.text((x(step), y1 + 4), f"{step}", fill="black", font=small, anchor="mt")
+    ly = float(y(chance, top_loss))
+    for start in range(int(x0), int(x1), 8):  # guessing: ln N, dotted
+        pen.line((start, ly, min(start + 3, x1), ly), fill=LOSS_INK)
+    pen.text((x0 + 4, ly - 2), f"guessing: ln {n}", fill=LOSS_INK, font=small, anchor="lb")
+    if len(losses) > 1:
+        steps = snapshot.history_steps
+        pen.line(list(zip(x(steps), y(snapshot.history_scale, 100))), fill=SCALE_INK, width=1)
+        pen.line(list(zip(x(steps), y(losses, top_loss))), fill=LOSS_INK, width=2)
+    fixed = " (fixed)" if not snapshot.learn_temperature else ""
+    pen.text((x0, 4), f"loss {snapshot.loss:.3f}", fill=LOSS_INK, font=font)
+    pen.text((x1, 4), f"1/τ {snapshot.logit_scale:.1f}{fixed}", fill=SCALE_INK, font=font,
+             anchor="ra")  # fmt: skip
+    pen.text(((x0 + x1) / 2, size[1] - 2), f"step (now {snapshot.step})", fill="black",
+             font=small, anchor="mb")  # fmt: skip
+    return canvas
 
 
-def draw_embedding_plane(snapshot: Snapshot, *, pairs: int = PLANE_PAIRS) -> Image.Image:
+def draw_embedding_plane(
+    snapshot: Snapshot, *, pairs: int = PLANE_PAIRS, size: tuple[int, int] = (360, 340)
+) -> Image.Image:
     """Image (●) and caption (■) embeddings of distinct pairs in one 2-D projection (their first
     two principal components), each pair joined by a line that shortens as the model learns."""
-    figure = Figure(figsize=(4.4, 4.0), layout="constrained")
-    ax = figure.add_subplot()
+    canvas, pen, (x0, y0, x1, y1) = _plot_box(*size, left=6, top=22, right=6, bottom=22)
     images, texts = snapshot.image_points[:pairs], snapshot.text_points[:pairs]
-    palette = np.array(list(COLOURS.values()), np.float32) / 255
-    colours = palette[snapshot.point_colours[:pairs]]
-    for (x0, y0), (x1, y1) in zip(images, texts):
-        ax.plot((x0, x1), (y0, y1), color="0.6", lw=0.7, zorder=1)
-    ax.scatter(images[:, 0], images[:, 1], c=colours, marker="o", s=28, edgecolors="black",
-               linewidths=0.5, label="image", zorder=2)  # fmt: skip
-    ax.scatter(texts[:, 0], texts[:, 1], c=colours, marker="s", s=28, edgecolors="black",
-               linewidths=0.5, label="caption", zorder=2)  # fmt: skip
-    ax.set_facecolor("0.25")
-    ax.legend(fontsize=7, loc="upper right")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    both = np.concatenate([images, texts])
+    low, high = both.min(0), both.max(0)
+    span = np.where(high > low, high - low, 1.0)
+    pad = 8
+
+    def place(points):
+        unit = (points - low) / span
+        return np.stack([x0 + pad + unit[:, 0] * (x1 - x0 - 2 * pad),
+                         y1 - pad - unit[:, 1] * (y1 - y0 - 2 * pad)], axis=1)  # fmt: skip
+
+    pen.rectangle((x0, y0, x1, y1), fill=(64, 64, 64))
+    at_image, at_text = place(images), place(texts)
+    for a, b in zip(at_image, at_text):
+        pen.line((*a, *b), fill=(150, 150, 150))
+    palette = list(COLOURS.values())
+    r = 4
+    for (ix, iy), (tx, ty), colour in zip(at_image, at_text, snapshot.point_colours[:pairs]):
+        ink = palette[colour]
+        pen.ellipse((ix - r, iy - r, ix + r, iy + r), fill=ink, outline="black")
+        pen.rectangle((tx - r, ty - r, tx + r, ty + r), fill=ink, outline="black")
     gap = float(np.linalg.norm(images - texts, axis=1).mean()) if len(images) else 0.0
-    ax.set_title(f"shared embedding space (2-D PCA) · mean pair distance {gap:.2f}", fontsize=8)
-    return figure_to_image(figure, dpi=80)
+    font = _font(11)
+    pen.text((x0, 4), "● image   ■ caption   (2-D PCA of both)", fill="black", font=font)
+    pen.text((x0, size[1] - 3), f"step {snapshot.step} · mean distance of a pair {gap:.2f}",
+             fill="black", font=font, anchor="lb")  # fmt: skip
+    return canvas
 
 
 def zero_shot_ranking(snapshot: Snapshot, index: int, top_k: int = TOP_K) -> list[tuple[str, float]]:
