@@ -21,7 +21,7 @@ from vlmlab.render import colorize
 
 MATRIX_PAIRS = 16  # the matrix shows at most this many pairs of the batch
 CELL = 30  # pixels per matrix cell (and thumbnail)
-CAPTION_SPACE = 210  # pixels above the matrix for the captions
+CAPTION_SPACE = 235  # pixels above the matrix for the captions
 TRUE_PAIR = (40, 200, 90)
 FALSE_NEGATIVE = (255, 150, 0)
 PLANE_PAIRS = 32  # pairs joined in the embedding plane
