@@ -153,8 +153,8 @@ def arguments(client, api_name: str, photo: Any = None, /, **values) -> dict[str
     None where a parameter has no default; gradio_client fills in the other defaults."""
     info = endpoints(client)[api_name]
     kwargs = required_arguments(info) | world_values(api_name, info)
-    if photo is not None:
-        name = photo_parameter(info)
+    name = photo_parameter(info)
+    if photo is not None and name is not None:  # /train_clip, for one, takes no photo
         kwargs[name] = handle_file(str(photo)) if isinstance(photo, (str, Path)) else photo
     kwargs.update(values)
     return kwargs
