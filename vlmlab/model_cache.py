@@ -59,7 +59,8 @@ def status_lines(names: Iterable[str] | None = None) -> list[str]:
         lines.append(f" {mark} {spec.name:<{width}}  {state}   {spec.title}")
     listed = {spec.name for spec in specs}
     missing_defaults = [n for n in default_names() if n in listed and not local_size(n)]
-    lines.append(f"{ready} of {len(specs)} models ready here ({_megabytes(total)}).")
+    size = f" ({_megabytes(total)})" if total else ""
+    lines.append(f"{ready} of {len(specs)} models ready here{size}.")
     if missing_defaults:
         lines.append(
             f"Defaults (*) missing: {', '.join(missing_defaults)}. "
