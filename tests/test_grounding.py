@@ -159,6 +159,22 @@ def test_streamed_maps_are_the_cross_attention_of_the_caption_they_stream(chelse
     assert plain.maps is None and plain.text == final.text  # maps change nothing in the caption
 
 
+def test_two_captions_streamed_at_once_keep_their_own_maps(chelsea, coffee):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def streamed(photo):
+        return list(captioning.caption_stream(photo, max_new_tokens=10, maps=True))[-1]
+
+    captioning.clear_caches()
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(streamed, [chelsea, coffee]))
+    bos = load_model(BLIP, topic="captioning").model.config.text_config.bos_token_id
+    for photo, found in zip([chelsea, coffee], results, strict=True):
+        ids = [bos, *(token.token_id for token in found.tokens)]
+        expected = reference_cross_attention(photo, ids).mean(axis=0)[: len(found.tokens)]
+        np.testing.assert_allclose(found.maps, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_beam_search_maps_are_the_chosen_beams(chelsea):
     found = captioning.caption(chelsea, num_beams=3, max_new_tokens=8, maps=True)
     bos = load_model(BLIP, topic="captioning").model.config.text_config.bos_token_id

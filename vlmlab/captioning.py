@@ -518,8 +518,9 @@ class _CrossAttention(StoppingCriteria):
     position to the patches (mean over heads and layers), while `generate` runs.
 
     A forward hook is unavoidable here: `generate` keeps the attentions to itself until it ends.
-    The hooks live only inside `with`; as a stopping criterion it closes each step and never
-    stops the caption.
+    The hooks live only inside `with` and keep only what the thread that entered it computes
+    (another caption on the same model at the same time is not theirs); as a stopping criterion
+    it closes each step and never stops the caption.
     """
 
     def __init__(self, decoder):
@@ -527,8 +528,10 @@ class _CrossAttention(StoppingCriteria):
         self.step: list[torch.Tensor] = []  # this step's rows, one per layer: (patches,)
         self.rows: list[torch.Tensor] = []  # one per generated token: (patches,) on the CPU
         self.handles = []
+        self.thread: int | None = None
 
     def __enter__(self):
+        self.thread = threading.get_ident()
         self.handles = [module.register_forward_hook(self._keep) for module in self.modules]
         return self
 
@@ -538,6 +541,8 @@ class _CrossAttention(StoppingCriteria):
         self.handles = []
 
     def _keep(self, module, args, output) -> None:
+        if threading.get_ident() != self.thread:
+            return
         probabilities = output[1]  # (B, heads, new positions, patches + 1)
         self.step.append(probabilities[0, :, -1, 1:].float().mean(dim=0))
 
