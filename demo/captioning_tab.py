@@ -151,13 +151,12 @@ def build(lab: Lab) -> None:
         yield from views(*settings, maps=True)
 
     @guard
-    def caption_grounding(path, caption_text, name, decoder_layer, progress=gr.Progress()):
-        """Each token's map for a caption you give (teacher-forced), one layer or the mean."""
-        image = open_photo(path).image
-        load_model(name, topic="captioning", progress=progress_callback(progress))
-        found = captioning.ground_caption(
-            image, caption_text, model=name, layer=int(decoder_layer or 0) or None
-        )
+    def caption_grounding(photo, text, model, layer, progress=gr.Progress()):
+        """Each token's map for a caption you give (teacher-forced): decoder `layer` (1-based), or
+        0 for the mean of all layers."""
+        image = open_photo(photo).image
+        load_model(model, topic="captioning", progress=progress_callback(progress))
+        found = captioning.ground_caption(image, text, model=model, layer=layer or None)
         about = grounding_notes(layer=found.layer, layers=found.layers, extra=found.notes[1:])
         return grounding_gallery(found), about
 

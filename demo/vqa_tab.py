@@ -78,11 +78,11 @@ def build(lab: Lab) -> None:
         return vqa.answer_rows(sheet), vqa.answers_html(sheet), "\n\n".join(sheet.notes)
 
     @guard
-    def grounding(path, asked, name, progress=gr.Progress()):
+    def grounding(photo, questions, model, progress=gr.Progress()):
         """Where the model looked for each question's answer: the maps and what they are."""
-        image = open_photo(path).image
-        load_model(name, topic="vqa", progress=progress_callback(progress))
-        found = vqa.ground_answers(image, asked, model=name)
+        image = open_photo(photo).image
+        load_model(model, topic="vqa", progress=progress_callback(progress))
+        found = vqa.ground_answers(image, questions, model=model)
         return draw_answer_grounding(found), "\n\n".join(describe_answer_grounding(found))
 
     @guard
