@@ -17,6 +17,8 @@ from vlmlab.images import ImageSource, load_image
 from vlmlab.models import choices, load_model
 from vlmlab.render import map_over
 
+from .pixels import row
+
 
 def thumbnail_png(image: Image.Image, side: int = 320) -> bytes:
     """The photo, at most `side` pixels wide and high, as PNG bytes for a `widgets.Image`."""
@@ -87,9 +89,9 @@ class Captioner(widgets.VBox):
         self.again.on_click(self._show)
         self._show()
         knobs = widgets.VBox([*controls, self.length, self.prefix, self.again])
-        word = widgets.HBox([widgets.VBox([self.word, self.maps_notes]), self.large])
+        word = row([widgets.VBox([self.word, self.maps_notes]), self.large])
         super().__init__(
-            [widgets.HBox([self.picture, knobs]), self.view, self.maps, word, self.notes]
+            [row([self.picture, knobs]), self.view, self.maps, word, self.notes]
         )
 
     def _show(self, _change=None) -> None:

@@ -16,6 +16,8 @@ from vlmlab.images import ImageSource, load_image, sample_images
 from vlmlab.models import choices
 from vlmlab.render import map_over
 
+from .pixels import row
+
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
@@ -71,7 +73,7 @@ class ZeroShotClassifier(widgets.VBox):
             [self.labels, self.template_set, self.templates, self.model, self.start_layer]
         )
         super().__init__(
-            [widgets.HBox([controls, self.picture]), self.notes, self.maps, self.maps_notes]
+            [row([controls, self.picture]), self.notes, self.maps, self.maps_notes]
         )
 
     def _pick_templates(self, change) -> None:
@@ -147,9 +149,7 @@ class SimilarityExplorer(widgets.VBox):
             control.observe(self._show_pair, "value")
         self._show()
         controls = widgets.HBox([self.softmax, self.pairs, self.model])
-        pair = widgets.HBox(
-            [widgets.VBox([self.pair_image, self.pair_text, self.pair_notes]), self.pair]
-        )
+        pair = row([widgets.VBox([self.pair_image, self.pair_text, self.pair_notes]), self.pair])
         super().__init__([self.texts, controls, self.picture, self.notes, pair])
 
     def _show(self, _change=None) -> None:

@@ -17,6 +17,8 @@ from vlmlab.images import ImageSource
 from vlmlab.kernels import format_kernel
 from vlmlab.models import choices, get_spec
 
+from .pixels import row
+
 TOP_CLASS = "the top class"
 
 
@@ -101,7 +103,7 @@ class FeatureMapBrowser(widgets.VBox):
             [
                 widgets.HBox([self.layer, self.order]),
                 self.channel,
-                widgets.HBox([self.grid, self.large, self.overlay]),
+                row([self.grid, self.large, self.overlay]),
                 self.caption,
             ]
         )
@@ -146,7 +148,7 @@ class FilterGallery(widgets.VBox):
         self.numbers = widgets.Textarea(layout=widgets.Layout(width="38%", height="320px"))
         self.index.observe(self._show, "value")
         self._show()
-        super().__init__([self.index, widgets.HBox([self.grid, self.numbers])])
+        super().__init__([self.index, row([self.grid, self.numbers])])
 
     def _show(self, _change=None) -> None:
         self.grid.value = _png(self.filters.image(self.index.value))
@@ -167,7 +169,7 @@ class EvidenceView(widgets.VBox):
         self.text = widgets.HTML()
         self.target.observe(self._show, "value")
         self._show()
-        super().__init__([self.target, widgets.HBox([self.picture, self.text])])
+        super().__init__([self.target, row([self.picture, self.text])])
 
     def _show(self, _change=None) -> None:
         target = None if self.target.value in ("", TOP_CLASS) else self.target.value

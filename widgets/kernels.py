@@ -38,7 +38,7 @@ from vlmlab.kernels_render import (
     render_step,
 )
 from vlmlab.pixels_render import format_number
-from .pixels import error_html, png
+from .pixels import error_html, png, row
 
 
 def _source(image):
@@ -80,7 +80,11 @@ class KernelExplorer(widgets.VBox):
         )
         self.grid = widgets.GridBox(layout=widgets.Layout(grid_gap="2px"))
         self.text = widgets.Textarea(
-            format_kernel(start), rows=5, description="as text", continuous_update=False
+            format_kernel(start),
+            rows=5,
+            description="as text",
+            continuous_update=False,
+            layout=widgets.Layout(width="48em"),  # a 5×5 kernel's rows without wrapping
         )
         self.padding = widgets.ToggleButtons(
             options=list(PADDINGS), value=padding, description="padding"
@@ -122,8 +126,8 @@ class KernelExplorer(widgets.VBox):
         views = [self.result, self.arithmetic]
         super().__init__(
             [
-                widgets.HBox([editor, controls]),
-                widgets.HBox([widgets.VBox(views), self.matrix_view] if self.is_matrix else views),
+                row([editor, controls]),
+                row([widgets.VBox(views), self.matrix_view] if self.is_matrix else views),
                 widgets.HBox([self.row, self.col]),
                 self.step,
             ]
@@ -253,7 +257,11 @@ class ConvLayerExplorer(widgets.VBox):
         self.image = _source(image)
         n = len(filters)
         self.filters = widgets.Textarea(
-            format_filters(filters), rows=14, description="filters", continuous_update=False
+            format_filters(filters),
+            rows=14,
+            description="filters",
+            continuous_update=False,
+            layout=widgets.Layout(width="40em"),
         )
         self.bias = widgets.Text(
             " ".join(format_number(b) for b in (bias if bias is not None else np.zeros(n))),
@@ -271,9 +279,7 @@ class ConvLayerExplorer(widgets.VBox):
             control.observe(self.update, names="value")
         super().__init__(
             [
-                widgets.HBox(
-                    [self.filters, widgets.VBox([self.bias, self.padding, self.stride, self.relu])]
-                ),
+                row([self.filters, widgets.VBox([self.bias, self.padding, self.stride, self.relu])]),
                 self.shapes,
                 self.maps,
             ]

@@ -50,6 +50,12 @@ def markdown_html(text: str) -> str:
     return "<ul>" + "".join(lines) + "</ul>"
 
 
+def row(children, **layout) -> widgets.HBox:
+    """Side by side, each at its own height. A plain HBox stretches its children to the tallest
+    one, which draws an image out of proportion; here every image keeps its aspect ratio."""
+    return widgets.HBox(children, layout=widgets.Layout(align_items="flex-start", **layout))
+
+
 def error_html(error: LabError) -> str:
     return f"<p style='color:#b00'>⚠️ {html.escape(str(error))}</p>"
 
@@ -80,12 +86,10 @@ class PixelInspector(widgets.VBox):
         self.space.observe(self._show_space, names="value")
         super().__init__(
             [
-                widgets.HBox(
-                    [widgets.VBox([self.preview, self.top, self.left, self.size]), self.grids]
-                ),
+                row([widgets.VBox([self.preview, self.top, self.left, self.size]), self.grids]),
                 self.status,
                 widgets.HTML("<h4>A colour image is a tensor: channels × height × width</h4>"),
-                widgets.HBox([self.planes, self.facts]),
+                row([self.planes, self.facts]),
                 widgets.HTML("<h4>The same colours in other colour spaces</h4>"),
                 self.space,
                 self.space_planes,

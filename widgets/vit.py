@@ -21,6 +21,8 @@ from vlmlab.vit_render import (
     draw_position_similarity,
 )
 
+from .pixels import row
+
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
@@ -80,7 +82,7 @@ class PatchExplorer(widgets.VBox):
         self.patch.observe(self._show, "value")
         self._show()
         super().__init__(
-            [self.summary, self.patch, widgets.HBox([self.grid, self.steps]), self.message]
+            [self.summary, self.patch, row([self.grid, self.steps]), self.message]
         )
 
     def _show(self, _change=None) -> None:
@@ -131,7 +133,7 @@ class AttentionBrowser(widgets.VBox):
         super().__init__(
             [
                 widgets.HBox([self.layer, self.head, self.query]),
-                widgets.HBox([self.heat_map, self.rollout]),
+                row([self.heat_map, self.rollout]),
                 self.heads,
                 self.text,
             ]

@@ -15,6 +15,7 @@ from vlmlab.models import choices, get_spec
 from vlmlab.vqa_render import describe_answer_grounding, draw_answer_grounding
 
 from .captioning import thumbnail_png
+from .pixels import row
 
 
 class QuestionBox(widgets.VBox):
@@ -57,7 +58,7 @@ class QuestionBox(widgets.VBox):
         controls = widgets.VBox([self.questions, self.model, self.top_k, self.ask])
         looked = widgets.VBox([self.looked, self.looked_notes])
         super().__init__(
-            [widgets.HBox([self.picture, controls]), widgets.HBox([self.view, looked]), self.notes]
+            [row([self.picture, controls]), row([self.view, looked]), self.notes]
         )
 
     def _show(self, _change=None) -> None:
