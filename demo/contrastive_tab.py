@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import LIGHT_EVENT, Lab, guard
+from .common import LIGHT_EVENT, Lab, guard
 from vlmlab import contrastive
 from vlmlab.contrastive_render import (
     REAL_CLIP,

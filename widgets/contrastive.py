@@ -27,6 +27,8 @@ from vlmlab.contrastive_render import (
 )
 from vlmlab.errors import LabError
 
+from .pixels import row
+
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
@@ -83,9 +85,9 @@ class ContrastivePlayground(widgets.VBox):
         )  # fmt: skip
         super().__init__(
             [
-                widgets.HBox([controls, widgets.VBox([self.status, self.matrix, self.notes])]),
-                widgets.HBox([self.curves, self.plane]),
-                widgets.HBox([widgets.VBox([self.picked, self.picture]), self.ranking]),
+                row([controls, widgets.VBox([self.status, self.matrix, self.notes])]),
+                row([self.curves, self.plane]),
+                row([widgets.VBox([self.picked, self.picture]), self.ranking]),
                 widgets.HTML(f"<p>{html.escape(REAL_CLIP)}</p>"),
             ]
         )
