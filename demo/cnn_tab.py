@@ -3,6 +3,8 @@ layer's learned filters, Grad-CAM class evidence and the revolution of depth."""
 
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 import pandas as pd
 
@@ -16,7 +18,7 @@ from .common import (
     open_photo,
     progress_callback,
 )
-from vlmlab import cnn, cnn_depth, gradcam
+from vlmlab import cnn, cnn_depth, cnn_visualize, cnn_visualize_render, gradcam
 from vlmlab.errors import LabError, user_message
 from vlmlab.kernels import format_kernel
 from vlmlab.models import choices, get_spec, load_model
@@ -67,6 +69,7 @@ def build(lab: Lab) -> None:
                 )
                 overlay = gr.Image(label="…over what the network saw", interactive=False)
         caption = gr.Markdown(elem_id="cnn-caption")
+        build_visualizer(lab, model, layer, channel)
 
     with gr.Accordion("What the first layer learned: filters", open=False):
         gr.Markdown(
@@ -185,6 +188,65 @@ def build(lab: Lab) -> None:
             **private,
             **LIGHT_EVENT,
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# What does this channel want? (feature visualisation, vlmlab.cnn_visualize)
+
+DIRECTION_CHOICES = [("what it wants (maximise)", "want"), ("what it hates (minimise)", "hate")]
+MAX_STEPS = 512  # per request, and …
+TIME_LIMIT = float(os.environ.get("VLMLAB_VISUALIZE_SECONDS") or 120)  # … seconds of optimising
+
+VISUALIZE_NOTE = """#### What does this channel want?
+Start from noise and change the image, step by step, until the chosen channel fires as hard as
+it can (Olah, Mordvintsev & Schubert, *Feature Visualization*, Distill 2017). Beside it: the
+channel over your photo, and the places in the sample photos where it fires hardest. A finished
+picture is kept, so the next student asking for the same channel gets it at once."""
+
+
+def build_visualizer(lab: Lab, model, layer, channel) -> None:
+    """The "what does this channel want?" section, under the feature maps (same network, layer
+    and channel). Public endpoint: visualize_channel (streaming)."""
+    gr.Markdown(VISUALIZE_NOTE)
+    with gr.Row():
+        direction = gr.Radio(DIRECTION_CHOICES, value="want", label="Direction", scale=2)
+        steps = gr.Slider(16, MAX_STEPS, value=256, step=16, label="Steps", scale=2)
+        start = gr.Button("What does this channel want?", variant="primary", scale=1)
+    with gr.Row():
+        wanted = gr.Image(label="The image it wants, forming", format="png", interactive=False)
+        on_photo = gr.Image(label="The channel over your photo", interactive=False)
+        examples = gr.Gallery(
+            label="Where it fires hardest in the photos", columns=4, height="auto", preview=False
+        )
+    wanted_caption = gr.Markdown(elem_id="cnn-visualize-caption")
+    start.click(
+        guard(visualize_channel),
+        [lab.photo, model, layer, channel, direction, steps],
+        [wanted, on_photo, examples, wanted_caption],
+        api_name="visualize_channel",
+        **MODEL_EVENT,
+    )
+
+
+def visualize_channel(photo, model, layer, channel, direction, steps, progress=gr.Progress()):
+    """Stream the image a channel wants (or hates), with the channel over the photo and the
+    dataset examples beside it. Bounded: MAX_STEPS steps, TIME_LIMIT seconds."""
+    steps = cnn_visualize.whole_number(steps, "steps", 1, MAX_STEPS)
+    load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
+    image = open_photo(photo).image
+    direction = direction or "want"
+    view = cnn.feature_maps(image, model, layer or None, "activation", channel)
+    examples = cnn.dataset_examples(
+        model, view.layer.name, view.channel, image, direction=direction
+    )
+    tiles = cnn_visualize_render.example_tiles(examples)
+    frames = cnn.visualize_steps(
+        model, view.layer.name, view.channel, steps=steps, direction=direction,
+        time_limit=TIME_LIMIT, progress=progress_callback(progress),
+    )  # fmt: skip
+    yield None, view.overlay, tiles, f"{view.layer.name} channel {view.channel}: starting…"
+    for frame in frames:
+        yield frame.image, view.overlay, tiles, frame.describe()
 
 
 def _class_choices(model: str) -> list[tuple[str, int]]:

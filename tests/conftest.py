@@ -54,6 +54,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["MPLBACKEND"] = "Agg"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # no fork warnings from kernels / app subprocesses
 
+os.environ["VLMLAB_CACHE"] = str(SESSION_DIR / "vlmlab_cache")  # feature visualisations on disk
 # (Add further environment variables here, still above the imports below.)
 
 # =============================================================================================

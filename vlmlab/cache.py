@@ -1,4 +1,5 @@
-"""Compute once, look many times: a small thread-safe LRU cache and image fingerprints.
+"""Compute once, look many times: a small thread-safe LRU cache, image fingerprints, and a
+bounded on-disk cache for results every user shares (feature visualisations).
 
 Per-image results (all feature maps, all attention maps) are cached by (model, image), so a
 user switching layer, head or channel re-renders and never re-runs the model.
@@ -6,11 +7,15 @@ user switching layer, head or channel re-renders and never re-runs the model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import tempfile
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -87,3 +92,109 @@ def photo_fingerprint(image: Image.Image) -> str:
         digest,
     )
     return digest
+
+
+# ---------------------------------------------------------------------------------------------
+# On disk: results that are slow to make and the same for every user (feature visualisations)
+
+DEFAULT_DISK_MB = 512
+
+
+def cache_dir() -> Path:
+    """Where the lab keeps results on disk: VLMLAB_CACHE, else the user's cache directory
+    (XDG_CACHE_HOME, else ~/.cache) under vlmlab/."""
+    chosen = os.environ.get("VLMLAB_CACHE")
+    if chosen:
+        return Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "vlmlab"
+
+
+class DiskCache:
+    """PNG images with a little text, one file per key, in `cache_dir()/<kind>`; bounded in
+    size (VLMLAB_CACHE_MB, 512 by default): past the bound the least recently used go first.
+
+    Files are written whole (a temporary file, then a rename), so a reader never sees half of
+    one, and several processes (app workers, the atlas command) may share the folder.
+    """
+
+    def __init__(self, kind: str, max_mb: float | None = None):
+        self.kind = kind
+        if max_mb is None:
+            try:
+                max_mb = float(os.environ.get("VLMLAB_CACHE_MB") or DEFAULT_DISK_MB)
+            except ValueError:
+                max_mb = DEFAULT_DISK_MB
+        self.max_bytes = int(max_mb * 2**20)
+        self._lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        return cache_dir() / self.kind
+
+    def _path(self, key: str) -> Path:
+        if not key or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError("disk-cache keys are lowercase hex digests")
+        return self.folder / f"{key}.png"
+
+    def get(self, key: str) -> tuple[Image.Image, dict[str, str]] | None:
+        """(image, its text) for `key`, or None when it is not there (or unreadable)."""
+        path = self._path(key)
+        try:
+            with Image.open(path) as image:
+                image.load()
+                text = dict(getattr(image, "text", {}) or {})
+                found = image.convert("RGB")
+            os.utime(path)  # recently used
+        except (OSError, ValueError, SyntaxError):
+            return None
+        return found, text
+
+    def put(self, key: str, image: Image.Image, text: dict[str, str] | None = None) -> None:
+        """Keep `image` (and `text`) under `key`; then trim the folder to its bound. A cache
+        that cannot be written (a read-only disk) is skipped silently: it only saves time."""
+        from PIL.PngImagePlugin import PngInfo
+
+        path = self._path(key)
+        info = PngInfo()
+        for name, value in (text or {}).items():
+            info.add_text(str(name), str(value))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(
+                dir=path.parent, prefix=".", suffix=".tmp", delete=False
+            ) as handle:
+                image.save(handle, format="PNG", pnginfo=info)
+            os.replace(handle.name, path)
+        except OSError:
+            return
+        self.trim()
+
+    def trim(self) -> None:
+        """Remove the least recently used files until the folder is within its bound."""
+        with self._lock:
+            try:
+                entries = [e for e in os.scandir(self.folder) if e.name.endswith(".png")]
+                files = [(e.stat().st_mtime, e.stat().st_size, e.path) for e in entries]
+            except OSError:
+                return
+            total = sum(size for _, size, _ in files)
+            for _, size, path in sorted(files):
+                if total <= self.max_bytes:
+                    break
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+                    total -= size
+
+    def size(self) -> int:
+        """Bytes in the folder now."""
+        try:
+            return sum(e.stat().st_size for e in os.scandir(self.folder) if e.name.endswith(".png"))
+        except OSError:
+            return 0
+
+    def clear(self) -> None:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.folder):
+                with contextlib.suppress(OSError):
+                    os.remove(entry.path)

@@ -394,3 +394,16 @@ def learned_filters(model: str = DEFAULT_MODEL, *, pretrained: bool = True) -> F
         return Filters(arch.layer_at(arch.first_conv).name, weights, pixels, layout)
 
     return _filters.get_or_compute((name, pretrained, *runtime()), compute)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a channel wants to see: feature visualisation and dataset examples (vlmlab.cnn_visualize)
+
+from vlmlab.cnn_visualize import (  # noqa: E402, F401 - re-exported: the topic's front door
+    Example,
+    Visualization,
+    dataset_examples,
+    visualize,
+    visualize_many,
+    visualize_steps,
+)

@@ -1,5 +1,5 @@
-"""The CNN tab in Jupyter: predictions, a feature-map browser, the learned filters, Grad-CAM and
-the depth table. Same engine calls as the Gradio tab (`vlmlab.cnn`, `vlmlab.gradcam`,
+"""The CNN tab in Jupyter: predictions, a feature-map browser, what a channel wants to see, the
+learned filters, Grad-CAM and the depth table. Same engine calls as the Gradio tab (`vlmlab.cnn`, `vlmlab.gradcam`,
 `vlmlab.cnn_depth`); one forward per photo and network, then re-rendering only.
 """
 
@@ -11,7 +11,7 @@ import io
 import ipywidgets as widgets
 from PIL import Image
 
-from vlmlab import cnn, cnn_depth, gradcam
+from vlmlab import cnn, cnn_depth, cnn_visualize_render, gradcam
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource
 from vlmlab.kernels import format_kernel
@@ -135,6 +135,80 @@ class FeatureMapBrowser(widgets.VBox):
         self.large.value = _png(view.channel_image)
         self.overlay.value = _png(view.overlay)
         _say(self.caption, view.caption)
+
+
+class ChannelVisualizer(widgets.VBox):
+    """What does this channel want? The image forming step by step (on a button press: it
+    takes seconds), beside the places in the photos where the channel fires hardest."""
+
+    def __init__(
+        self,
+        image: ImageSource | None = None,
+        model: str = cnn.DEFAULT_MODEL,
+        layer: str | None = None,
+        channel: int = 0,
+        *,
+        steps: int = 256,
+        size: int = 224,
+        pretrained: bool = True,
+    ):
+        self.image = cnn.rgb_image(image) if image is not None else None
+        self.model, self.pretrained = model, pretrained
+        names = cnn.layer_names(model)
+        self.layer = widgets.Dropdown(options=names, value=layer or names[0], description="layer")
+        self.channel = widgets.BoundedIntText(channel, min=0, max=10**6, description="channel")
+        self.direction = widgets.ToggleButtons(
+            options=[("wants", "want"), ("hates", "hate")], value="want"
+        )
+        self.steps = widgets.IntSlider(steps, min=16, max=1024, step=16, description="steps")
+        self.size = size
+        self.start = widgets.Button(description="What does it want?", button_style="primary")
+        self.picture = _picture("30%")
+        self.examples = widgets.HBox()
+        self.caption = widgets.HTML()
+        self.start.on_click(lambda _button: self.run())
+        for control in (self.layer, self.channel, self.direction):
+            control.observe(self._show_examples, "value")
+        self._show_examples()
+        super().__init__(
+            [
+                widgets.HBox([self.layer, self.channel, self.direction]),
+                widgets.HBox([self.steps, self.start]),
+                widgets.HBox([self.picture, self.examples]),
+                self.caption,
+            ]
+        )
+
+    def _show_examples(self, _change=None) -> None:
+        try:
+            found = cnn.dataset_examples(
+                self.model, self.layer.value, self.channel.value, self.image,
+                direction=self.direction.value, pretrained=self.pretrained,
+            )  # fmt: skip
+        except LabError as error:
+            _say(self.caption, str(error), error=True)
+            return
+        tiles = []
+        for picture, label in cnn_visualize_render.example_tiles(found, side=96):
+            tile = _picture("96px")
+            tile.value = _png(picture)
+            tiles.append(widgets.VBox([tile, widgets.Label(label)]))
+        self.examples.children = tiles
+        _say(self.caption, "Press the button to see the image this channel wants.")
+
+    def run(self) -> cnn.Visualization | None:
+        """Optimise now, showing each frame as it comes; returns the last."""
+        last = None
+        try:
+            for last in cnn.visualize_steps(
+                self.model, self.layer.value, self.channel.value, steps=self.steps.value,
+                size=self.size, direction=self.direction.value, pretrained=self.pretrained,
+            ):  # fmt: skip
+                self.picture.value = _png(last.image)
+                _say(self.caption, last.describe())
+        except LabError as error:
+            _say(self.caption, str(error), error=True)
+        return last
 
 
 class FilterGallery(widgets.VBox):
