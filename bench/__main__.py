@@ -20,7 +20,8 @@ from pathlib import Path
 from bench import world
 
 AREAS = (
-    "kernels", "cnn", "vit", "contrastive", "clip", "captioning", "endpoints", "hall", "startup",
+    "kernels", "cnn", "featurevis", "vit", "contrastive", "clip", "captioning", "endpoints", "hall",
+    "startup",
     "memory", "speedups",
 )  # fmt: skip
 

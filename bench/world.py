@@ -44,6 +44,7 @@ def activate(folder: Path) -> dict[str, str]:
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # one table, no bars between its rows
         "TORCH_HOME": str(folder / "torch_home"),
+        "VLMLAB_CACHE": str(folder / "vlmlab_cache"),  # feature visualisations: never the user's
         "GRADIO_ANALYTICS_ENABLED": "False",
         "MPLBACKEND": "Agg",
         "TOKENIZERS_PARALLELISM": "false",

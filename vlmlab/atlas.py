@@ -21,7 +21,7 @@ from vlmlab.models import choices, get_spec
 
 
 def parse_channels(text: str | None, count: int) -> list[int]:
-    """"0-15,32,40-41" → [0, …, 15, 32, 40, 41]; None → every channel."""
+    """ "0-15,32,40-41" → [0, …, 15, 32, 40, 41]; None → every channel."""
     if not text:
         return list(range(count))
     chosen: list[int] = []
@@ -31,17 +31,23 @@ def parse_channels(text: str | None, count: int) -> list[int]:
             first, last = int(low), int(high or low)
             chosen += range(first, last + 1)
     except ValueError:
-        raise LabError(f"Give channels as numbers and ranges, like 0-15,32; got {text[:40]!r}.") from None
+        raise LabError(
+            f"Give channels as numbers and ranges, like 0-15,32; got {text[:40]!r}."
+        ) from None
     wrong = [c for c in chosen if not 0 <= c < count]
     if wrong or not chosen:
-        raise LabError(f"This layer has channels 0 to {count - 1}; {text[:40]!r} is not among them.")
+        raise LabError(
+            f"This layer has channels 0 to {count - 1}; {text[:40]!r} is not among them."
+        )
     return list(dict.fromkeys(chosen))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlmlab.atlas", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m vlmlab.atlas", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("model", help="one of: " + ", ".join(choices(TOPIC)))
-    parser.add_argument("layer", help="a layer as the feature-map view names it (conv1, block9 …)")
+    parser.add_argument("layer", help="a layer, named as in the feature-map view (conv1 …)")
     parser.add_argument("--channels", help="which channels, like 0-15,32 (default: all)")
     parser.add_argument("--direction", choices=cnn_visualize.DIRECTIONS, default="want")
     parser.add_argument("--steps", type=int, default=256)

@@ -92,8 +92,8 @@ class Visualization:
         elif self.complete:
             how = f"{self.steps} steps in {self.seconds:.1f} s"
         else:
-            how = f"stopped after {self.step} of {self.steps} steps ({self.seconds:.0f} s: the time limit)"
-        return f"What {where} {verb} ({how}); its mean activation on this image: {self.activation:.3g}."
+            how = f"stopped after {self.step} of {self.steps} steps: the {self.seconds:.0f} s limit"
+        return f"What {where} {verb} ({how}); its mean activation: {self.activation:.3g}."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,9 +102,13 @@ class Visualization:
 
 def whole_number(value, name: str, low: int, high: int) -> int:
     """`value` as an int from `low` to `high`, or a `LabError` naming `name` and the range."""
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, bool
+    )
     if not number or not np.isfinite(value) or value != int(value) or not low <= value <= high:
-        raise LabError(f"{name} must be a whole number from {low} to {high}; got {str(value)[:20]}.")
+        raise LabError(
+            f"{name} must be a whole number from {low} to {high}; got {str(value)[:20]}."
+        )
     return int(value)
 
 
@@ -116,7 +120,12 @@ def check_channel(model: str, layer: str, channel) -> tuple[str, int]:
     number = isinstance(channel, (int, float, np.integer, np.floating)) and not isinstance(
         channel, bool
     )
-    if not number or not np.isfinite(channel) or channel != int(channel) or not 0 <= channel < count:
+    if (
+        not number
+        or not np.isfinite(channel)
+        or channel != int(channel)
+        or not 0 <= channel < count
+    ):
         raise LabError(f"{info.name} has channels 0 to {count - 1}; pick one of those.")
     return info.name, int(channel)
 
@@ -212,7 +221,9 @@ def _transform(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     out = max(1, round(size * scale))
     cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
     theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], device=image.device)
-    grid = F.affine_grid(theta.expand(len(image), 2, 3), [len(image), 3, out, out], align_corners=False)
+    grid = F.affine_grid(
+        theta.expand(len(image), 2, 3), [len(image), 3, out, out], align_corners=False
+    )
     image = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return _jitter(image, _FINE_JITTER, rng)
 
@@ -354,7 +365,13 @@ def visualize_steps(
     layer, channel = check_channel(name, layer or architecture(name).names[0], channel)
     steps, size, seed, direction = check_settings(steps, size, seed, direction)
     every = whole_number(every, "every", 1, MAX_STEPS) if every is not None else max(1, steps // 16)
-    fields = dict(model=name, layer=layer, channel=channel, direction=direction, steps=steps)
+    fields = {
+        "model": name,
+        "layer": layer,
+        "channel": channel,
+        "direction": direction,
+        "steps": steps,
+    }
     key = cache_key(name, layer, channel, direction, steps, size, seed) if pretrained else None
     cached = _from_cache(key, **fields)
     if cached is not None:
@@ -431,7 +448,13 @@ def visualize_many(
     todo = []
     for _, channel in checked:
         key = cache_key(name, layer, channel, direction, steps, size, seed) if pretrained else None
-        fields = dict(model=name, layer=layer, channel=channel, direction=direction, steps=steps)
+        fields = {
+            "model": name,
+            "layer": layer,
+            "channel": channel,
+            "direction": direction,
+            "steps": steps,
+        }
         cached = _from_cache(key, **fields)
         if cached is None:
             todo.append((channel, key, fields))
@@ -469,8 +492,8 @@ def power_spectrum_slope(image: Image.Image) -> float:
     """How fast an image's power falls with spatial frequency: the least-squares slope of
     log power against log frequency, radially averaged over 2 … N/2 cycles per image, of the
     gray image (mean removed, Hann-windowed). White noise gives about 0, the lab's sample
-    photos −2.7 to −3.1 at 224×224; below −1 an image's power falls at least tenfold per decade
-    of frequency: structure, not pixel noise."""
+    photos −2.7 to −3.1 at 224×224; below −1 an image's power falls at least tenfold per
+    decade of frequency: structure, not pixel noise."""
     gray = np.asarray(image.convert("L"), np.float64)
     side = min(gray.shape)
     gray = gray[:side, :side] - gray[:side, :side].mean()
@@ -582,6 +605,6 @@ def _receptive_box(view: tuple[int, int], grid: tuple[int, int], at: tuple[int, 
     side = int(min(max(field, SMALLEST_CROP), min(width, height) // 2))
     centre_x = (at[1] + 0.5) * width / grid[1]
     centre_y = (at[0] + 0.5) * height / grid[0]
-    left = int(round(min(max(centre_x - side / 2, 0), width - side)))
-    top = int(round(min(max(centre_y - side / 2, 0), height - side)))
+    left = round(min(max(centre_x - side / 2, 0), width - side))
+    top = round(min(max(centre_y - side / 2, 0), height - side))
     return left, top, left + side, top + side

@@ -17,7 +17,10 @@ GAP = 4
 def example_tiles(examples: Sequence, *, side: int = EXAMPLE_SIDE) -> list[tuple[Image.Image, str]]:
     """Each dataset example's crop, enlarged to side×side, with a caption ("chelsea: 2.31")."""
     return [
-        (example.crop.resize((side, side), Image.Resampling.BICUBIC), f"{example.source}: {example.value:.3g}")
+        (
+            example.crop.resize((side, side), Image.Resampling.BICUBIC),
+            f"{example.source}: {example.value:.3g}",
+        )
         for example in examples
     ]
 
@@ -47,6 +50,10 @@ def atlas(
     for i, (image, label) in enumerate(zip(images, labels)):
         row, column = divmod(i, columns)
         left, top = GAP + column * cell_w, GAP + row * cell_h
-        canvas.paste(image.convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS), (left, top))
-        draw.text((left + tile / 2, top + tile + 1), str(label), fill="black", font=font, anchor="ma")
+        canvas.paste(
+            image.convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS), (left, top)
+        )
+        draw.text(
+            (left + tile / 2, top + tile + 1), str(label), fill="black", font=font, anchor="ma"
+        )
     return canvas

@@ -1,6 +1,6 @@
 """The CNN tab in Jupyter: predictions, a feature-map browser, what a channel wants to see, the
-learned filters, Grad-CAM and the depth table. Same engine calls as the Gradio tab (`vlmlab.cnn`, `vlmlab.gradcam`,
-`vlmlab.cnn_depth`); one forward per photo and network, then re-rendering only.
+learned filters, Grad-CAM and the depth table. Same engine calls as the Gradio tab (`vlmlab.cnn`,
+`vlmlab.gradcam`, `vlmlab.cnn_depth`); one forward per photo and network, then re-rendering only.
 """
 
 from __future__ import annotations
