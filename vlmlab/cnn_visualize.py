@@ -278,11 +278,12 @@ def _optimise(
     optimiser = torch.optim.Adam([spectrum], lr=LEARNING_RATE)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    activations = torch.zeros(len(channels))
     rows = torch.arange(len(channels), device=device)
     step = 0
-    with torch.enable_grad():
-        while step < steps:
+    while step < steps:
+        with (
+            torch.enable_grad()
+        ):  # per step: a generator must not leave grad mode set between yields
             image = _to_image(spectrum, scale, size)  # (B, 3, size, size) in [0, 1]
             seen = (_transform(image, rng) - mean) / std
             maps = net(seen.to(loaded.dtype))  # (B, C, H, W)
@@ -290,17 +291,17 @@ def _optimise(
             optimiser.zero_grad(set_to_none=True)
             (-sign * chosen.sum()).backward(inputs=[spectrum])  # the model's .grad stay None
             optimiser.step()
-            activations = chosen.detach().cpu()
-            step += 1
-            seconds = time.perf_counter() - started
-            out_of_time = time_limit is not None and seconds > time_limit
-            last = step == steps or out_of_time
-            if last or step % every == 0:
-                with torch.no_grad():
-                    pictures = _pixels(_to_image(spectrum, scale, size))
-                yield _Frame(step, pictures, activations.tolist(), seconds, step == steps, last)
-            if out_of_time:
-                return
+        step += 1
+        seconds = time.perf_counter() - started
+        out_of_time = time_limit is not None and seconds > time_limit
+        last = step == steps or out_of_time
+        if last or step % every == 0:
+            with torch.no_grad():
+                pictures = _pixels(_to_image(spectrum, scale, size))
+            activations = chosen.detach().float().cpu().tolist()
+            yield _Frame(step, pictures, activations, seconds, step == steps, last)
+        if out_of_time:
+            return
 
 
 # ---------------------------------------------------------------------------------------------
