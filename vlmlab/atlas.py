@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=8, help="channels optimised at once")
     parser.add_argument("--tile", type=int, default=128, help="pixels per channel in the grid")
+    parser.add_argument("--columns", type=int, help="tiles per row (default: a square grid)")
     parser.add_argument("--out", help="the grid image (default: MODEL-LAYER[-hate].png)")
     parser.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -69,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     grid = cnn_visualize_render.atlas(
-        [r.image for r in results], [str(r.channel) for r in results], tile=args.tile
+        [r.image for r in results],
+        [str(r.channel) for r in results],
+        tile=args.tile,
+        columns=args.columns,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(out)
