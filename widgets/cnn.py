@@ -174,7 +174,7 @@ class ChannelVisualizer(widgets.VBox):
             [
                 widgets.HBox([self.layer, self.channel, self.direction]),
                 widgets.HBox([self.steps, self.start]),
-                widgets.HBox([self.picture, self.examples]),
+                row([self.picture, self.examples]),
                 self.caption,
             ]
         )
