@@ -50,9 +50,9 @@ def build_demo(only: tuple[str, ...] | None = None) -> gr.Blocks:
     """
     with gr.Blocks(title="vlmlab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
-        photo = build_photo_picker(demo)
+        photo, opened, restored = build_photo_picker(demo)
         with gr.Tabs() as tabs:
-            lab = Lab(blocks=demo, photo=photo, tabs=tabs)
+            lab = Lab(blocks=demo, photo=photo, tabs=tabs, opened=opened, restored=restored)
             for tab_id, module in TABS:
                 if only is not None and tab_id not in only:
                     continue

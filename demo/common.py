@@ -34,6 +34,11 @@ class Lab:
     photo: gr.File  # the session's photo (a file path); every tab's events take it as input
     tabs: gr.Tabs  # select a tab with gr.Tabs(selected=<tab id>)
     shared: dict[str, Any] = field(default_factory=dict)  # e.g. "kernel_text" from Convolution
+    # The page-load event after which the photo is known (this browser's last choice restored):
+    # what a tab shows as soon as a page opens chains on it, `lab.opened.then(...)`, and skips
+    # when `restored` (a gr.State) is True: the photo then changed, and its change event runs.
+    opened: Any = None
+    restored: Any = None
 
 
 def open_photo(path: str | None) -> Intake:

@@ -10,6 +10,7 @@ from .common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
 from vlmlab.pixels import (
     COLOR_SPACES,
     MAX_REGION,
+    centred_region,
     convert_color_space,
     describe_tensor,
     pick_region,
@@ -80,42 +81,35 @@ def build(lab: Lab) -> None:
 
     # Public endpoints refuse a missing photo with a sentence; when a page opens or its photo
     # changes, a missing one is said in place instead (the photo picker asks for one already).
+    # Everything for a photo comes from one handler, so no older answer can land after it.
     region_inputs = [lab.photo, top, left, size]
     region_outputs = [preview, grids, facts, pixel_table]
-    for triggers, fn, api in (
-        ([top.change, left.change, size.change], show_region, {"api_name": "pixel_region"}),
-        ([lab.blocks.load, lab.photo.change], photo_region, {"api_visibility": "private"}),
-    ):
-        gr.on(
-            triggers,
-            guard(fn),
-            region_inputs,
-            region_outputs,
-            trigger_mode="always_last",
-            **api,
-            **LIGHT_EVENT,
-        )
-    for triggers, fn, api in (
-        ([space.change], show_color_space, {"api_name": "color_space"}),
-        ([lab.blocks.load, lab.photo.change], photo_color_space, {"api_visibility": "private"}),
-    ):
-        gr.on(
-            triggers,
-            guard(fn),
-            [lab.photo, space],
-            [space_planes, space_note],
-            trigger_mode="always_last",
-            **api,
-            **LIGHT_EVENT,
-        )
     gr.on(
-        [lab.blocks.load, lab.photo.change],
-        guard(show_planes),
-        [lab.photo, top, left],
-        [planes, top, left],
-        api_visibility="private",
+        [top.change, left.change, size.change],
+        guard(show_region),
+        region_inputs,
+        region_outputs,
+        trigger_mode="always_last",
+        api_name="pixel_region",
         **LIGHT_EVENT,
     )
+    space.change(
+        guard(show_color_space),
+        [lab.photo, space],
+        [space_planes, space_note],
+        trigger_mode="always_last",
+        api_name="color_space",
+        **LIGHT_EVENT,
+    )
+    photo_outputs = [planes, top, left, *region_outputs, space_planes, space_note]
+    private = {"api_visibility": "private", "trigger_mode": "always_last", **LIGHT_EVENT}
+    # A new photo: the region moves to its middle. A page opening keeps the sliders, unless it
+    # brought back this browser's own photo (then the photo's change does it).
+    lab.photo.change(guard(new_photo), [*region_inputs, space], photo_outputs, **private)
+    if lab.opened is not None:
+        lab.opened.then(
+            guard(page_opened), [lab.restored, *region_inputs, space], photo_outputs, **private
+        )
     preview.select(guard(pick_at), [lab.photo, size], [top, left], api_visibility="private")
 
 
@@ -133,17 +127,36 @@ def show_region(photo, top, left, size):
     )
 
 
-def photo_region(photo, top, left, size):
-    """`show_region` for a new photo; a missing or unreadable one is said in place."""
+def photo_views(photo, top, left, size, space, *, centre: bool):
+    """Everything the tab shows for a photo: the channel planes, the region (in the middle of
+    the photo when `centre`, else where the sliders are, kept inside it) and the colour space.
+    A missing or unreadable photo is said in place."""
     problem = photo_problem(photo)
     if problem:
-        return None, None, f"**{problem}**", ""
-    return show_region(photo, top, left, size)
+        return None, gr.skip(), gr.skip(), None, None, f"**{problem}**", "", None, ""
+    image = open_photo(photo).image
+    if centre:
+        region = centred_region(image, size)
+    else:
+        region = pick_region(image, top, left, size)
+    bottom, right = image.height - 1, image.width - 1
+    return (
+        draw_channel_planes(image),
+        gr.Slider(maximum=bottom, value=region.top),
+        gr.Slider(maximum=right, value=region.left),
+        *show_region(photo, region.top, region.left, size),
+        *show_color_space(photo, space),
+    )
 
 
-def photo_color_space(photo, space):
-    """`show_color_space` for a new photo; a missing or unreadable one empties the planes."""
-    return (None, "") if photo_problem(photo) else show_color_space(photo, space)
+def new_photo(photo, top, left, size, space):
+    return photo_views(photo, top, left, size, space, centre=True)
+
+
+def page_opened(restored, photo, top, left, size, space):
+    if restored:
+        return (gr.skip(),) * 9
+    return photo_views(photo, top, left, size, space, centre=False)
 
 
 def show_color_space(photo, space):
@@ -153,19 +166,6 @@ def show_color_space(photo, space):
         "channel's range over all sRGB colours."
     )
     return draw_color_planes(view), note
-
-
-def show_planes(photo, top=0, left=0):
-    """The three channel planes; the sliders learn the photo's size (and stay inside it)."""
-    if photo_problem(photo):
-        return None, gr.skip(), gr.skip()
-    image = open_photo(photo).image
-    bottom, right = image.height - 1, image.width - 1
-    return (
-        draw_channel_planes(image),
-        gr.Slider(maximum=bottom, value=min(int(top or 0), bottom)),
-        gr.Slider(maximum=right, value=min(int(left or 0), right)),
-    )
 
 
 def pick_at(photo, size, event: gr.SelectData):

@@ -147,6 +147,19 @@ def test_exif_orientation_is_applied():
     assert pixels[35, 10, 2] > 200 and pixels[35, 10, 0] < 60
 
 
+def test_the_downscale_note_gives_the_size_of_the_upright_photo():
+    # 400×100 as stored, 100×400 as seen (orientation 6): the note speaks of what the user sees.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    intake = read_image(encode(Image.new("RGB", (400, 100), "gray"), "JPEG", exif=exif), max_side=80)
+    assert intake.image.size == (20, 80)
+    assert intake.notes == (
+        "The photo was scaled down from 100×400 to 20×80 pixels to keep the lab fast.",
+    )
+    flat = read_image(encode(Image.new("RGB", (400, 100), "gray"), "JPEG"), max_side=80)
+    assert flat.notes[0].startswith("The photo was scaled down from 400×100 to 80×20")
+
+
 def test_animated_gif_gives_its_first_frame_and_says_so():
     frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "lime", "blue")]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)

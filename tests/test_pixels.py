@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import colorsys
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
@@ -194,12 +195,24 @@ def test_pixels_tab_handlers(tmp_path):
     top, left = pixels_tab.pick_at(str(path), 8, SimpleNamespace(index=[100, 50]))
     assert (top, left) == (96, 196)  # the click × 2 (preview scale), centred
 
-    # A smaller photo pulls the region sliders inside it; a cleared photo is said in place.
+    # A page opening keeps the sliders, pulled inside a smaller photo; a new photo puts the
+    # region in its middle; a cleared photo is said in place.
     Image.new("RGB", (20, 10), (10, 200, 30)).save(path)
-    planes, top, left = pixels_tab.show_planes(str(path), 130, 200)
-    assert (top.maximum, top.value, left.maximum, left.value) == (9, 9, 19, 19)
-    preview, grids, facts, _ = pixels_tab.photo_region(None, 5, 5, 4)
-    assert preview is None and grids is None and "Please pick a sample photo" in facts
-    assert pixels_tab.photo_color_space(None, "HSL") == (None, "")
-    assert "[10, 200, 30]" in pixels_tab.photo_region(str(path), 0, 0, 4)[2]
-    assert pixels_tab.show_planes(None)[0] is None
+    planes, top, left, preview, _, facts, _, space_planes, _ = pixels_tab.page_opened(
+        False, str(path), 130, 200, 4, "HSV"
+    )
+    assert (top.maximum, top.value, left.maximum, left.value) == (9, 6, 19, 16)
+    assert planes.width > 0 and space_planes.width > 0 and "[10, 200, 30]" in facts
+    assert all(value is gr.skip() or value == gr.skip() for value in pixels_tab.page_opened(
+        True, str(path), 130, 200, 4, "HSV"
+    ))
+    Image.new("RGB", (1000, 600), (10, 200, 30)).save(path)
+    _, top, left, preview, *_ = pixels_tab.new_photo(str(path), 130, 200, 10, "HSV")
+    assert (top.value, left.value) == (295, 495)  # the 10×10 region in the middle
+    # Its outline is centred there and wide enough to see on the preview (scale 1.5625).
+    rows, columns = np.nonzero((np.asarray(preview) == (255, 230, 0)).all(axis=-1))
+    assert abs((rows.min() + rows.max()) / 2 - 300 / 1.5625) < 2
+    assert abs((columns.min() + columns.max()) / 2 - 500 / 1.5625) < 2
+    assert columns.max() - columns.min() >= 20 and rows.max() - rows.min() >= 20
+    empty = pixels_tab.new_photo(None, 5, 5, 4, "HSL")
+    assert empty[0] is None and empty[3] is None and "Please pick a sample photo" in empty[5]

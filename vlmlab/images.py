@@ -138,6 +138,8 @@ def _decode(fp: IO[bytes], size: int, max_side: int) -> Intake:
         image.seek(0)
     if image.format in ("JPEG", "MPO") and max(width, height) > 2 * max_side:
         image.draft("RGB", (max_side, max_side))  # decode big JPEGs at 1/2, 1/4 or 1/8 scale
+    if _turned_sideways(image):  # the note gives the size as the photo is seen, upright
+        width, height = height, width
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
@@ -146,6 +148,14 @@ def _decode(fp: IO[bytes], size: int, max_side: int) -> Intake:
             f"The image data is damaged or cut short; please re-save it as {kinds}."
         ) from None
     return _finish(image, notes, max_side, original=(width, height))
+
+
+def _turned_sideways(image: Image.Image) -> bool:
+    """Whether the EXIF orientation turns the photo by a quarter (so its width becomes height)."""
+    try:
+        return image.getexif().get(0x0112) in (5, 6, 7, 8)  # Orientation: transposed or rotated
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError):
+        return False  # a damaged EXIF block: exif_transpose below leaves the photo as it is
 
 
 def _too_many_pixels(size: tuple[int, int] | int | None) -> str:

@@ -81,6 +81,13 @@ def region_around(
     )
 
 
+def centred_region(image: ImageSource | np.ndarray, size: int = 8) -> PixelRegion:
+    """The size×size region in the middle of the photo (where a new photo's region starts)."""
+    height, width = rgb_pixels(image).shape[:2]
+    size = _check_region_size(size)
+    return pick_region(image, (height - size) // 2, (width - size) // 2, size)
+
+
 def channel_planes(image: ImageSource | np.ndarray) -> np.ndarray:
     """The photo as a C×H×W tensor (3, H, W) uint8: the layout PyTorch and torchvision use."""
     return np.ascontiguousarray(rgb_pixels(image).transpose(2, 0, 1))

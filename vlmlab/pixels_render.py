@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from vlmlab.pixels import ColorSpaceView, PixelRegion, channel_planes, rgb_pixels, shrink
 
 PREVIEW_SIDE = 640  # the photo picker's longest side
+MIN_BOX = 16  # the region's outline is at least this many preview pixels wide
 PLANE_SIDE = 280  # each channel plane's longest side
 TITLE_HEIGHT = 22
 GAP = 8
@@ -139,8 +140,16 @@ def draw_region_box(image, region: PixelRegion, *, max_side: int = PREVIEW_SIDE)
         (region.left + w) / scale,
         (region.top + h) / scale,
     ]
-    draw.rectangle([box[0] - 2, box[1] - 2, box[2] + 1, box[3] + 1], outline=(255, 255, 0), width=2)
-    draw.rectangle([box[0] - 3, box[1] - 3, box[2] + 2, box[3] + 2], outline=(0, 0, 0), width=1)
+    # Seen from the back of a hall even on a big photo: at least MIN_BOX preview pixels wide,
+    # a thick yellow line inside a black rim, centred on the region.
+    for axis in (0, 1):
+        grow = max(0.0, MIN_BOX - (box[axis + 2] - box[axis])) / 2
+        box[axis], box[axis + 2] = box[axis] - grow, box[axis + 2] + grow
+    line = max(3, round(max(photo.size) / 160))
+    rim = [box[0] - line - 1, box[1] - line - 1, box[2] + line, box[3] + line]
+    draw.rectangle(rim, outline=(0, 0, 0), width=line + 2)
+    draw.rectangle([box[0] - line, box[1] - line, box[2] + line - 1, box[3] + line - 1],
+                   outline=(255, 230, 0), width=line)
     return photo
 
 
