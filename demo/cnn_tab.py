@@ -17,9 +17,11 @@ from .common import (
     log,
     open_photo,
     progress_callback,
+    when_shown,
 )
 from vlmlab import cnn, cnn_depth, cnn_visualize, cnn_visualize_render, gradcam
 from vlmlab.errors import LabError, user_message
+from vlmlab.cnn_render import draw_depth_chart
 from vlmlab.kernels import format_kernel
 from vlmlab.models import choices, get_spec, load_model
 
@@ -39,10 +41,11 @@ def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
     cnn.prepare()  # trace every network now, while no other request runs (see cnn.prepare)
     model_choices = [(get_spec(name).title, name) for name in choices(cnn.TOPIC)]
-    first_layers = cnn.layer_names(cnn.DEFAULT_MODEL)
+    first_model = cnn.default_choice(choices(cnn.TOPIC))  # AlexNet, when its weights are here
+    first_layers = cnn.layer_names(first_model)
     gr.Markdown(INTRO)
     with gr.Row():
-        model = gr.Dropdown(model_choices, value=cnn.DEFAULT_MODEL, label="Network", scale=2)
+        model = gr.Dropdown(model_choices, value=first_model, label="Network", scale=2)
         top_k = gr.Number(5, minimum=1, maximum=MAX_TOP_K, precision=0, label="Top-k", scale=1)
         classify = gr.Button("Classify the photo", variant="primary", scale=1)
     prediction = gr.Label(label="Predictions (ImageNet classes)", elem_id="cnn-prediction")
@@ -56,13 +59,17 @@ def build(lab: Lab) -> None:
             channel = gr.Number(None, precision=0, label="Channel (click a tile)", minimum=0)
             show = gr.Button("Show feature maps", variant="primary")
         with gr.Row():
-            grid = gr.Image(
-                label="Every channel of the layer — click one",
-                format="png",
-                interactive=False,
-                elem_id="cnn-grid",
-                scale=3,
-            )
+            with gr.Column(scale=3):
+                # A heading instead of the image's own label, which would cover the first tiles'
+                # channel numbers.
+                gr.Markdown("**Every channel of the layer, numbered — click one**")
+                grid = gr.Image(
+                    label="Every channel of the layer — click one",
+                    show_label=False,
+                    format="png",
+                    interactive=False,
+                    elem_id="cnn-grid",
+                )
             with gr.Column(scale=2):
                 channel_image = gr.Image(
                     label="The channel, large", format="png", interactive=False
@@ -91,7 +98,7 @@ def build(lab: Lab) -> None:
         gr.Markdown(f"_{gradcam.NOTE}_")
         with gr.Row():
             target = gr.Dropdown(
-                _class_choices(cnn.DEFAULT_MODEL), value=TOP_CLASS, label="Class", scale=3
+                _class_choices(first_model), value=TOP_CLASS, label="Class", scale=3
             )
             explain = gr.Button("Show the evidence", variant="primary", scale=1)
         with gr.Row():
@@ -99,8 +106,21 @@ def build(lab: Lab) -> None:
             evidence_text = gr.Markdown()
 
     with gr.Accordion("The revolution of depth", open=False):
+        rows = cnn_depth.depth_table()  # from the weights' metadata: no weights needed
+        with gr.Row():
+            depth = gr.Dataframe(
+                depth_frame(rows), label="Depth, size and accuracy", interactive=False, scale=3
+            )
+            gr.Image(
+                draw_depth_chart(rows),
+                label="Depth by year, coloured by ImageNet top-1",
+                show_label=False,
+                format="png",
+                interactive=False,
+                elem_id="cnn-depth-chart",
+                scale=2,
+            )
         compare = gr.Button("Compare every network on this photo", variant="primary")
-        depth = gr.Dataframe(label="Depth, size and accuracy", interactive=False)
         side_by_side = gr.Dataframe(label="Top-5 on the same photo", interactive=False)
         depth_notes = gr.Markdown()
 
@@ -177,9 +197,20 @@ def build(lab: Lab) -> None:
         **private,
         **MODEL_EVENT,
     )
-    # A new photo: the old answers no longer belong to it.
-    stale = [prediction, grid, channel_image, overlay, caption, evidence, evidence_text]
-    lab.photo.change(lambda: (None,) * 4 + ("", None, ""), None, stale, api_visibility="private")
+    # On screen, the tab answers a new photo by itself (as it does when it is opened): the
+    # predictions and the layer shown. Grad-CAM waits for its button; its old answer goes.
+    when_shown(
+        lab,
+        TITLE,
+        guard(show_photo),
+        [lab.photo, model, top_k, layer, order],
+        [prediction, *view_outputs],
+        trigger_mode="always_last",
+        **MODEL_EVENT,
+    )
+    lab.photo.change(
+        lambda: (None, ""), None, [evidence, evidence_text], api_visibility="private"
+    )
     if "kernel_text" in lab.shared:
         send.click(
             guard(send_filter),
@@ -309,6 +340,15 @@ def show_feature_maps(photo, model, layer, order, channel, progress=gr.Progress(
     return _view_outputs(cnn.feature_maps(image, model, layer, order or "activation", channel))
 
 
+def show_photo(photo, model, top_k, layer, order, progress=gr.Progress()):
+    """What the tab shows for a photo without a click: the top-k, and the layer's channels."""
+    load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
+    image = open_photo(photo).image
+    found = cnn.classify(image, model, cnn.check_top_k(top_k))
+    view = cnn.feature_maps(image, model, layer or None, order or "activation", None)
+    return dict(found), *_view_outputs(view)
+
+
 def show_first_channel(photo, model, layer, order, progress=gr.Progress()):
     return show_feature_maps(photo, model, layer, order, None, progress)
 
@@ -371,14 +411,6 @@ def show_evidence(photo, model, target, progress=gr.Progress()):
 def compare_networks(photo):
     """The depth table, and each network's top-5 for the photo (a note where one is missing)."""
     found = cnn_depth.compare_models(open_photo(photo).image, 5)
-    table = {
-        "network": [row.title for row in found.rows],
-        "paper": [f"{row.paper} ({row.year})" for row in found.rows],
-        "depth (weight layers)": [row.depth for row in found.rows],
-        "parameters (millions)": [round(row.parameters / 1e6, 1) for row in found.rows],
-        "GFLOPs (224×224)": [row.gflops for row in found.rows],
-        "ImageNet top-1 (%)": [row.top1 for row in found.rows],
-    }
     # At least one row, so a network without weights here still gets its "(not on this machine)".
     ranks = max((len(p) for p in found.predictions.values()), default=1)
     columns = {
@@ -389,4 +421,18 @@ def compare_networks(photo):
     }
     notes = "\n".join(f"- {message}" for message in found.notes.values())
     side_by_side = pd.DataFrame({"rank": list(range(1, ranks + 1)), **columns})
-    return pd.DataFrame(table), side_by_side, notes
+    return depth_frame(found.rows), side_by_side, notes
+
+
+def depth_frame(rows) -> pd.DataFrame:
+    """The depth table (`cnn_depth.DepthRow`s) as the tab shows it."""
+    return pd.DataFrame(
+        {
+            "network": [row.title for row in rows],
+            "paper": [f"{row.paper} ({row.year})" for row in rows],
+            "depth (weight layers)": [row.depth for row in rows],
+            "parameters (millions)": [round(row.parameters / 1e6, 1) for row in rows],
+            "GFLOPs (224×224)": [row.gflops for row in rows],
+            "ImageNet top-1 (%)": [round(row.top1, 1) for row in rows],
+        }
+    )

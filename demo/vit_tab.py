@@ -138,8 +138,11 @@ def build(lab: Lab) -> None:
                 buttons=VIEW_BUTTONS,
                 interactive=False,
             )
+        # A heading instead of the image's own label, which would cover "head 1".
+        gr.Markdown("**Every head of this layer** (each scaled to its own maximum)")
         heads = gr.Image(
             label="Every head of this layer (each scaled to its own maximum)",
+            show_label=False,
             type="pil",
             format="png",
             buttons=VIEW_BUTTONS,
@@ -249,12 +252,15 @@ def build(lab: Lab) -> None:
     show.click(
         vit_attention, attention_inputs, attention_views, api_name="vit_attention", **MODEL_EVENT
     )
+    # A typed layer number counts as soon as it is typed (the box sends `input`, and `release`
+    # only when it loses focus); dragging redraws the last position reached.
     gr.on(
-        [layer.release, head.input, query.submit],
+        [layer.input, layer.release, head.input, query.submit],
         vit_attention,
         attention_inputs,
         attention_views,
         api_visibility="private",
+        trigger_mode="always_last",
         **LIGHT_EVENT,
     )
     cls_button.click(lambda: vit.CLS, None, query, api_visibility="private", **LIGHT_EVENT).then(

@@ -329,7 +329,12 @@ def test_grad_cam_is_warmer_on_the_cat_than_on_the_rest():
     assert share_in_quadrant(cat.heat, bottom_right=False) > 0.5  # a quarter if spread evenly
     assert share_in_quadrant(cup.heat, bottom_right=True) > 0.5
     assert cat.layer == "conv2" and cat.heat.max() == pytest.approx(1.0)
-    assert cat.overlay.size == (224, 224) and "evidence, not an explanation" in cat.note
+    # Enlarged, with its colour bar (0 to 1, in words) under it.
+    assert cat.overlay.width == 448 and cat.overlay.height > 448 + 30
+    bar = np.asarray(cat.overlay)[448:].astype(int)
+    assert (np.abs(bar - (0, 0, 128)).sum(axis=-1) < 40).any()  # jet's dark blue: no evidence
+    assert (np.abs(bar - (128, 0, 0)).sum(axis=-1) < 40).any()  # its dark red: the strongest
+    assert "evidence, not an explanation" in cat.note
 
 
 def test_grad_cam_defaults_to_the_top_class_and_checks_its_target(chelsea):
@@ -379,7 +384,10 @@ def test_the_feature_map_handler_returns_images_text_and_channel():
         photo, REAL, "block2", "index", 4, None
     )
     assert channel == 4 and "24×56×56" in caption and "11×11 input pixels" in caption
-    assert grid.mode == "P" and large.size == (336, 336) and overlay.size == (224, 224)
+    # Each picture carries its colour bar under it; the large channel and its overlay, the
+    # channel's own values.
+    assert grid.mode == "P" and large.width == 336 and overlay.width == 336
+    assert large.height > 336 + 30 and overlay.height == large.height
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from vlmlab.cache import fingerprint, photo_fingerprint
-from vlmlab.cnn_render import GAP, assemble, backdrop, channel_overlay, palette
+from vlmlab.cnn_render import GAP, LEVELS, assemble, backdrop, channel_overlay, palette
 from vlmlab.render import colorize
 
 
@@ -66,12 +66,36 @@ def test_photo_fingerprint_follows_the_pixels_not_the_object():
 
 
 def test_a_channel_overlay_is_colour_where_the_channel_fires_and_the_gray_photo_elsewhere():
-    gray = backdrop(Image.new("RGB", (40, 40), (200, 30, 30)))
+    gray = backdrop(Image.new("RGB", (40, 40), (200, 30, 30)), side=40)
     shade = np.asarray(gray)[0, 0].astype(float)
     assert shade[0] == shade[1] == shade[2]  # the photo's colour is gone: colour means the map
     values = np.zeros((8, 8), np.float32)
     values[:4] = 1.0  # the top half fires
     out = np.asarray(channel_overlay(gray, values)).astype(float)
-    colours = np.array(palette()[:762], float).reshape(-1, 3)
+    colours = np.array(palette()[: 3 * LEVELS], float).reshape(-1, 3)
     np.testing.assert_allclose(out[2, 20], 0.85 * colours[-1] + 0.15 * shade, atol=3)
     np.testing.assert_allclose(out[37, 20], 0.15 * colours[0] + 0.85 * shade, atol=3)
+    # Under it, the colour bar: the colour map from the lowest to the highest value.
+    bar = out[40:]
+    assert bar.shape[0] > 20
+    for colour in (colours[0], colours[-1]):
+        assert (np.abs(bar - colour).sum(axis=-1) < 1).any()
+
+
+def test_a_channel_grid_numbers_its_tiles_and_carries_its_colour_bar():
+    from vlmlab.cnn_render import BLACK, WHITE, channel_grid
+
+    # Sixteen copies of one map: the tiles differ only by the numbers written on them.
+    maps = np.repeat(np.random.default_rng(2).random((1, 6, 6)).astype(np.float32), 16, axis=0)
+    order = np.arange(16)
+    grid, layout = channel_grid(maps, order)
+    tile_h, tile_w = layout.tile_height, layout.tile_width
+    corner = grid[GAP : GAP + 12, GAP : GAP + 12]
+    assert (corner == BLACK).any() and (corner == WHITE).any()  # a number, white on black
+    # The numbers follow the order: tile 0 reads "0" in one order and "15" in the reverse.
+    reverse, _ = channel_grid(maps, order[::-1])
+    assert (reverse[GAP : GAP + 12, GAP : GAP + 20] != grid[GAP : GAP + 12, GAP : GAP + 20]).any()
+    # Under the tiles, a colour bar through every level of the colour map, with words in black.
+    bar = grid[4 * (tile_h + GAP) + GAP :]
+    assert bar.shape[0] > 20 and {0, LEVELS - 1} <= set(np.unique(bar)) and (bar == BLACK).any()
+    assert layout.index_at(5, grid.shape[0] - 2) is None  # a click on the bar picks nothing

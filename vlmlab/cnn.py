@@ -9,6 +9,7 @@ import copy
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -85,6 +86,18 @@ def first_available(models: Sequence[str]) -> str:
         except ModelUnavailableError as error:
             reasons.append(str(error))
     raise ModelUnavailableError(" ".join(reasons) or "No model was named.")
+
+
+def weights_on_machine(model: str) -> bool:
+    """Whether the network's ImageNet weights are in torch's cache (nothing is loaded or fetched)."""
+    weights = torchvision_weights(get_spec(model, TOPIC).name)
+    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name).is_file()
+
+
+def default_choice(models: Sequence[str]) -> str:
+    """The first of `models` whose weights are here (AlexNet after `make models`; MobileNetV2 on
+    a machine with only that), else the first: what a dropdown should start on."""
+    return next((name for name in models if weights_on_machine(name)), models[0])
 
 
 # ---------------------------------------------------------------------------------------------

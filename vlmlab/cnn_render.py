@@ -14,12 +14,20 @@ import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageDraw
+
+from vlmlab.render import (
+    colour_bar_levels,
+    font,
+    overlay_heatmap,
+    value_ticks,
+    with_colour_bar,
+)
 
 GRID_SIDE = 768  # about how wide a channel grid is drawn, in pixels
 GAP = 2  # pixels between tiles; the chosen tile is framed in this gap
-LEVELS = 254  # palette entries 0–253 are the colour map …
-WHITE, RED = 254, 255  # … then the gaps and the frame
+LEVELS = 253  # palette entries 0–252 are the colour map …
+BLACK, WHITE, RED = 253, 254, 255  # … then text, the gaps and the frame
 FRAME_RGB = (255, 32, 32)
 MAP_COLOURS = "viridis"
 LARGE_SIDE = 336  # the chosen channel, drawn large
@@ -46,9 +54,9 @@ class GridLayout:
 
 @functools.lru_cache(maxsize=4)
 def palette(cmap: str = MAP_COLOURS) -> list[int]:
-    """768 ints for `Image.putpalette`: the colour map in LEVELS steps, then white and red."""
+    """768 ints for `Image.putpalette`: the colour map in LEVELS steps, then black, white, red."""
     colours = matplotlib.colormaps[cmap](np.linspace(0, 1, LEVELS), bytes=True)[:, :3]
-    return [*colours.ravel().tolist(), 255, 255, 255, *FRAME_RGB]
+    return [*colours.ravel().tolist(), 0, 0, 0, 255, 255, 255, *FRAME_RGB]
 
 
 def as_float32(values: np.ndarray) -> np.ndarray:
@@ -146,18 +154,62 @@ def channel_grid(maps: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, GridL
     columns = math.ceil(math.sqrt(count))
     size = _tile_size(height, width, columns)
     tiles, factor = _fit(stretch_each, maps[order], size)  # (C, h, w) palette levels
-    return assemble(tiles, columns, WHITE, factor), GridLayout(count, columns, *size)
+    layout = GridLayout(count, columns, *size)
+    grid = number_tiles(assemble(tiles, columns, WHITE, factor), layout, order)
+    bar = colour_bar_levels(
+        grid.shape[1],
+        LEVELS,
+        [(0.0, "its lowest"), (1.0, "its highest")],
+        "each tile on its own scale: the channel's activation",
+        ink=BLACK,
+        paper=WHITE,
+    )
+    return np.vstack([grid, bar]), layout
+
+
+def number_tiles(grid: np.ndarray, layout: GridLayout, numbers) -> np.ndarray:
+    """Write each tile's channel number in its top-left corner (white on black), where it fits."""
+    size = int(np.clip(layout.tile_width // 4, 9, 16))
+    text = font(size)
+    widest = text.getlength(str(max(numbers, default=0)))
+    if widest + 4 > layout.tile_width or size + 3 > layout.tile_height:
+        return grid  # tiles too small to carry a number: the caption and a click tell it
+    image = Image.fromarray(grid)
+    draw = ImageDraw.Draw(image)
+    draw.fontmode = "1"  # crisp: every pixel stays a palette level
+    for index, number in enumerate(numbers):
+        row, column = divmod(index, layout.columns)
+        x = GAP + column * (layout.tile_width + GAP)
+        y = GAP + row * (layout.tile_height + GAP)
+        words = str(int(number))
+        draw.rectangle((x, y, x + text.getlength(words) + 3, y + size + 2), fill=BLACK)
+        draw.text((x + 2, y + 1), words, font=text, fill=WHITE)
+    return np.asarray(image)
+
+
+ACTIVATION = "activation (the layer's output, no unit)"
 
 
 def large_channel(values: np.ndarray, *, side: int = LARGE_SIDE) -> Image.Image:
-    """One (H, W) feature map, coloured and enlarged with square pixels (no invented detail)."""
-    image = _palette_image(stretch_each(values[None])[0])
-    return image.resize((side, side), Image.Resampling.NEAREST)
+    """One (H, W) feature map, coloured and enlarged with square pixels (no invented detail),
+    with a colour bar of its values."""
+    levels = np.asarray(Image.fromarray(stretch_each(values[None])[0]).resize(
+        (side, side), Image.Resampling.NEAREST
+    ))
+    bar = colour_bar_levels(
+        side, LEVELS, value_ticks(float(values.min()), float(values.max())), ACTIVATION,
+        ink=BLACK, paper=WHITE,
+    )
+    return _palette_image(np.vstack([levels, bar]))
 
 
-def backdrop(view: Image.Image) -> Image.Image:
-    """The model's view of the photo in gray (as RGB): under an overlay, colour is the map's."""
-    return view.convert("L").convert("RGB")
+def backdrop(view: Image.Image, side: int = LARGE_SIDE) -> Image.Image:
+    """The model's view of the photo in gray (as RGB), `side` wide: under an overlay, colour is
+    the map's."""
+    gray = view.convert("L")
+    if side != gray.width:
+        gray = gray.resize((side, round(gray.height * side / gray.width)), Image.Resampling.BICUBIC)
+    return gray.convert("RGB")
 
 
 def channel_overlay(gray: Image.Image, values: np.ndarray) -> Image.Image:
@@ -167,11 +219,34 @@ def channel_overlay(gray: Image.Image, values: np.ndarray) -> Image.Image:
     levels = levels.resize(gray.size, Image.Resampling.BILINEAR)
     colours = levels.copy()
     colours.putpalette(palette())
-    return Image.composite(colours.convert("RGB"), gray, levels.point(_OPACITY))
+    picture = Image.composite(colours.convert("RGB"), gray, levels.point(_OPACITY))
+    return with_palette_bar(picture, values, ACTIVATION + "; faint = quiet")
+
+
+def with_palette_bar(picture: Image.Image, values: np.ndarray, label: str) -> Image.Image:
+    """An RGB picture coloured through `palette()` with the bar of `values` under it."""
+    bar = colour_bar_levels(
+        picture.width, LEVELS, value_ticks(float(values.min()), float(values.max())), label,
+        ink=BLACK, paper=WHITE,
+    )
+    rgb = np.asarray(palette(), np.uint8).reshape(256, 3)[bar]
+    return Image.fromarray(np.vstack([np.asarray(picture), rgb]))
 
 
 # Level 0 (quiet) lets 15% of the colour through, the top level 85%.
 _OPACITY = [round(255 * (0.15 + 0.7 * min(v, LEVELS - 1) / (LEVELS - 1))) for v in range(256)]
+
+
+EVIDENCE_SIDE = 448  # the Grad-CAM picture's width (the model's view enlarged)
+EVIDENCE_COLOURS = "jet"
+
+
+def evidence_picture(view: Image.Image, heat: np.ndarray, *, side: int = EVIDENCE_SIDE):
+    """Grad-CAM heat (h, w) in [0, 1] over the model's view, enlarged, with its colour bar."""
+    big = view.resize((side, round(view.height * side / view.width)), Image.Resampling.BICUBIC)
+    picture = overlay_heatmap(big, heat, alpha=0.45, cmap=EVIDENCE_COLOURS)
+    ticks = [(0.0, "0 (none)"), (0.5, "0.5"), (1.0, "1 (strongest)")]
+    return with_colour_bar(picture, EVIDENCE_COLOURS, ticks, "Grad-CAM evidence for the class")
 
 
 def filter_grid(weights: np.ndarray, *, tile: int = 44) -> tuple[np.ndarray, GridLayout]:
@@ -181,3 +256,81 @@ def filter_grid(weights: np.ndarray, *, tile: int = 44) -> tuple[np.ndarray, Gri
     factor = max(1, tile // k)
     columns = min(16, math.ceil(math.sqrt(n)))
     return assemble(rgb, columns, 255, factor), GridLayout(n, columns, k * factor, k * factor)
+
+
+# ---------------------------------------------------------------------------------------------
+# The revolution of depth, as the slide draws it
+
+REVOLUTION = ("alexnet", "vgg19", "resnet152")  # the slide's road: 8 → 19 → 152 layers
+# Where each network's words sit from its point (points), so neighbours do not overlap.
+_LABEL_OFFSETS = {
+    "alexnet": (10, -12, "left"),
+    "vgg16": (12, -8, "left"),
+    "vgg19": (-12, 8, "right"),
+    "resnet50": (12, -10, "left"),
+    "resnet152": (12, 0, "left"),
+    "mobilenet_v2": (10, 20, "right"),
+}
+
+
+def draw_depth_chart(rows) -> Image.Image:
+    """Year against depth for every network in the depth table (`cnn_depth.DepthRow`s), each
+    point coloured by its ImageNet top-1 (colour bar in %), the slide's road AlexNet → VGG →
+    ResNet drawn as arrows."""
+    from matplotlib.figure import Figure
+
+    from vlmlab.render import figure_to_image
+
+    rows = [row for row in rows if row.year is not None]
+    # Drawn about as large as it is shown beside the table, so its words stay readable.
+    figure = Figure(figsize=(5.6, 4.6), layout="constrained")
+    axes = figure.add_subplot()
+    by_model = {row.model: row for row in rows}
+    road = [by_model[name] for name in REVOLUTION if name in by_model]
+    for start, end in zip(road, road[1:]):
+        axes.annotate(
+            "",
+            xy=(end.year, end.depth),
+            xytext=(start.year, start.depth),
+            arrowprops={"arrowstyle": "-|>", "color": "0.45", "lw": 2, "shrinkA": 9, "shrinkB": 9},
+        )
+    top1 = [row.top1 for row in rows]
+    points = axes.scatter(
+        [row.year for row in rows],
+        [row.depth for row in rows],
+        c=top1,
+        cmap="viridis",
+        vmin=min(top1) - 1,
+        vmax=max(top1) + 1,
+        s=160,
+        edgecolors="black",
+        zorder=3,
+    )
+    for row in rows:
+        name = row.title.split(" (")[0]
+        dx, dy, align = _LABEL_OFFSETS.get(row.model, (10, 0, "left"))
+        axes.annotate(
+            f"{name}: {row.top1:.1f}%",
+            (row.year, row.depth),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            fontsize=11,
+            va="center",
+            ha=align,
+            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none"},
+            zorder=4,
+        )
+    years = [row.year for row in rows]
+    axes.set_xlim(min(years) - 0.8, max(years) + 0.8)
+    axes.set_xticks(sorted(set(years)))
+    axes.set_ylim(-12, max(row.depth for row in rows) * 1.12)
+    axes.set_xlabel("year of the paper", fontsize=12)
+    axes.set_ylabel("depth (weight layers)", fontsize=12)
+    axes.set_yticks(range(0, max(row.depth for row in rows) + 1, 25))
+    axes.set_title("The revolution of depth", fontsize=14)
+    axes.tick_params(labelsize=11)
+    axes.grid(alpha=0.3)
+    bar = figure.colorbar(points, ax=axes, pad=0.02)
+    bar.set_label("ImageNet top-1 accuracy (%)", fontsize=12)
+    bar.ax.tick_params(labelsize=11)
+    return figure_to_image(figure, dpi=100)

@@ -25,11 +25,11 @@ from vlmlab.cnn import (
     probabilities,
     rgb_image,
 )
+from vlmlab.cnn_render import evidence_picture
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource
 from vlmlab.models import get_spec, load_model
-from vlmlab.render import overlay_heatmap
 
 NOTE = (
     "A heat map is evidence, not an explanation: it marks where the last feature maps most "
@@ -50,7 +50,7 @@ class Evidence:
     layer: str  # readable name of the feature maps the gradients were taken at
     heat: np.ndarray  # (h, w) in [0, 1] at that layer's resolution, 0 = no evidence
     view: Image.Image  # what the model saw (resized, centre-cropped)
-    overlay: Image.Image  # heat over the view
+    overlay: Image.Image  # heat over the view, enlarged, with a colour bar under it
     note: str = NOTE
 
 
@@ -115,7 +115,7 @@ def grad_cam(
             layer=arch.layer_at(arch.evidence_layer).name,
             heat=heat,
             view=view,
-            overlay=overlay_heatmap(view, heat, alpha=0.45),
+            overlay=evidence_picture(view, heat),
         )
 
     return _evidence.get_or_compute(cache_key(name, pretrained, image) + (index,), compute)

@@ -122,3 +122,99 @@ def _label_strip(text: str, width: int) -> np.ndarray:
     pixels = np.asarray(strip)
     pixels.setflags(write=False)
     return pixels
+
+
+# ---------------------------------------------------------------------------------------------
+# Colour bars: what a colour means, in words and numbers, under a picture (drawn with Pillow, so
+# switching a channel or a head stays cheap)
+
+
+@functools.lru_cache(maxsize=16)
+def font(size: int):
+    """Pillow's built-in scalable font (DejaVu Sans) at `size` pixels."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def bar_font_size(width: int) -> int:
+    """Text size for a bar under a picture `width` pixels wide: readable once the browser fits
+    the picture to its panel, from the back of a hall."""
+    return int(np.clip(round(width / 24), 12, 22))
+
+
+def colour_bar_levels(
+    width: int,
+    steps: int,
+    ticks: Sequence[tuple[float, str]],
+    label: str,
+    *,
+    ink: int,
+    paper: int,
+    size: int | None = None,
+) -> np.ndarray:
+    """A colour bar as palette levels, (h, width) uint8: the bar runs through levels 0…steps−1
+    from left to right; `ticks` are (position 0–1, text) under it, `label` (the quantity and its
+    unit) under them; text is level `ink` on level `paper` (crisp, no in-between levels)."""
+    from PIL import ImageDraw
+
+    size = size or bar_font_size(width)
+    margin = max(4, size // 2)
+    while size > 9 and font(size).getlength(label) > width - 2 * margin:
+        size -= 1  # a long label in a narrow picture: smaller, but whole
+    text = font(size)
+    bar_height = max(8, round(size * 0.9))
+    tick_row = margin + bar_height + 4
+    label_row = tick_row + size + 6
+    height = label_row + size + margin
+    strip = Image.new("L", (width, height), paper)
+    draw = ImageDraw.Draw(strip)
+    draw.fontmode = "1"  # no anti-aliasing: every pixel is `ink` or `paper`
+    inner = width - 2 * margin
+    ramp = np.linspace(0, steps - 1, max(inner, 1)).round().astype(np.uint8)  # ends included
+    levels = np.asarray(strip).copy()
+    levels[margin : margin + bar_height, margin : margin + inner] = ramp
+    strip = Image.fromarray(levels)
+    draw = ImageDraw.Draw(strip)
+    draw.fontmode = "1"
+    draw.rectangle(
+        (margin - 1, margin - 1, margin + inner, margin + bar_height), outline=ink, width=1
+    )
+    for position, words in ticks:
+        x = margin + round(float(np.clip(position, 0, 1)) * (inner - 1))
+        draw.line((x, margin + bar_height, x, margin + bar_height + 3), fill=ink, width=1)
+        anchor = "la" if position <= 0.02 else "ra" if position >= 0.98 else "ma"
+        draw.text((x, tick_row), words, font=text, fill=ink, anchor=anchor)
+    draw.text((width // 2, label_row), label, font=text, fill=ink, anchor="ma")
+    return np.asarray(strip)
+
+
+def colour_bar(
+    width: int, cmap: str, ticks: Sequence[tuple[float, str]], label: str, *, size=None
+) -> Image.Image:
+    """A colour bar through matplotlib's `cmap`, black text on white, as an RGB image."""
+    table = _colour_table(cmap)
+    steps = min(len(table), 254)
+    colours = table[np.linspace(0, len(table) - 1, steps).round().astype(int)]
+    lookup = np.vstack([colours, np.zeros((256 - steps, 3), np.uint8)])
+    lookup[255] = 255
+    levels = colour_bar_levels(width, steps, ticks, label, ink=254, paper=255, size=size)
+    return Image.fromarray(lookup[levels])
+
+
+def with_colour_bar(
+    image: Image.Image, cmap: str, ticks: Sequence[tuple[float, str]], label: str
+) -> Image.Image:
+    """`image` (RGB) with a colour bar saying what its colours mean under it."""
+    bar = colour_bar(image.width, cmap, ticks, label)
+    out = Image.new("RGB", (image.width, image.height + bar.height), "white")
+    out.paste(image.convert("RGB"), (0, 0))
+    out.paste(bar, (0, image.height))
+    return out
+
+
+def value_ticks(lo: float, hi: float, count: int = 3) -> list[tuple[float, str]]:
+    """Evenly spaced ticks from `lo` to `hi`, written with 3 significant digits."""
+    if not hi > lo:
+        return [(0.0, f"{lo:.3g}")]
+    return [(i / (count - 1), f"{lo + (hi - lo) * i / (count - 1):.3g}") for i in range(count)]

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 from vlmlab.errors import LabError
-from vlmlab.render import colorize, figure_to_image, tile
+from vlmlab.render import colorize, colour_bar, figure_to_image, tile, with_colour_bar
 from vlmlab.vit import (
     CLS,
     MEAN,
@@ -306,9 +306,27 @@ def draw_attention_views(inspection: ViTInspection, layer, head=MEAN, query=CLS)
         f"With rollout: {describe_attention(inspection, rollout)} "
         f"Each row of the {t}×{t} attention matrix sums to 1."
     )
+    heads = draw_head_maps(inspection, head_maps(inspection, layer, query))
     return AttentionViews(
-        heat_map=draw_attention(inspection, view),
-        heads=draw_head_maps(inspection, head_maps(inspection, layer, query)),
-        rollout=draw_attention(inspection, rollout),
+        heat_map=with_attention_bar(draw_attention(inspection, view), view),
+        heads=_with_bar_below(heads, colour_bar(
+            heads.width, HEAT_CMAP, [(0.0, "0"), (1.0, "the head's maximum")],
+            "attention weight, each head on its own scale",
+        )),
+        rollout=with_attention_bar(draw_attention(inspection, rollout), rollout),
         text=text,
     )
+
+
+def with_attention_bar(picture: Image.Image, view: AttentionMap) -> Image.Image:
+    """A heat map over the photo with its colour bar: attention in %, from 0 to the map's top."""
+    top = float(view.weights.max()) * 100
+    ticks = [(0.0, "0%"), (0.5, f"{top / 2:.2g}%"), (1.0, f"{top:.2g}%")] if top > 0 else [(0.0, "0%")]
+    return with_colour_bar(picture, HEAT_CMAP, ticks, "attention weight (share of the query's attention)")
+
+
+def _with_bar_below(picture: Image.Image, bar: Image.Image) -> Image.Image:
+    out = Image.new("RGB", (max(picture.width, bar.width), picture.height + bar.height), "white")
+    out.paste(picture, (0, 0))
+    out.paste(bar, (0, picture.height))
+    return out
