@@ -10,6 +10,7 @@ import gradio as gr
 
 from .common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
 from vlmlab import clip, clip_probe, clip_render
+from vlmlab.cnn import default_choice
 from vlmlab.render import map_over
 from vlmlab.errors import LabError
 from vlmlab.images import FILE_TYPES, load_image, sample_files
@@ -18,7 +19,9 @@ from vlmlab.models import choices, get_spec, load_model
 TITLE = "CLIP"
 
 YOUR_PHOTO = "your photo"
-DEFAULT_SAMPLES = ["chelsea", "astronaut", "coffee", "rocket"]
+# The lab's photo first (Chelsea until another is picked), so the matrix starts on it.
+DEFAULT_SAMPLES = [YOUR_PHOTO, "astronaut", "coffee", "rocket"]
+DEFAULT_PHOTO_CAPTION = clip.SAMPLE_CAPTIONS["chelsea"]
 TABLE_HEADERS = ["label", "probability", "cosine", "logit = scale × cosine"]
 
 INTRO = """### CLIP: images and texts in one embedding space
@@ -222,8 +225,14 @@ def _build_similarity(lab: Lab, model: gr.Dropdown) -> None:
                 height=140,
                 elem_id="clip-sim-uploads",
             )
+            photo_caption = gr.Textbox(
+                DEFAULT_PHOTO_CAPTION,
+                max_lines=1,
+                label="What your photo shows (its text, so the true pair is outlined)",
+                elem_id="clip-sim-photo-caption",
+            )
             texts = gr.Textbox(
-                "\n".join(clip.SAMPLE_CAPTIONS[name] for name in DEFAULT_SAMPLES),
+                _captions(DEFAULT_SAMPLES, DEFAULT_PHOTO_CAPTION),
                 lines=5,
                 max_lines=16,
                 label=f"Texts (one per line, up to {clip.MAX_TEXTS})",
@@ -252,9 +261,10 @@ def _build_similarity(lab: Lab, model: gr.Dropdown) -> None:
                 )
                 pair_notes = gr.Markdown(elem_id="clip-sim-pair-notes")
 
-    captions.click(
-        lambda chosen: "\n".join(clip.SAMPLE_CAPTIONS.get(n, "") for n in chosen or ()),
-        picked,
+    gr.on(
+        [captions.click, photo_caption.submit],
+        _captions,
+        [picked, photo_caption],
         texts,
         api_visibility="private",
         **LIGHT_EVENT,
@@ -263,6 +273,14 @@ def _build_similarity(lab: Lab, model: gr.Dropdown) -> None:
     run.click(compare, matrix_inputs, [heat, notes], api_name="similarity", **MODEL_EVENT)
     heat.select(
         show_pair, matrix_inputs, [pair_map, pair_notes], api_visibility="private", **MODEL_EVENT
+    )
+
+
+def _captions(chosen, photo_caption) -> str:
+    """One text per chosen image, in order: the samples' captions and yours for your photo."""
+    return "\n".join(
+        (photo_caption or "").strip() if name == YOUR_PHOTO else clip.SAMPLE_CAPTIONS.get(name, "")
+        for name in chosen or ()
     )
 
 
@@ -367,7 +385,8 @@ def _build_probe(lab: Lab, model: gr.Dropdown) -> None:
         strength = gr.Slider(0, 1, value=0.5, step=0.05, label="Blur and noise strength", scale=1)
         cnn = gr.Dropdown(
             [(f"{get_spec(name).title}", name) for name in choices("cnn")],
-            value=clip_probe.PROBE_CNN,
+            # ResNet-50 as in the paper's comparison, else a network whose weights are here.
+            value=default_choice(list(dict.fromkeys([clip_probe.PROBE_CNN, *choices("cnn")]))),
             label="ImageNet CNN",
             scale=1,
             elem_id="clip-probe-cnn",

@@ -27,6 +27,8 @@ from vlmlab.kernels_layer import (
     LAYER_PRESET,
     LAYER_PRESET_NAMES,
     apply_conv_layer,
+    filter_cells,
+    filter_from_cells,
     format_filters,
     parse_filters,
 )
@@ -47,6 +49,8 @@ GRID_LABEL = "Kernel grid: type in the cells (columns: offset from the centre)"
 # The result goes to the browser as JPEG at quality 90 without chroma subsampling: ~2–5 ms for a
 # 512² result where PNG takes ~60 ms and WebP ~25 ms, and faithful enough to zoom into.
 RESULT_FORMAT = "jpeg"
+FILTER_GRIDS = 4  # the layer's first filters shown as editable grids
+LAYER_MAP_SIDE = 300  # each output map of the layer, four to a row across the page
 JPEG_SETTINGS = {"quality": 90, "subsampling": 0}
 
 INTRO = """Slide a small grid of numbers — a **kernel** — over the photo: each output pixel is the sum
@@ -92,7 +96,9 @@ def build(lab: Lab) -> None:
                 value="clip",
                 label="Show the result as",
             )
-            apply = gr.Button("Apply", variant="primary")
+            # No button here: every change above redraws at once. The hidden one carries the
+            # public /apply_kernel endpoint.
+            apply = gr.Button("Apply", visible=False)
         with gr.Column(scale=2):
             result = gr.Image(
                 label="Result — click a pixel to step through it",
@@ -143,17 +149,33 @@ def build(lab: Lab) -> None:
         gr.Markdown(
             "Each filter is C×k×k: one k×k block per channel (R, G, B), applied to its channel "
             "and summed, plus the filter's bias — one output map per filter, as in a CNN's "
-            "first layer. Separate filters with a line `---`."
+            "first layer. Edit a cell (fractions like 1/3 work); the maps follow."
         )
-        with gr.Row():
+        with gr.Row(equal_height=True):
+            bias_text = gr.Textbox(value="0 0 0 0", label="Biases (one per filter)", scale=2)
+            relu = gr.Checkbox(False, label="ReLU (negatives → 0)", scale=1)
+            run_layer = gr.Button("Run the layer", variant="primary", scale=1)
+        layer_text = gr.Markdown()
+        filter_grids = []
+        for pair in ((0, 1), (2, 3)):  # two to a row: every column of R, G and B in view
+            with gr.Row():
+                for i in pair:
+                    filter_grids.append(
+                        gr.Dataframe(
+                            value=filter_cells(LAYER_PRESET[i]),
+                            type="array",
+                            datatype="str",
+                            headers=_channel_headers(LAYER_PRESET.shape[1], 3),
+                            interactive=True,
+                            label=_filter_label(i, LAYER_PRESET_NAMES[i]),
+                            elem_id=f"layer-filter-{i + 1}",
+                        )
+                    )
+        as_text = "…or as text: any number of filters, a line --- between them"
+        with gr.Accordion(as_text, open=False):
             filters_text = gr.Textbox(
                 value=format_filters(LAYER_PRESET), lines=12, max_lines=60, label="Filters"
             )
-            with gr.Column():
-                bias_text = gr.Textbox(value="0 0 0 0", label="Biases (one per filter)")
-                relu = gr.Checkbox(False, label="ReLU (negatives → 0)")
-                run_layer = gr.Button("Run the layer", variant="primary")
-                layer_text = gr.Markdown()
         layer_maps = gr.Image(
             label="Output maps (red > 0 > blue)", show_label=False, interactive=False
         )
@@ -189,6 +211,7 @@ def build(lab: Lab) -> None:
             matrix_input,
             grid,
             size,
+            preset,
         ],
         api_visibility="private",
         trigger_mode="always_last",
@@ -206,7 +229,7 @@ def build(lab: Lab) -> None:
         )
 
     # The editor: preset, grid and size write the text box; the text box is the truth.
-    preset.input(pick_preset, preset, kernel_text, api_visibility="private")
+    preset.input(pick_preset, [preset, kernel_text], kernel_text, api_visibility="private")
     grid.input(grid_to_text, grid, [kernel_text, status], api_visibility="private")
     size.input(resize_text, [kernel_text, size], [kernel_text, status], api_visibility="private")
     lecture.click(
@@ -224,6 +247,26 @@ def build(lab: Lab) -> None:
         [layer_maps, layer_text],
         api_name="conv_layer",
         **LIGHT_EVENT,
+    )
+    # The grids and the text are one set of filters: an edited cell rewrites the text and the
+    # maps follow; edited text refills the grids (the first four filters, if they are C×k×k).
+    for i, filter_grid in enumerate(filter_grids):
+        filter_grid.input(
+            guard(_grids_to_text(i)),
+            [filters_text, filter_grid],
+            [filters_text, layer_text],
+            api_visibility="private",
+            **LIGHT_EVENT,
+        ).success(
+            guard(show_layer),
+            layer_inputs,
+            [layer_maps, layer_text],
+            api_visibility="private",
+            trigger_mode="always_last",
+            **LIGHT_EVENT,
+        )
+    filters_text.input(
+        text_to_filter_grids, filters_text, filter_grids, api_visibility="private", **LIGHT_EVENT
     )
 
 
@@ -333,8 +376,16 @@ def _mover(label: str):
     return step_once
 
 
-def pick_preset(name):
-    return format_kernel(PRESETS[name]) if name in PRESETS else gr.skip()
+def pick_preset(name, text=""):
+    """A preset's kernel into the text box (unless the box already holds that kernel)."""
+    if name not in PRESETS:
+        return gr.skip()
+    try:
+        if np.array_equal(parse_kernel(text), PRESETS[name]):
+            return gr.skip()
+    except (LabError, ValueError):
+        pass
+    return format_kernel(PRESETS[name])
 
 
 def grid_to_text(cells):
@@ -360,15 +411,18 @@ def text_to_grid(text, cells=None):
     try:
         kernel = parse_kernel(text)
     except LabError:
-        return gr.skip(), gr.skip()
-    preset = next((n for n, k in PRESETS.items() if np.array_equal(k, kernel)), None)
+        return gr.skip(), gr.skip(), gr.skip()
+    preset = next(
+        (n for n, k in PRESETS.items() if k.shape == kernel.shape and np.array_equal(k, kernel)),
+        None,
+    )
     side = f"{kernel.shape[-1]}×{kernel.shape[-1]}"
     size = side if side in GRID_SIZES else None
     headers = _offsets(kernel.shape[-1])
     if kernel.ndim == 3:
         label = f"Channel 1 of {len(kernel)} (edit a multi-channel kernel as text)"
         grid = gr.update(value=_cells(kernel[0]), headers=headers, interactive=False, label=label)
-        return grid, size
+        return grid, size, "custom"
     label = GRID_LABEL + (f" — the '{preset}' preset" if preset else "")
     try:
         same = cells is not None and np.allclose(cells_to_array(cells), kernel, rtol=1e-6)
@@ -377,7 +431,7 @@ def text_to_grid(text, cells=None):
     update = {"headers": headers, "interactive": True, "label": label}
     if not same:
         update["value"] = _cells(kernel)
-    return gr.update(**update), size
+    return gr.update(**update), size, preset or "custom"
 
 
 def lecture_example():
@@ -413,7 +467,62 @@ def show_layer(photo, filters_text, bias_text, padding, stride, relu):
         f"→ output {n}×{h}×{w}" + (", after ReLU." if relu else ".")
     )
     same = filters.shape == LAYER_PRESET.shape and np.allclose(filters, LAYER_PRESET)
-    return draw_layer_maps(maps, list(LAYER_PRESET_NAMES) if same else None), shapes
+    names = list(LAYER_PRESET_NAMES) if same else None
+    return draw_layer_maps(maps, names, side=LAYER_MAP_SIDE), shapes
+
+
+def _grids_to_text(index: int):
+    def grid_to_filters(text, cells):
+        """Filter `index` edited in its grid → the layer's text (the other filters kept)."""
+        filters = parse_filters(text)  # (N, C, k, k), or (N, k, k): one block for every channel
+        channels = filters.shape[1] if filters.ndim == 4 else 1
+        edited = filter_from_cells(cells, channels, what=f"filter {index + 1}")
+        edited = edited if filters.ndim == 4 else edited[0]
+        if index >= len(filters) or edited.shape != filters.shape[1:]:
+            raise LabError(f"Filter {index + 1} must stay {'×'.join(map(str, filters.shape[1:]))}.")
+        filters = filters.copy()
+        filters[index] = edited
+        return format_filters(filters), ""
+
+    grid_to_filters.__name__ = f"filter_{index + 1}_to_text"
+    return grid_to_filters
+
+
+def text_to_filter_grids(text):
+    """The first four filters of the text into the grids; grids without a filter are hidden."""
+    try:
+        filters = parse_filters(text)
+    except LabError:
+        return [gr.skip()] * FILTER_GRIDS
+    named = filters.shape == LAYER_PRESET.shape and np.allclose(filters, LAYER_PRESET)
+    updates = []
+    for i in range(FILTER_GRIDS):
+        if i >= len(filters):
+            updates.append(gr.update(visible=False))
+            continue
+        weights = filters[i]
+        channels = weights.shape[0] if weights.ndim == 3 else 1
+        updates.append(
+            gr.update(
+                value=filter_cells(weights),
+                headers=_channel_headers(channels, weights.shape[-1]),
+                label=_filter_label(i, LAYER_PRESET_NAMES[i] if named else None),
+                visible=True,
+            )
+        )
+    return updates
+
+
+def _channel_headers(channels: int, size: int) -> list[str]:
+    """Column headers of a filter's grid: the channel, then the offset (R −1, R 0, R +1, G −1…)."""
+    names = "RGB" if channels == 3 else [f"c{c + 1}" for c in range(channels)]
+    if channels == 1:
+        return _offsets(size)
+    return [f"{name} {offset}" for name in names for offset in _offsets(size)]
+
+
+def _filter_label(index: int, name: str | None) -> str:
+    return f"Filter {index + 1}" + (f": {name}" if name else "") + " — R, G, B blocks"
 
 
 # ---------------------------------------------------------------------------------------------

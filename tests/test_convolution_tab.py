@@ -3,6 +3,7 @@ through gradio_client (the engine itself: tests/test_kernels.py)."""
 
 from __future__ import annotations
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
@@ -27,7 +28,8 @@ def test_tab_handlers(tmp_path):
     views = kernels_tab.refresh(
         state, str(path), cells, text, padding, stride, False, flip, "clip", normalise
     )
-    image, _, status, _, matrix_text, html, picture, grid, size = views
+    image, _, status, _, matrix_text, html, picture, grid, size, preset = views
+    assert preset == "custom"  # the lecture's kernel: the dropdown no longer says "sharpen"
     assert image.size == (46, 30) and status == "" and "3×3 out" in matrix_text
     assert state == ("matrix", 2, 0) and "sum = <b>4</b>" in html and picture is not None
     views = kernels_tab.refresh(
@@ -45,8 +47,13 @@ def test_tab_handlers(tmp_path):
         2,
         2,
     )  # already at the right edge
-    grid, size = kernels_tab.text_to_grid(format_kernel(PRESETS["emboss"]), [["0"]])
-    assert "'emboss' preset" in grid["label"] and size == "3×3"
+    grid, size, preset = kernels_tab.text_to_grid(format_kernel(PRESETS["emboss"]), [["0"]])
+    assert "'emboss' preset" in grid["label"] and size == "3×3" and preset == "emboss"
+    # Another kernel (the lecture's, CNN filters…) is no longer the preset the dropdown named.
+    assert kernels_tab.text_to_grid("1 2 3\n0 0 0\n-1 -2 -1")[2] == "custom"
+    # Picking the preset the text already holds leaves the text as the user wrote it.
+    assert kernels_tab.pick_preset("emboss", format_kernel(PRESETS["emboss"])) == gr.skip()
+    assert kernels_tab.pick_preset("emboss", "1") == format_kernel(PRESETS["emboss"])
     assert kernels_tab.grid_to_text([["1", "2", "1"]] * 3)[0] == format_kernel(
         np.array([[1, 2, 1]] * 3)
     )
@@ -62,8 +69,9 @@ def test_a_cleared_photo_is_said_in_place_and_the_worked_example_still_works():
     views = kernels_tab.refresh(
         state, None, cells, text, padding, stride, False, flip, "clip", normalise
     )
-    image, _, status, _, matrix_text, html, picture, _, _ = views
+    image, _, status, _, matrix_text, html, picture, _, _, preset = views
     assert image is None and NO_PHOTO in status  # no error raised: one sentence, in the tab
+    assert preset == "custom"  # the lecture's kernel is no preset: the dropdown says so
     assert "3×3 out" in matrix_text and "sum = <b>4</b>" in html and picture is not None
     html, _ = kernels_tab.show_step(
         ("photo", 1, 1), None, cells, text, "zero", 1, False, False, False
@@ -121,3 +129,31 @@ def test_the_apply_kernel_endpoint(client, tmp_path):
         api_name="/conv_layer",
     )
     assert "output 4×40×60" in shapes and maps
+
+
+def test_the_layer_filters_are_small_grids_that_write_the_text():
+    from demo import kernels_tab
+    from vlmlab.kernels_layer import LAYER_PRESET, format_filters, parse_filters
+
+    text = format_filters(LAYER_PRESET)
+    grids = kernels_tab.text_to_filter_grids(text)
+    assert grids[0]["value"][0] == ["-1/3", "0", "1/3"] * 3  # R, G, B blocks side by side
+    assert grids[0]["headers"][:4] == ["R −1", "R 0", "R +1", "G −1"]
+    assert "vertical edges" in grids[0]["label"] and "brightness" in grids[3]["label"]
+    # A cell edited in filter 2's grid changes filter 2 only, in the text the layer runs on.
+    cells = [row[:] for row in grids[1]["value"]]
+    cells[0][0] = "5"
+    new_text, problem = kernels_tab._grids_to_text(1)(text, cells)
+    filters = parse_filters(new_text)
+    assert problem == "" and filters[1, 0, 0, 0] == 5
+    assert np.allclose(np.delete(filters, 1, axis=0), np.delete(LAYER_PRESET, 1, axis=0))
+    cells[1] = cells[1][:4]
+    with pytest.raises(LabError, match="fill every cell"):
+        kernels_tab._grids_to_text(1)(text, cells)
+    # Two filters as text: two grids, the others hidden; unnamed once they are not the preset.
+    grids = kernels_tab.text_to_filter_grids("1 0 0\n0 1 0\n0 0 1\n---\n0 0 1\n0 1 0\n1 0 0")
+    assert grids[1]["value"][0] == ["0", "0", "1"] and "Filter 2 —" in grids[1]["label"]
+    assert grids[2]["visible"] is False and grids[3]["visible"] is False
+    text, _ = kernels_tab._grids_to_text(0)("1 0 0\n0 1 0\n0 0 1\n---\n0 0 1\n0 1 0\n1 0 0",
+                                            [["2", "0", "0"], ["0", "1", "0"], ["0", "0", "1"]])
+    assert parse_filters(text)[0, 0, 0] == 2 and parse_filters(text).shape == (2, 3, 3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 
@@ -107,3 +108,48 @@ def apply_conv_layer(
         maps.append(total + np.float32(b))
     out = np.stack(maps)  # (N, H′, W′)
     return np.maximum(out, 0) if relu else out
+
+
+# ---------------------------------------------------------------------------------------------
+# A filter as a small table for editing: k rows, the channels' k×k blocks side by side
+
+
+def readable_number(value: float) -> str:
+    """A weight as a person writes it: -1/3 rather than -0.333333, 0.25, 2."""
+    value = float(value)
+    if value.is_integer():
+        return str(int(value))
+    fraction = Fraction(value).limit_denominator(99)
+    if abs(float(fraction) - value) < 1e-6:  # also -0.333333, as the text keeps it
+        return f"{fraction.numerator}/{fraction.denominator}"
+    return f"{value:.4g}"
+
+
+def filter_cells(weights: np.ndarray) -> list[list[str]]:
+    """One filter, (C, k, k) or (k, k), as k rows of C·k cells (channel blocks side by side)."""
+    blocks = np.asarray(weights, dtype=np.float64)
+    blocks = blocks[None] if blocks.ndim == 2 else blocks
+    return [
+        [readable_number(v) for block in blocks for v in block[row]]
+        for row in range(blocks.shape[-1])
+    ]
+
+
+def filter_from_cells(cells, channels: int = 3, *, what: str = "filter") -> np.ndarray:
+    """The inverse of `filter_cells`: k rows of C·k cells → (C, k, k)."""
+    numbers = [[_cell(c, what) for c in row] for row in (cells or [])]
+    k = len(numbers)
+    if k == 0 or any(len(row) != channels * k for row in numbers):
+        raise KernelError(
+            f"Each {what} is {k} rows of {channels}×{k} numbers (the R, G and B blocks side by "
+            "side); fill every cell."
+        )
+    array = np.asarray(numbers, dtype=np.float64).reshape(k, channels, k).transpose(1, 0, 2)
+    return np.ascontiguousarray(array)
+
+
+def _cell(value, what: str) -> float:
+    try:
+        return float(parse_kernel(str(value)).ravel()[0])
+    except KernelError:
+        raise KernelError(f"A cell of the {what} reads {str(value)[:20]!r}, not a number.") from None
