@@ -11,10 +11,10 @@ import gradio as gr
 from .common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
 from vlmlab import clip, clip_probe, clip_render
 from vlmlab.cnn import default_choice
-from vlmlab.render import map_over
 from vlmlab.errors import LabError
 from vlmlab.images import FILE_TYPES, load_image, sample_files
 from vlmlab.models import choices, get_spec, load_model
+from vlmlab.render import map_over
 
 TITLE = "CLIP"
 
