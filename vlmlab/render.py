@@ -156,37 +156,53 @@ def colour_bar_levels(
     """A colour bar as palette levels, (h, width) uint8: the bar runs through levels 0…steps−1
     from left to right; `ticks` are (position 0–1, text) under it, `label` (the quantity and its
     unit) under them; text is level `ink` on level `paper` (crisp, no in-between levels)."""
-    from PIL import ImageDraw
-
     size = size or bar_font_size(width)
     margin = max(4, size // 2)
-    while size > 9 and font(size).getlength(label) > width - 2 * margin:
-        size -= 1  # a long label in a narrow picture: smaller, but whole
-    text = font(size)
+    label_size = size
+    while label_size > 9 and font(label_size).getlength(label) > width - 2 * margin:
+        label_size -= 1  # a long label in a narrow picture: smaller, but whole
     bar_height = max(8, round(size * 0.9))
     tick_row = margin + bar_height + 4
     label_row = tick_row + size + 6
     height = label_row + size + margin
-    strip = Image.new("L", (width, height), paper)
-    draw = ImageDraw.Draw(strip)
-    draw.fontmode = "1"  # no anti-aliasing: every pixel is `ink` or `paper`
+    levels = np.full((height, width), paper, np.uint8)
     inner = width - 2 * margin
     ramp = np.linspace(0, steps - 1, max(inner, 1)).round().astype(np.uint8)  # ends included
-    levels = np.asarray(strip).copy()
     levels[margin : margin + bar_height, margin : margin + inner] = ramp
-    strip = Image.fromarray(levels)
-    draw = ImageDraw.Draw(strip)
-    draw.fontmode = "1"
-    draw.rectangle(
-        (margin - 1, margin - 1, margin + inner, margin + bar_height), outline=ink, width=1
-    )
+    levels[margin - 1, margin - 1 : margin + inner + 1] = ink  # a thin frame round the bar
+    levels[margin + bar_height, margin - 1 : margin + inner + 1] = ink
+    levels[margin - 1 : margin + bar_height + 1, margin - 1] = ink
+    levels[margin - 1 : margin + bar_height + 1, margin + inner] = ink
     for position, words in ticks:
         x = margin + round(float(np.clip(position, 0, 1)) * (inner - 1))
-        draw.line((x, margin + bar_height, x, margin + bar_height + 3), fill=ink, width=1)
-        anchor = "la" if position <= 0.02 else "ra" if position >= 0.98 else "ma"
-        draw.text((x, tick_row), words, font=text, fill=ink, anchor=anchor)
-    draw.text((width // 2, label_row), label, font=text, fill=ink, anchor="ma")
-    return np.asarray(strip)
+        levels[margin + bar_height : margin + bar_height + 4, x] = ink
+        align = "left" if position <= 0.02 else "right" if position >= 0.98 else "centre"
+        _stamp(levels, _text_pixels(words, size), x, tick_row, align, ink)
+    _stamp(levels, _text_pixels(label, label_size), width // 2, label_row, "centre", ink)
+    return levels
+
+
+@functools.lru_cache(maxsize=512)
+def _text_pixels(words: str, size: int) -> np.ndarray:
+    """`words` rendered once as a boolean mask (the same ticks and labels come back often)."""
+    from PIL import ImageDraw
+
+    text = font(size)
+    left, top, right, bottom = text.getbbox(words)
+    canvas = Image.new("1", (max(1, right), max(1, bottom)), 0)
+    ImageDraw.Draw(canvas).text((0, 0), words, font=text, fill=1)
+    mask = np.asarray(canvas, dtype=bool)
+    mask.setflags(write=False)
+    return mask
+
+
+def _stamp(levels: np.ndarray, mask: np.ndarray, x: int, y: int, align: str, ink: int) -> None:
+    """Write `mask` into `levels` as `ink`, its top at `y`, aligned on `x` (clipped to fit)."""
+    h, w = mask.shape
+    left = x if align == "left" else x - w if align == "right" else x - w // 2
+    left = int(np.clip(left, 0, max(0, levels.shape[1] - w)))
+    region = levels[y : y + h, left : left + w]
+    region[mask[: region.shape[0], : region.shape[1]]] = ink
 
 
 def colour_bar(
