@@ -9,7 +9,6 @@ import copy
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,6 +33,7 @@ from vlmlab.images import ImageSource, rgb_image  # rgb_image: also the widgets'
 from vlmlab.models import (
     LoadedModel,
     get_spec,
+    is_local,
     load_model,
     runtime,
     torchvision_weights,
@@ -90,8 +90,7 @@ def first_available(models: Sequence[str]) -> str:
 
 def weights_on_machine(model: str) -> bool:
     """Whether the network's ImageNet weights are in torch's cache (nothing is loaded or fetched)."""
-    weights = torchvision_weights(get_spec(model, TOPIC).name)
-    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name).is_file()
+    return is_local(get_spec(model, TOPIC).name)
 
 
 def default_choice(models: Sequence[str]) -> str:
