@@ -11,6 +11,7 @@ from vlmlab import captioning, clip, vqa
 from vlmlab.errors import LabError
 from vlmlab.kernels import cells_to_array, parse_kernel
 from vlmlab.kernels_layer import parse_filters
+from vlmlab.text import MAX_TEXT_CHARS
 
 
 def _sentence(call) -> str:
@@ -63,7 +64,7 @@ def test_captioner_says_why_a_prefix_is_refused(chelsea):
     from vlmlab.widgets.captioning import Captioner
 
     captioner = Captioner(chelsea)
-    long_prefix = "a photo of " * 200
+    long_prefix = "a photo of " * (MAX_TEXT_CHARS // 10)
     captioner.prefix.value = long_prefix
     assert _sentence(lambda: captioning.caption(chelsea, prompt=long_prefix)) in (
         captioner.notes.value

@@ -76,8 +76,9 @@ def check_top_k(top_k, classes: int = 1000) -> int:
     return int(top_k)
 
 
-def first_available(models: Sequence[str]) -> str:
-    """The first of `models` that can be loaded here (e.g. AlexNet, else MobileNetV2 offline)."""
+def first_available(models: Sequence[str], *, otherwise: str | None = None) -> str:
+    """The first of `models` that can be loaded here (e.g. AlexNet, else MobileNetV2 offline);
+    when none can, `otherwise` if given (its widgets then say why), else the reasons are raised."""
     reasons = []
     for name in models:
         try:
@@ -85,6 +86,8 @@ def first_available(models: Sequence[str]) -> str:
             return name
         except ModelUnavailableError as error:
             reasons.append(str(error))
+    if otherwise is not None:
+        return otherwise
     raise ModelUnavailableError(" ".join(reasons) or "No model was named.")
 
 

@@ -17,7 +17,7 @@ from vlmlab.images import ImageSource
 from vlmlab.kernels import format_kernel
 from vlmlab.models import choices, get_spec
 
-from .pixels import row
+from .pixels import row, unavailable
 
 TOP_CLASS = "the top class"
 
@@ -83,7 +83,11 @@ class FeatureMapBrowser(widgets.VBox):
         *,
         pretrained: bool = True,
     ):
-        self.capture = cnn.capture_features(image, model, pretrained=pretrained)
+        try:
+            self.capture = cnn.capture_features(image, model, pretrained=pretrained)
+        except LabError as error:
+            unavailable(self, error)
+            return
         names = self.capture.architecture.names
         self.layer = widgets.Dropdown(options=names, value=layer or names[0], description="layer")
         self.order = widgets.ToggleButtons(
@@ -215,7 +219,11 @@ class FilterGallery(widgets.VBox):
     """The first layer's learned filters; pick one to see its numbers (R, G, B kernels)."""
 
     def __init__(self, model: str = cnn.DEFAULT_MODEL, *, pretrained: bool = True):
-        self.filters = cnn.learned_filters(model, pretrained=pretrained)
+        try:
+            self.filters = cnn.learned_filters(model, pretrained=pretrained)
+        except LabError as error:
+            unavailable(self, error)
+            return
         count = len(self.filters.weights)
         self.index = widgets.IntSlider(0, min=0, max=count - 1, description="filter")
         self.grid = _picture("60%")

@@ -56,6 +56,11 @@ def row(children, **layout) -> widgets.HBox:
     return widgets.HBox(children, layout=widgets.Layout(align_items="flex-start", **layout))
 
 
+def unavailable(widget: widgets.Box, error: LabError) -> None:
+    """A widget whose model cannot be had shows the sentence in its place (the notebook goes on)."""
+    widgets.Box.__init__(widget, [widgets.HTML(error_html(error))])
+
+
 def error_html(error: LabError) -> str:
     return f"<p style='color:#b00'>⚠️ {html.escape(str(error))}</p>"
 

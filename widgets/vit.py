@@ -21,7 +21,7 @@ from vlmlab.vit_render import (
     draw_position_similarity,
 )
 
-from .pixels import row
+from .pixels import error_html, row, unavailable
 
 
 def _png(image: Image.Image) -> bytes:
@@ -72,7 +72,11 @@ class PatchExplorer(widgets.VBox):
     """The photo as the model sees it, in numbered patches; pick one to follow it to a token."""
 
     def __init__(self, image: ImageSource, model: str | None = None, patch: int = 1):
-        self.inspection = vit.inspect_vit(image, model)
+        try:
+            self.inspection = vit.inspect_vit(image, model)
+        except LabError as error:
+            unavailable(self, error)
+            return
         i = self.inspection
         self.summary = widgets.HTML(f"<p>{html.escape(vit.describe_model(i))}</p>")
         self.patch = widgets.BoundedIntText(patch, min=1, max=i.num_patches, description="patch")
@@ -107,7 +111,11 @@ class AttentionBrowser(widgets.VBox):
         head: str = vit.MEAN,
         query: str = vit.CLS,
     ):
-        self.inspection = vit.inspect_vit(image, model)
+        try:
+            self.inspection = vit.inspect_vit(image, model)
+        except LabError as error:
+            unavailable(self, error)
+            return
         i = self.inspection
         self.layer = widgets.IntSlider(
             layer or i.num_layers, min=1, max=i.num_layers, description="layer"
@@ -152,14 +160,23 @@ class AttentionBrowser(widgets.VBox):
         self.text.value = f"<p>{html.escape(views.text)}</p>"
 
 
-def position_embeddings(image: ImageSource, model: str | None = None) -> Image.Image:
-    """The ViT paper's position-embedding similarity figure for `model` (displays in Jupyter)."""
-    return draw_position_similarity(vit.inspect_vit(image, model))
+def position_embeddings(image: ImageSource, model: str | None = None) -> Image.Image | widgets.HTML:
+    """The ViT paper's position-embedding similarity figure for `model` (displays in Jupyter);
+    the sentence instead when the model cannot be had."""
+    try:
+        return draw_position_similarity(vit.inspect_vit(image, model))
+    except LabError as error:
+        return widgets.HTML(error_html(error))
 
 
 def predictions(image: ImageSource, model: str | None = None) -> list[tuple[str, float]]:
-    """The classifier's top-5 (empty, with a note printed, for models without a head)."""
-    inspection = vit.inspect_vit(image, model)
+    """The classifier's top-5 (empty, with a note printed, for models without a head or when
+    the model cannot be had)."""
+    try:
+        inspection = vit.inspect_vit(image, model)
+    except LabError as error:
+        print(error)
+        return []
     for note in inspection.notes:
         print(note)
     return list(inspection.predictions)
