@@ -54,7 +54,11 @@ def rows(ctx) -> list[Row]:
         )
 
     def bare(i):
-        # The same model, data generator, loss and optimiser, and nothing else.
+        # The same model, data generator, loss, optimiser and CPU thread count, nothing else.
+        with contrastive._cpu_threads(contrastive.RUN_THREADS):
+            bare_loop(i)
+
+    def bare_loop(i):
         torch.manual_seed(abs(i))
         model = contrastive.TinyCLIP().to(contrastive.default_device())
         optimizer = torch.optim.Adam(model.parameters(), lr=contrastive.DEFAULTS["lr"])
