@@ -347,3 +347,28 @@ def test_widgets_show_the_grounding_views(chelsea):
     assert box.looked.value[:4] == PNG and "Chefer" in box.looked_notes.value
     box.model.value = BLIP_VQA
     assert "question encoder" in box.looked_notes.value
+
+
+def test_a_click_on_the_similarity_matrix_finds_the_cell_under_it(chelsea, coffee):
+    """The cell geometry against the picture itself: near each cell's corner the picture has
+    that cell's colour (Blues over the cosines' range), and the cell found there is that cell."""
+    import matplotlib
+
+    from vlmlab import clip_render
+
+    images, names = [chelsea, coffee], ["chelsea", "coffee"]
+    matrix = clip.compare(images, "a cat\na cup of coffee\na rocket")
+    picture = np.asarray(clip_render.draw_similarity(matrix, images, names))
+    left, top, width, height = clip_render.similarity_box(matrix, images, names)
+    rows, cols = matrix.cosines.shape
+    low, high = matrix.cosines.min(), matrix.cosines.max()
+    for row in range(rows):
+        for col in range(cols):
+            x = left + (col + 0.2) * width / cols  # off the number written in the middle
+            y = top + (row + 0.2) * height / rows
+            assert clip_render.similarity_cell(matrix, images, names, x, y) == (row, col)
+            shade = (matrix.cosines[row, col] - low) / (high - low)
+            expected = np.array(matplotlib.colormaps["Blues"](shade)[:3]) * 255
+            np.testing.assert_allclose(picture[int(y), int(x)], expected, atol=4)
+    assert clip_render.similarity_cell(matrix, images, names, left - 5, top + 5) is None
+    assert clip_render.similarity_cell(matrix, images, names, left + 5, top + height + 5) is None
