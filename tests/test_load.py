@@ -211,6 +211,7 @@ def mixed_request(i: int, rng: random.Random, pool: list[bytes], names: list[str
         "/zero_shot": {"labels": choose(["cat\ndog", "cup of coffee\nrocket\ncat", "tree, car"])},
         "/similarity": {"texts": choose(["a cat\na cup", "a rocket\na tree\na face"])},
         "/caption": {"max_tokens": choose([4, 6])},
+        "/caption_grounding": {"text": choose(["a cat on a red couch", "a cup of coffee"])},
         "/answer": {"asked": choose(["What is this?", "What colour is it?\nIs it big?"])},
         "/robustness": {"distortions": ["original", choose(["blur", "noise", "sketch"])]},
     }.get(api_name, {})
