@@ -39,8 +39,7 @@ def build_photo_picker(demo: gr.Blocks) -> tuple[gr.File, Any, gr.State]:
         with gr.Column(scale=2):
             upload = gr.File(
                 None,
-                label="Your own photo, any time: drop it here or click "
-                "(PNG, JPEG, WebP, GIF, BMP, TIFF)",
+                label="Your own photo, any time (PNG, JPEG, WebP, GIF, BMP, TIFF)",
                 file_types=list(FILE_TYPES),
                 type="filepath",
                 height=130,
@@ -53,7 +52,7 @@ def build_photo_picker(demo: gr.Blocks) -> tuple[gr.File, Any, gr.State]:
                 label="…or pick a sample",
                 columns=6,
                 rows=1,
-                height=120,
+                height=130,
                 allow_preview=False,
                 show_label=True,
                 elem_id="photo-samples",

@@ -212,6 +212,12 @@ def build(lab: Lab) -> None:
         """Where a token attends: heat map over the photo, all heads of the layer, rollout, text."""
         return _attention_outputs(_inspection(path, name), layer_value, head_value, query_value)
 
+    def typed_attention(path, name, layer_value, head_value, query_value):
+        """`vit_attention` as the layer box is typed in: a box emptied to type anew waits."""
+        if layer_value is None:
+            return [gr.skip()] * len(attention_views)
+        return vit_attention(path, name, layer_value, head_value, query_value)
+
     @guard
     def pick_patch(path, name, layer_value, head_value, event: gr.SelectData):
         i = _inspection(path, name)
@@ -256,7 +262,7 @@ def build(lab: Lab) -> None:
     # only when it loses focus); dragging redraws the last position reached.
     gr.on(
         [layer.input, layer.release, head.input, query.submit],
-        vit_attention,
+        typed_attention,
         attention_inputs,
         attention_views,
         api_visibility="private",

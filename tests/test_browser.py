@@ -357,6 +357,9 @@ def test_a_tab_that_cannot_answer_says_why_in_place_until_its_next_action(page, 
     click(page, "Classify the photo")
     expect(page.locator("#cnn-prediction")).to_contain_text("cat")
     expect(note).to_be_hidden()
-    assert page.locator(".block.lab-error-note.lab-error-shown").count() == 0
+    shown = page.locator(".block.lab-error-note.lab-error-shown")
+    assert shown.count() == 0, [
+        (e.evaluate("e => e.closest('[id^=tab-]')?.id"), e.inner_text()) for e in shown.all()
+    ]
     assert not page.errors, page.errors
     assert_alive(lab_app.url)
