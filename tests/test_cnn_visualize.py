@@ -105,6 +105,7 @@ def test_no_hooks_or_gradients_are_left_and_the_weights_do_not_change(chelsea):
 def test_feature_maps_are_unchanged_while_a_channel_is_optimised_beside_them():
     """A forward in another request (the feature-map view) while an optimisation runs."""
     photo = Image.fromarray(np.random.default_rng(5).integers(0, 256, (64, 64, 3), np.uint8))
+    cnn.prepare([REAL])  # traced before serving, as the app does (tracing patches every forward)
     loaded = models.load_model(REAL, topic="cnn")
     fixed = loaded.processor(photo)[None]
     with torch.inference_mode():
@@ -121,7 +122,8 @@ def test_feature_maps_are_unchanged_while_a_channel_is_optimised_beside_them():
     worker.start()
     while worker.is_alive():
         with torch.inference_mode():
-            assert torch.equal(loaded.model(fixed), reference)
+            # The same logits (to float rounding: threads may split a sum differently).
+            assert torch.allclose(loaded.model(fixed), reference, rtol=0, atol=1e-4)
     worker.join()
     assert errors == [] and leftovers(loaded.model) == []
 
