@@ -12,6 +12,7 @@ from vlmlab.memory import keep_memory_flat
 keep_memory_flat()  # before gradio starts its threads
 
 from demo import build_demo, launch_options  # noqa: E402
+from demo.admission import admission_of  # noqa: E402
 from vlmlab.cli import choose_device, launch_settings, parse_args, serve  # noqa: E402
 
 demo = build_demo()
@@ -20,6 +21,8 @@ demo = build_demo()
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     choose_device(args)
+    if args.wait_budget is not None:
+        admission_of(demo).budget_s = args.wait_budget
     serve(demo, launch_options(**launch_settings(args)))
 
 

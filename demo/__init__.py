@@ -14,6 +14,8 @@ from . import (
     vit_tab,
     vqa_tab,
 )
+from .admission import install as install_admission
+from .admission import wait_budget_from_env
 from .common import KEEP_ERRORS_CSS, KEEP_ERRORS_JS, Lab, error_note
 from .photo import build_photo_picker
 
@@ -29,7 +31,9 @@ TABS = (
     ("vqa", vqa_tab),
 )
 
-MAX_QUEUE = 64  # events waiting at once; past that a user is told the lab is busy
+# The hard ceiling of waiting events (memory), far above a lecture hall: below it, a request is
+# admitted when its expected wait fits the wait budget (demo/admission.py, --wait-budget).
+MAX_QUEUE = 1000
 MAX_UPLOAD = "20mb"
 # Gradio keeps a copy of the app's config per browser session (about 0.5 MB for this app), up to
 # this many sessions: a lecture hall with reloads fits; an endless stream of new sessions does not
@@ -43,10 +47,12 @@ From pixels and convolution kernels, through CNN feature maps and Vision Transfo
 to CLIP zero-shot, captioning and visual question answering — on your own photo."""
 
 
-def build_demo(only: tuple[str, ...] | None = None) -> gr.Blocks:
+def build_demo(only: tuple[str, ...] | None = None, wait_budget: float | None = None) -> gr.Blocks:
     """The whole app: the photo picker above the tabs, then one tab per topic.
 
-    `only` names the tab ids to build (a test of one topic launches just its tabs).
+    `only` names the tab ids to build (a test of one topic launches just its tabs);
+    `wait_budget` is the longest expected wait (s) a request is admitted to (default: the
+    VLMLAB_WAIT_BUDGET environment variable, else 30 s).
     """
     with gr.Blocks(title="vlmlab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
@@ -60,6 +66,7 @@ def build_demo(only: tuple[str, ...] | None = None) -> gr.Blocks:
                     error_note()  # why the tab could not answer, until its next action
                     module.build(lab)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=1)
+    install_admission(demo, wait_budget or wait_budget_from_env())
     return demo
 
 

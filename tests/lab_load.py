@@ -40,12 +40,14 @@ class Request:
 @dataclass
 class Answer:
     request: Request
-    kind: str  # "served", "busy" (the queue is full), "refused" (a gr.Error), "failed"
+    kind: str  # "served", "busy" (no room: 429 wait budget / 503 ceiling), "refused" (a
+    # gr.Error), "failed"
     seconds: float
     status: int = 200
     detail: str = ""
     mismatch: str = ""  # non-empty: the answer was not this student's
     queue_seconds: float = 0.0  # from joining the queue to the answer (the upload excluded)
+    retry_after: str = ""  # busy: the Retry-After header (seconds), if any
 
 
 class Hall:
@@ -91,8 +93,10 @@ class Hall:
                 body["session_hash"] = request.session
             joined_at = time.perf_counter()
             joined = await http.post(base, json=body)
-            if joined.status_code == 503 and "Queue is full" in joined.text:
-                return answer("busy", status=503, detail=joined.json().get("detail", ""))
+            if joined.status_code in (429, 503):  # the wait budget, or the hard ceiling
+                detail = joined.json().get("detail", "") if joined.text else ""
+                retry = joined.headers.get("retry-after", "")
+                return answer("busy", status=joined.status_code, detail=detail, retry_after=retry)
             if joined.status_code != 200:
                 return answer("failed", status=joined.status_code, detail=joined.text[:200])
             event, payload = await self._result(http, f"{base}/{joined.json()['event_id']}")

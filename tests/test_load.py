@@ -1,8 +1,10 @@
 """A lecture hall's load on the launched lab (loopback only, bounded in count and time).
 
-`make test` runs the reduced form (30 students at once, a 100-request soak); `make stress`
-(`pytest -m stress`) runs the full one (200 at once against the bounded queue, a 500-request
-soak). Figures are written to artifacts/load-<name>.json for the report.
+`make test` runs the reduced form (30 students at once, 40 pressing "Classify" at once, a queue of
+captions past a 2 s wait budget, a 100-request soak); `make stress` (`pytest -m stress`) runs the
+full one (200 at once, 200 pressing "Classify", 200 "Caption" against a 2 s budget, a 500-request
+soak). Figures, with the admission decisions (demo/admission.py), are written to
+artifacts/load-<name>.json for the report.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import ctypes
 import gc
 import json
 import random
+import threading
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib.figure
@@ -18,9 +23,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from gradio.route_utils import delete_files_created_by_app
-from lab_api import assert_alive, encode, endpoints, noise_png, predict, rss, solid
+from lab_api import TEST_CNN, assert_alive, encode, endpoints, noise_png, predict, rss, solid
 from lab_load import Answer, Hall, Request, fetch_image, summary
 
+from demo.admission import Admission, admission_of, expected_wait, refusal
+from vlmlab import captioning, cnn
+from vlmlab.images import read_image, sample_files
 from vlmlab.models import loaded_models
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -148,7 +156,7 @@ def check_crowd(answers: list[Answer], figures: dict, *, all_served: bool) -> No
     assert not wrong, f"students got someone else's answer: {wrong[:5]}"
     assert figures["5xx_other_than_busy"] == 0
     busy = [a for a in answers if a.kind == "busy"]
-    assert all("Queue is full" in a.detail for a in busy)
+    assert all(told_when_to_retry(a) or "Queue is full" in a.detail for a in busy)
     if all_served:
         assert not busy, f"{len(busy)} of {len(answers)} were turned away below the queue size"
     else:
@@ -169,6 +177,188 @@ def test_two_hundred_students_at_once_are_served_or_told_the_lab_is_busy(lab_app
     answers, figures = crowd(lab_app, 200, tmp_path)
     report("crowd-200", figures)
     check_crowd(answers, figures, all_served=False)
+    assert_alive(lab_app.url)
+
+
+# ---------------------------------------------------------------------------------------------
+# A hall presses the same button: admitted by expected wait (demo/admission.py), never by count
+
+
+def told_when_to_retry(answer: Answer) -> bool:
+    """Refused by the wait budget: HTTP 429, Retry-After, and the sentence that says when."""
+    retry = answer.retry_after
+    return (
+        answer.kind == "busy"
+        and answer.status == 429
+        and retry.isdigit()
+        and answer.detail == refusal(int(retry))
+    )
+
+
+def classify_hall(students: int, tmp_path) -> list[Request]:
+    """`students` students, each with their own photo whose answer (computed in-process through
+    the same engine call, eight at a time like the endpoint) is known and has a clear top class."""
+    requests: list[Request] = []
+    for start in range(0, students * 3, 8):
+        photos, images = [], []
+        for seed in range(start, start + 8):
+            photo = noise_png(7000 + seed, size=(32, 32))
+            path = tmp_path / f"hall-{seed}.png"
+            path.write_bytes(photo)
+            photos.append(photo)
+            images.append(read_image(str(path)).image)
+        for photo, ranked in zip(photos, cnn.classify_many(images, TEST_CNN, 2)):
+            (top, p), (_, second) = ranked
+            if p - second > 0.01:
+                requests.append(classify_student(len(requests), photo, {"label": top, "p": p}))
+        if len(requests) >= students:
+            return requests[:students]
+    raise AssertionError("not enough photos with a clear top class")
+
+
+def caption_hall(students: int, max_tokens: int = 4) -> list[Request]:
+    """`students` students captioning the sample photos in turn: each answer must be the caption
+    of that student's photo (computed alone, in-process, first)."""
+    references = []
+    for path in sample_files().values():
+        photo = Path(path).read_bytes()
+        image = read_image(str(path)).image
+        expected = captioning.caption(image, max_new_tokens=max_tokens).text
+        references.append((photo, expected, Path(path).name))
+
+    def student(i: int) -> Request:
+        photo, expected, name = references[i % len(references)]
+
+        async def check(outputs, http) -> str:
+            return "" if outputs[0] == expected else f"expected {expected!r}, got {outputs[0]!r}"
+
+        values = {"max_tokens": max_tokens}
+        return Request("/caption", photo, values, check, name=name, session=f"caption-{i}")
+
+    return [student(i) for i in range(students)]
+
+
+def admitted_hall(lab_app, requests: list[Request], name: str, *, during=None) -> tuple:
+    """Send a hall at once; report its figures with the door's decisions for it. `during`, if
+    given, runs while the hall is being sent (the hall runs in a thread)."""
+    admission = admission_of(lab_app.demo)
+    mark = admission.decided
+    hall, result = Hall(lab_app.url, lab_app.client), {}
+    sending = threading.Thread(target=lambda: result.update(answers=hall.run(requests)))
+    started = time.perf_counter()
+    sending.start()
+    if during is not None:
+        during(admission, mark)
+    sending.join()
+    answers, decisions = result["answers"], admission.since(mark)
+    busy = [a.queue_seconds for a in answers if a.kind == "busy"]
+    figures = summary(answers) | {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "wait_budget_s": admission.budget_s,
+        "refused_answer_max_s": round(max(busy), 2) if busy else None,
+        "admission": Admission.summary(decisions),
+        "decisions": [asdict(d) for d in decisions],
+    }
+    report(name, figures)
+    return answers, decisions, figures
+
+
+def check_admitted_hall(answers: list[Answer], decisions: list, figures: dict) -> None:
+    """Every student is served (their own answer) or told when to retry; nothing else."""
+    other = [
+        (a.kind, a.status, a.detail)
+        for a in answers
+        if a.kind != "served" and not told_when_to_retry(a)
+    ]
+    assert not other, f"{len(other)} students got neither an answer nor a retry time: {other[:5]}"
+    wrong = [a.mismatch for a in answers if a.mismatch]
+    assert not wrong, f"students got someone else's answer: {wrong[:5]}"
+    assert figures["5xx_other_than_busy"] == 0
+    assert len(decisions) == len(answers)
+    admitted = sum(1 for d in decisions if d.admitted)
+    assert figures.get("served", 0) == admitted, (figures.get("served"), admitted)
+    assert all(d.expected_wait_s <= figures["wait_budget_s"] for d in decisions if d.admitted)
+    # "Busy" is said as the student joins, not after waiting in the line (a generous bound).
+    assert all(a.queue_seconds < 10 for a in answers if a.kind == "busy")
+
+
+def test_forty_students_press_classify_at_once_and_all_are_served(lab_app, tmp_path):
+    answers, decisions, figures = admitted_hall(
+        lab_app, classify_hall(40, tmp_path), "classify-40"
+    )
+    check_admitted_hall(answers, decisions, figures)
+    assert figures.get("served") == 40, figures
+    assert_alive(lab_app.url)
+
+
+@pytest.mark.stress
+def test_two_hundred_students_press_classify_at_once_and_all_are_served(lab_app, tmp_path):
+    answers, decisions, figures = admitted_hall(
+        lab_app, classify_hall(200, tmp_path), "classify-200"
+    )
+    check_admitted_hall(answers, decisions, figures)
+    assert figures.get("served") == 200, figures
+    assert figures["served_p95_s"] <= figures["wait_budget_s"], figures
+    assert_alive(lab_app.url)
+
+
+def held_model_line(demo):
+    """The model line's one slot counted as taken (Gradio's own `current_concurrency`) while
+    nothing runs, once the line is idle: requests join and wait; none starts."""
+    queue = demo._queue
+    caption = next(fn for fn in demo.fns.values() if fn.api_name == "caption")
+    queue.create_event_queue_for_fn(caption)
+    line = queue.event_queue_per_concurrency_id["model"]
+    deadline = time.monotonic() + 120
+    while line.queue or line.current_concurrency:
+        assert time.monotonic() < deadline, "the model line never became idle"
+        time.sleep(0.05)
+    return line, caption
+
+
+def test_a_queue_of_captions_past_the_wait_budget_is_told_when_to_retry(lab_app, monkeypatch):
+    """The line is held while the captions arrive, so who fits follows from the estimate alone:
+    exactly those whose expected wait fits the budget join (and are served once it runs); the
+    rest are refused as they arrive, with when to try again."""
+    demo = lab_app.demo
+    admission = admission_of(demo)
+    requests = caption_hall(12)
+    line, caption = held_model_line(demo)
+    per_request = admission.service_time(caption).avg_time
+    # 2 s, or four and a half captions' worth where this machine captions faster than that.
+    budget = min(2.0, 4.5 * per_request)
+    monkeypatch.setattr(admission, "budget_s", budget)
+    fits = sum(1 for i in range(len(requests)) if expected_wait([per_request] * i, [], 1) <= budget)
+    assert 0 < fits < len(requests)
+
+    def hold_until_all_decided(admission, mark):
+        line.current_concurrency += line.concurrency_limit
+        try:
+            deadline = time.monotonic() + 120
+            while admission.decided - mark < len(requests):
+                assert time.monotonic() < deadline, "the captions never all arrived"
+                time.sleep(0.05)
+            assert len(line.queue) == fits  # the refused never joined
+        finally:
+            line.current_concurrency -= line.concurrency_limit
+
+    answers, decisions, figures = admitted_hall(
+        lab_app, requests, "caption-queue", during=hold_until_all_decided
+    )
+    check_admitted_hall(answers, decisions, figures)
+    assert [d.admitted for d in decisions] == [True] * fits + [False] * (len(requests) - fits)
+    assert figures.get("served") == fits and figures.get("busy") == len(requests) - fits
+    assert_alive(lab_app.url)
+
+
+@pytest.mark.stress
+def test_two_hundred_captions_at_once_those_that_fit_are_served_the_rest_told_when(
+    lab_app, monkeypatch
+):
+    monkeypatch.setattr(admission_of(lab_app.demo), "budget_s", 2.0)
+    answers, decisions, figures = admitted_hall(lab_app, caption_hall(200), "caption-200")
+    check_admitted_hall(answers, decisions, figures)
+    assert figures.get("served", 0) >= 1, figures
     assert_alive(lab_app.url)
 
 

@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> None:
     choose_device(args)
     from vlmlab.demo import build_demo, launch_options
 
-    serve(build_demo(), launch_options(**launch_settings(args)))
+    serve(build_demo(wait_budget=args.wait_budget), launch_options(**launch_settings(args)))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="precision of models on the CPU: float32 (default) or bfloat16 (about twice as fast "
         "on CPUs with bfloat16 instructions; results drift slightly, see README)",
     )
+    parser.add_argument(
+        "--wait-budget",
+        type=wait_budget,
+        default=None,
+        metavar="SECONDS",
+        help="the longest expected wait a request is admitted to; past it a student is told "
+        "when to try again (default: $VLMLAB_WAIT_BUDGET, else 30)",
+    )
     return parser.parse_args(argv)
+
+
+def wait_budget(text: str) -> float:
+    """--wait-budget: a positive number of seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not (0 < seconds < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return seconds
 
 
 def choose_device(args: argparse.Namespace) -> None:
