@@ -28,7 +28,7 @@ from lab_load import Answer, Hall, Request, fetch_image, summary
 
 from demo.admission import Admission, admission_of, expected_wait, refusal
 from vlmlab import captioning, cnn
-from vlmlab.images import read_image, sample_files
+from vlmlab.images import read_image, sample_images
 from vlmlab.models import loaded_models
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -217,14 +217,15 @@ def classify_hall(students: int, tmp_path) -> list[Request]:
 
 
 def caption_hall(students: int, max_tokens: int = 4) -> list[Request]:
-    """`students` students captioning the sample photos in turn: each answer must be the caption
-    of that student's photo (computed alone, in-process, first)."""
+    """`students` students captioning the sample photos (small copies, cheap to upload) in turn:
+    each answer must be the caption of that student's photo (computed alone, in-process, first)."""
     references = []
-    for path in sample_files().values():
-        photo = Path(path).read_bytes()
-        image = read_image(str(path)).image
-        expected = captioning.caption(image, max_new_tokens=max_tokens).text
-        references.append((photo, expected, Path(path).name))
+    for name, image in sample_images().items():
+        small = image.copy()
+        small.thumbnail((96, 96))
+        photo = encode(small, "PNG")
+        expected = captioning.caption(small, max_new_tokens=max_tokens).text
+        references.append((photo, expected, f"{name}.png"))
 
     def student(i: int) -> Request:
         photo, expected, name = references[i % len(references)]
@@ -233,7 +234,7 @@ def caption_hall(students: int, max_tokens: int = 4) -> list[Request]:
             return "" if outputs[0] == expected else f"expected {expected!r}, got {outputs[0]!r}"
 
         values = {"max_tokens": max_tokens}
-        return Request("/caption", photo, values, check, name=name, session=f"caption-{i}")
+        return Request("/caption", photo, values, check, name=name)
 
     return [student(i) for i in range(students)]
 
