@@ -8,6 +8,7 @@ is theirs. Everything is bounded: a fixed number of requests, timeouts on every 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import time
@@ -169,3 +170,24 @@ def summary(answers: list[Answer]) -> dict:
         "mismatched": sum(1 for a in answers if a.mismatch),
         "5xx_other_than_busy": sum(1 for a in answers if a.status >= 500 and a.kind != "busy"),
     }
+
+
+@contextlib.contextmanager
+def held_model_line(demo, bound_s: float = 180.0):
+    """Hold every model event in its line once the line is idle: the line's slot counts as taken
+    (Gradio's own `current_concurrency`) though nothing runs, so requests join and wait and none
+    starts; on exit the slot is free again. Yields (the line, the /caption function)."""
+    queue = demo._queue
+    caption = next(fn for fn in demo.fns.values() if fn.api_name == "caption")
+    queue.create_event_queue_for_fn(caption)
+    line = queue.event_queue_per_concurrency_id[caption.concurrency_id]
+    deadline = time.monotonic() + bound_s
+    while line.queue or line.current_concurrency:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the model line never became idle")
+        time.sleep(0.05)
+    line.current_concurrency += line.concurrency_limit
+    try:
+        yield line, caption
+    finally:
+        line.current_concurrency -= line.concurrency_limit

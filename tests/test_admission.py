@@ -1,8 +1,8 @@
 """Admission by expected wait (demo/admission.py): its arithmetic, and its door on the launched lab.
 
-Tests on the lab pause the model line first (its one slot counts as taken, see
-`paused_model_line`): the line then only grows while requests arrive, so every decision follows
-from the line and the estimates alone, never from how fast this machine happens to be.
+Tests on the lab hold the model line first (its one slot counts as taken, see
+`lab_load.held_model_line`): the line then only grows while requests arrive, so every decision
+follows from the line and the estimates alone, never from how fast this machine happens to be.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import uuid
 import httpx
 import pytest
 from lab_api import assert_alive, call_raw, noise_png
-from lab_load import Hall
+from lab_load import Hall, held_model_line
 
 from demo import admission as door
 from demo.admission import (
@@ -112,20 +112,8 @@ def fn_named(demo, api_name: str):
 
 @contextlib.contextmanager
 def paused_model_line(demo):
-    """Hold every model event in its line once the line is idle: its one slot counts as taken
-    (Gradio's own `current_concurrency`), though nothing runs; on exit the slot is free again."""
-    queue = demo._queue
-    queue.create_event_queue_for_fn(fn_named(demo, "/caption"))
-    line = queue.event_queue_per_concurrency_id["model"]
-    deadline = time.monotonic() + BOUND_S
-    while line.queue or line.current_concurrency:
-        assert time.monotonic() < deadline, "the model line never became idle"
-        time.sleep(0.05)
-    line.current_concurrency += line.concurrency_limit
-    try:
+    with held_model_line(demo, BOUND_S) as (line, _):
         yield line
-    finally:
-        line.current_concurrency -= line.concurrency_limit
 
 
 def wait_until(condition, what: str) -> None:

@@ -9,6 +9,7 @@ artifacts/load-<name>.json for the report.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import json
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 from gradio.route_utils import delete_files_created_by_app
 from lab_api import TEST_CNN, assert_alive, encode, endpoints, noise_png, predict, rss, solid
-from lab_load import Answer, Hall, Request, fetch_image, summary
+from lab_load import Answer, Hall, Request, fetch_image, held_model_line, summary
 
 from demo.admission import Admission, admission_of, expected_wait, refusal
 from vlmlab import captioning, cnn
@@ -303,20 +304,6 @@ def test_two_hundred_students_press_classify_at_once_and_all_are_served(lab_app,
     assert_alive(lab_app.url)
 
 
-def held_model_line(demo):
-    """The model line's one slot counted as taken (Gradio's own `current_concurrency`) while
-    nothing runs, once the line is idle: requests join and wait; none starts."""
-    queue = demo._queue
-    caption = next(fn for fn in demo.fns.values() if fn.api_name == "caption")
-    queue.create_event_queue_for_fn(caption)
-    line = queue.event_queue_per_concurrency_id["model"]
-    deadline = time.monotonic() + 120
-    while line.queue or line.current_concurrency:
-        assert time.monotonic() < deadline, "the model line never became idle"
-        time.sleep(0.05)
-    return line, caption
-
-
 def test_a_queue_of_captions_past_the_wait_budget_is_told_when_to_retry(lab_app, monkeypatch):
     """The line is held while the captions arrive, so who fits follows from the estimate alone:
     exactly those whose expected wait fits the budget join (and are served once it runs); the
@@ -324,28 +311,27 @@ def test_a_queue_of_captions_past_the_wait_budget_is_told_when_to_retry(lab_app,
     demo = lab_app.demo
     admission = admission_of(demo)
     requests = caption_hall(12)
-    line, caption = held_model_line(demo)
-    per_request = admission.service_time(caption).avg_time
-    # 2 s, or four and a half captions' worth where this machine captions faster than that.
-    budget = min(2.0, 4.5 * per_request)
-    monkeypatch.setattr(admission, "budget_s", budget)
-    fits = sum(1 for i in range(len(requests)) if expected_wait([per_request] * i, [], 1) <= budget)
-    assert 0 < fits < len(requests)
+    with contextlib.ExitStack() as hold:
+        line, caption = hold.enter_context(held_model_line(demo))
+        per_request = admission.service_time(caption).avg_time  # fixed while nothing runs
+        # 2 s, or four and a half captions' worth where this machine captions faster than that.
+        budget = min(2.0, 4.5 * per_request)
+        monkeypatch.setattr(admission, "budget_s", budget)
+        waits = [expected_wait([per_request] * ahead, [], 1) for ahead in range(len(requests))]
+        fits = sum(1 for wait in waits if wait <= budget)
+        assert 0 < fits < len(requests)
 
-    def hold_until_all_decided(admission, mark):
-        line.current_concurrency += line.concurrency_limit
-        try:
+        def release_once_all_decided(admission, mark):
             deadline = time.monotonic() + 120
             while admission.decided - mark < len(requests):
                 assert time.monotonic() < deadline, "the captions never all arrived"
                 time.sleep(0.05)
             assert len(line.queue) == fits  # the refused never joined
-        finally:
-            line.current_concurrency -= line.concurrency_limit
+            hold.close()  # the line runs: those who joined are served
 
-    answers, decisions, figures = admitted_hall(
-        lab_app, requests, "caption-queue", during=hold_until_all_decided
-    )
+        answers, decisions, figures = admitted_hall(
+            lab_app, requests, "caption-queue", during=release_once_all_decided
+        )
     check_admitted_hall(answers, decisions, figures)
     assert [d.admitted for d in decisions] == [True] * fits + [False] * (len(requests) - fits)
     assert figures.get("served") == fits and figures.get("busy") == len(requests) - fits
