@@ -36,7 +36,14 @@ MIN_RETRY_S = 5
 def wait_budget_from_env(default: float = WAIT_BUDGET_S) -> float:
     """The wait budget `VLMLAB_WAIT_BUDGET` asks for (seconds), else `default`."""
     text = os.environ.get(WAIT_BUDGET_ENV)
-    return check_budget(float(text)) if text else default
+    if not text:
+        return default
+    try:
+        return check_budget(float(text))
+    except ValueError:
+        raise ValueError(
+            f"{WAIT_BUDGET_ENV} must be a positive number of seconds, not {text!r}."
+        ) from None
 
 
 def check_budget(seconds: float) -> float:

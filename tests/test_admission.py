@@ -84,11 +84,20 @@ def test_a_refusal_says_roughly_when_to_try_again():
 def test_the_wait_budget_comes_from_the_environment_or_app_switch(monkeypatch):
     monkeypatch.setenv(door.WAIT_BUDGET_ENV, "45")
     assert door.wait_budget_from_env() == 45.0
-    monkeypatch.setenv(door.WAIT_BUDGET_ENV, "0")
-    with pytest.raises(ValueError, match="positive number of seconds"):
-        door.wait_budget_from_env()
+    for wrong in ("0", "-5", "soon", "inf"):
+        monkeypatch.setenv(door.WAIT_BUDGET_ENV, wrong)
+        with pytest.raises(ValueError, match="VLMLAB_WAIT_BUDGET must be a positive number"):
+            door.wait_budget_from_env()
     monkeypatch.delenv(door.WAIT_BUDGET_ENV)
     assert door.wait_budget_from_env() == door.WAIT_BUDGET_S
+
+    from vlmlab import cli
+
+    assert cli.parse_args(["--wait-budget", "45"]).wait_budget == 45.0
+    assert cli.parse_args([]).wait_budget is None  # build_demo then reads the environment
+    for wrong in ("0", "-3", "soon", "nan"):
+        with pytest.raises(SystemExit):
+            cli.parse_args(["--wait-budget", wrong])
 
     import app
 
