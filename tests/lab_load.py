@@ -124,7 +124,10 @@ class Hall:
 
     async def crowd(self, requests: list[Request], concurrency: int | None = None) -> list[Answer]:
         """Send all `requests`, at most `concurrency` at a time (all at once if None)."""
-        limits = httpx.Limits(max_connections=len(requests) + 8, max_keepalive_connections=32)
+        # No connection is reused: students do not share connections, and a kept-alive one the
+        # server closes after 5 idle seconds (uvicorn's keep-alive timeout) can be picked up at
+        # that very moment, failing the request with a ReadError the lab never caused.
+        limits = httpx.Limits(max_connections=len(requests) + 8, max_keepalive_connections=0)
         timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=30.0)
         gate = asyncio.Semaphore(concurrency or len(requests))
         async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
