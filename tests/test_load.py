@@ -317,6 +317,7 @@ def held_hall(lab_app, requests: list[Request], name: str, budget: float | None 
             lab_app, requests, name, during=release_once_all_decided
         )
     figures["estimate_s_per_request"] = round(per_request, 4)
+    figures["wait_budget_s"] = budget  # the budget they arrived under (restored since)
     report(name, figures)
     check_admitted_hall(answers, decisions, figures)
     assert [d.admitted for d in decisions] == [True] * fits + [False] * (len(requests) - fits)
