@@ -424,7 +424,6 @@ def mixed_request(i: int, rng: random.Random, pool: list[bytes], names: list[str
         "/caption_grounding": {"text": choose(["a cat on a red couch", "a cup of coffee"])},
         "/answer": {"asked": choose(["What is this?", "What colour is it?\nIs it big?"])},
         "/robustness": {"distortions": ["original", choose(["blur", "noise", "sketch"])]},
-        "/caption_grounding": {"text": choose(["a cat on a couch", "a cup of coffee"])},
     }.get(api_name, {})
     return Request(api_name, photo, values, session=f"soak-student-{i % STUDENTS}")
 
