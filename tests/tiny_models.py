@@ -41,6 +41,12 @@ BLIP_CAPTION_IDS = (
 )
 BLIP_VQA_ID = "Salesforce/blip-vqa-base"
 VILT_ID = "dandelin/vilt-b32-finetuned-vqa"
+# Models by name (not defaults): the ViT and CLIP tabs take them by id.
+LAION_ID = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"  # curated, beside OpenAI's CLIP
+DINOV2_REG_ID = "facebook/dinov2-with-registers-small"
+DEIT_ID = "facebook/deit-tiny-distilled-patch16-224"
+SIGLIP_ID = "google/siglip-base-patch16-224"
+REMOTE_CODE_ID = "someone/remote-code-vit"  # a config that asks for remote code (no weights)
 
 #: The tiny shapes, per model id (vision side). `grid` is the patch grid of one square input.
 TINY_SPECS: dict[str, dict] = {
@@ -56,6 +62,28 @@ TINY_SPECS: dict[str, dict] = {
     "openai/clip-vit-large-patch14": {
         "image_size": 42, "patch_size": 6, "grid": 7, "layers": 3, "heads": 4, "hidden": 48,
         "text_hidden": 40, "text_layers": 2, "text_heads": 2, "projection_dim": 24,
+    },
+    # OpenCLIP converted to transformers: GELU (OpenAI's CLIP uses quick GELU); real: 224 / 32.
+    LAION_ID: {
+        "image_size": 40, "patch_size": 10, "grid": 4, "layers": 2, "heads": 2, "hidden": 32,
+        "text_hidden": 32, "text_layers": 2, "text_heads": 2, "projection_dim": 16,
+        "hidden_act": "gelu",
+    },
+    # DINOv2 with 4 registers: the real one has patch 14, a 37×37 position table (518 px) and a
+    # 224 crop (16×16 grid); here patch 7, a 7×7 table (49 px) and a 35 crop (5×5 grid).
+    DINOV2_REG_ID: {
+        "image_size": 49, "crop": 35, "patch_size": 7, "grid": 5, "layers": 2, "heads": 2,
+        "hidden": 32, "registers": 4,
+    },
+    # DeiT distilled: CLS + distillation token; two heads. Real: 224 / 16, 1000 labels.
+    DEIT_ID: {
+        "image_size": 32, "patch_size": 8, "grid": 4, "layers": 2, "heads": 2, "hidden": 32,
+        "num_labels": 10,
+    },
+    # SigLIP: no CLS token (attention pooling), sigmoid scores, texts padded to 64. Real: 224 / 16.
+    SIGLIP_ID: {
+        "image_size": 36, "patch_size": 6, "grid": 6, "layers": 2, "heads": 2, "hidden": 32,
+        "text_hidden": 32, "text_layers": 2, "text_heads": 2, "max_text_tokens": 64,
     },
     # ViT classifier: the real one is 224px / patch 16 (14x14), 12 layers, 1000 ImageNet labels.
     VIT_ID: {
@@ -87,7 +115,7 @@ TINY_SPECS: dict[str, dict] = {
     },
 }  # fmt: skip
 
-MODEL_IDS: tuple[str, ...] = tuple(TINY_SPECS)
+MODEL_IDS: tuple[str, ...] = (*TINY_SPECS, REMOTE_CODE_ID)
 
 #: Tokenizer lengths. CLIP keeps the real 77 so the 77-token limit can be tested.
 CLIP_MAX_TOKENS = 77
@@ -269,6 +297,7 @@ def _save_clip(model_id: str, out: Path) -> None:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     s = TINY_SPECS[model_id]
+    act = {"hidden_act": s["hidden_act"]} if "hidden_act" in s else {}
     tokenizer = make_clip_tokenizer()
     config = CLIPConfig(
         text_config={
@@ -282,6 +311,7 @@ def _save_clip(model_id: str, out: Path) -> None:
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
+            **act,
         },
         vision_config={
             "hidden_size": s["hidden"],
@@ -291,6 +321,7 @@ def _save_clip(model_id: str, out: Path) -> None:
             "image_size": s["image_size"],
             "patch_size": s["patch_size"],
             "projection_dim": s["projection_dim"],
+            **act,
         },
         projection_dim=s["projection_dim"],
     )
@@ -307,6 +338,131 @@ def _save_clip(model_id: str, out: Path) -> None:
     (out / "merges.txt").write_text(
         "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8"
     )
+
+
+def _save_dinov2_registers(model_id: str, out: Path) -> None:
+    from transformers import BitImageProcessor, Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    s = TINY_SPECS[model_id]
+    config = Dinov2WithRegistersConfig(
+        hidden_size=s["hidden"],
+        num_hidden_layers=s["layers"],
+        num_attention_heads=s["heads"],
+        mlp_ratio=2,
+        image_size=s["image_size"],
+        patch_size=s["patch_size"],
+        num_register_tokens=s["registers"],
+        initializer_range=0.5,  # attention far from uniform: a wrong index cannot pass
+    )
+    Dinov2WithRegistersModel(config).eval().save_pretrained(out)
+    crop = s["crop"]
+    BitImageProcessor(
+        size={"shortest_edge": crop + 5},
+        crop_size={"height": crop, "width": crop},
+        do_center_crop=True,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+        do_convert_rgb=True,
+    ).save_pretrained(out)
+
+
+def _save_deit(model_id: str, out: Path) -> None:
+    from transformers import DeiTConfig, DeiTForImageClassificationWithTeacher, DeiTImageProcessor
+
+    s = TINY_SPECS[model_id]
+    config = DeiTConfig(
+        hidden_size=s["hidden"],
+        intermediate_size=2 * s["hidden"],
+        num_hidden_layers=s["layers"],
+        num_attention_heads=s["heads"],
+        image_size=s["image_size"],
+        patch_size=s["patch_size"],
+        encoder_stride=s["patch_size"],
+        id2label=dict(enumerate(VIT_LABELS)),
+        label2id={label: i for i, label in enumerate(VIT_LABELS)},
+        initializer_range=0.5,
+    )
+    DeiTForImageClassificationWithTeacher(config).eval().save_pretrained(out)
+    size = s["image_size"]
+    DeiTImageProcessor(
+        size={"height": size + 4, "width": size + 4}, crop_size={"height": size, "width": size}
+    ).save_pretrained(out)
+
+
+def make_siglip_tokenizer(folder: Path):
+    """A tiny SentencePiece word model laid out like SigLIP's (`</s>` pads and ends)."""
+    import io
+
+    import sentencepiece as spm
+    from transformers import SiglipTokenizer
+
+    sentences = [" ".join(_WORD_LIST[i : i + 8]) for i in range(0, len(_WORD_LIST), 8)]
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=model,
+        vocab_size=len(_WORD_LIST) + 3,
+        model_type="word",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        eos_piece="</s>",
+        minloglevel=2,
+        hard_vocab_limit=False,
+    )
+    path = folder / "spiece.model"
+    path.write_bytes(model.getvalue())
+    return SiglipTokenizer(str(path), model_max_length=TINY_SPECS[SIGLIP_ID]["max_text_tokens"])
+
+
+def _save_siglip(model_id: str, out: Path) -> None:
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+
+    s = TINY_SPECS[model_id]
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer = make_siglip_tokenizer(Path(folder))
+        config = SiglipConfig(
+            text_config={
+                "vocab_size": _vocab_size(tokenizer),
+                "hidden_size": s["text_hidden"],
+                "intermediate_size": 2 * s["text_hidden"],
+                "num_hidden_layers": s["text_layers"],
+                "num_attention_heads": s["text_heads"],
+                "max_position_embeddings": s["max_text_tokens"],
+                "pad_token_id": tokenizer.pad_token_id,
+                "eos_token_id": tokenizer.eos_token_id,
+            },
+            vision_config={
+                "hidden_size": s["hidden"],
+                "intermediate_size": 2 * s["hidden"],
+                "num_hidden_layers": s["layers"],
+                "num_attention_heads": s["heads"],
+                "image_size": s["image_size"],
+                "patch_size": s["patch_size"],
+            },
+        )
+        model = SiglipModel(config).eval()
+        import torch
+
+        with torch.no_grad():  # the real model's learned temperature and bias (about 10 and -10)
+            model.logit_scale.fill_(2.3)
+            model.logit_bias.fill_(-1.0)
+        model.save_pretrained(out)
+        size = s["image_size"]
+        image_processor = SiglipImageProcessor(size={"height": size, "width": size})
+        SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
+        image_processor.save_pretrained(out)
+
+
+def _save_remote_code(model_id: str, out: Path) -> None:
+    """Only a config: one that names its own modelling code, as remote-code repos do."""
+    config = {
+        "model_type": "vit",
+        "architectures": ["ShinyViTModel"],
+        "auto_map": {"AutoModel": "modeling_shiny.ShinyViTModel"},
+    }
+    (out / "config.json").write_text(json.dumps(config), encoding="utf-8")
 
 
 def _save_vit(model_id: str, out: Path) -> None:
@@ -423,8 +579,16 @@ def _save_vilt(model_id: str, out: Path) -> None:
 
 
 def _save_model(model_id: str, out: Path) -> None:
-    if model_id in CLIP_IDS:
+    if model_id in CLIP_IDS or model_id == LAION_ID:
         _save_clip(model_id, out)
+    elif model_id == DINOV2_REG_ID:
+        _save_dinov2_registers(model_id, out)
+    elif model_id == DEIT_ID:
+        _save_deit(model_id, out)
+    elif model_id == SIGLIP_ID:
+        _save_siglip(model_id, out)
+    elif model_id == REMOTE_CODE_ID:
+        _save_remote_code(model_id, out)
     elif model_id in (VIT_ID, DINO_ID):
         _save_vit(model_id, out)
     elif model_id in BLIP_CAPTION_IDS or model_id == BLIP_VQA_ID:

@@ -42,6 +42,11 @@ from vlmlab.models import LoadedModel, default_model, load_model
 from vlmlab.vit import _as_seen  # the model's input as the picture it shows
 
 DEFAULT_MODEL = default_model("clip")
+SOFTMAX, SIGMOID = "softmax", "sigmoid"  # how a family turns logits into scores
+SIGMOID_NOTE = (
+    "SigLIP scores each label on its own with a sigmoid, as it was trained: the scores need "
+    "not add up to 100%, and every label may be unlikely."
+)
 MAX_IMAGES = 16  # images in a similarity matrix
 
 __all__ = [  # the engine's API; prompt helpers come from vlmlab.clip_prompts
@@ -56,6 +61,8 @@ __all__ = [  # the engine's API; prompt helpers come from vlmlab.clip_prompts
     "SAMPLE_CAPTIONS",
     "SLOT",
     "TEMPLATE_SETS",
+    "SIGMOID",
+    "SOFTMAX",
     "SimilarityMatrix",
     "ZeroShotRequest",
     "ZeroShotResult",
@@ -92,18 +99,21 @@ _relevances = LRUCache(maxsize=32)  # (model, photo, labels, templates, start) -
 
 @dataclass(frozen=True, eq=False)
 class ZeroShotResult:
-    """One image scored against label prompts: softmax(logit_scale × cosine) over the labels."""
+    """One image scored against label prompts the way its model was trained: CLIP's softmax of
+    logit_scale × cosine over the labels, or SigLIP's sigmoid of each label on its own."""
 
     labels: tuple[str, ...]  # in the order given (cleaned, cut at the token limit)
-    probabilities: np.ndarray  # (L,) sums to 1
+    probabilities: np.ndarray  # (L,) sums to 1 (softmax); each in 0–1 on its own (sigmoid)
     cosines: np.ndarray  # (L,) cosine of the image and each label's (ensembled) text embedding
     logit_scale: float  # CLIP's learned temperature exp(t), 100 for the trained models
     templates: tuple[str, ...]
     notes: tuple[str, ...] = ()  # things the user should know (labels cut at 77 tokens…)
+    scoring: str = SOFTMAX  # SOFTMAX over labels (CLIP) or SIGMOID per label (SigLIP)
+    logit_bias: float = 0.0  # SigLIP's learned bias; CLIP has none
 
     @property
-    def logits(self) -> np.ndarray:  # (L,) what the softmax sees
-        return self.cosines * self.logit_scale
+    def logits(self) -> np.ndarray:  # (L,) what the softmax or sigmoid sees
+        return self.cosines * self.logit_scale + self.logit_bias
 
     def ranked(self, top_k: int | None = None) -> list[tuple[str, float]]:
         """(label, probability) pairs, most likely first."""
@@ -128,10 +138,15 @@ class SimilarityMatrix:
     texts: tuple[str, ...]
     logit_scale: float
     notes: tuple[str, ...] = ()
+    scoring: str = SOFTMAX
+    logit_bias: float = 0.0
 
     def probabilities(self) -> np.ndarray:
-        """Row-wise softmax of logit_scale × cosine: for each image, which text is its caption."""
-        logits = self.cosines * self.logit_scale
+        """Row-wise softmax of logit_scale × cosine: for each image, which text is its caption
+        (SigLIP: each pair's own sigmoid, as it was trained)."""
+        logits = self.cosines * self.logit_scale + self.logit_bias
+        if self.scoring == SIGMOID:
+            return 1.0 / (1.0 + np.exp(-logits))
         logits = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
@@ -274,7 +289,10 @@ def compare(
     pictures = [load_image(image) for image in images]
     image_embeds = _embed_images(loaded, pictures)  # (N, D)
     cosines = (image_embeds @ classifier.weights.T).numpy()  # (N, M)
-    return SimilarityMatrix(cosines, classifier.labels, _logit_scale(loaded), classifier.notes)
+    scoring, bias = scoring_of(loaded), _logit_bias(loaded)
+    return SimilarityMatrix(
+        cosines, classifier.labels, _logit_scale(loaded), classifier.notes, scoring, bias
+    )
 
 
 def similarity(
@@ -399,6 +417,19 @@ def _logit_scale(loaded: LoadedModel) -> float:
         return float(loaded.model.logit_scale.float().exp().item())
 
 
+def scoring_of(loaded: LoadedModel) -> str:
+    """How the model was trained to score pairs: SigLIP's sigmoid per pair, else CLIP's softmax."""
+    return SIGMOID if loaded.spec.kind == "siglip" else SOFTMAX
+
+
+def _logit_bias(loaded: LoadedModel) -> float:
+    bias = getattr(loaded.model, "logit_bias", None)  # SigLIP learns one; CLIP has none
+    if bias is None:
+        return 0.0
+    with torch.inference_mode():
+        return float(bias.float().item())
+
+
 def _classifier(
     loaded: LoadedModel, labels: tuple[str, ...], templates: tuple[str, ...]
 ) -> _Classifier:
@@ -439,7 +470,8 @@ def _encode_texts(loaded: LoadedModel, prompts: list[str]) -> torch.Tensor:
     for start in range(0, len(prompts), _TEXT_BATCH):
         tokens = tokenizer(
             prompts[start : start + _TEXT_BATCH],
-            padding=True,
+            # SigLIP was trained on texts padded to max_length; CLIP masks its padding.
+            padding="max_length" if scoring_of(loaded) == SIGMOID else True,
             truncation=True,
             max_length=limit,
             return_tensors="pt",
@@ -487,10 +519,15 @@ def _forward_one(loaded: LoadedModel, pixels: torch.Tensor) -> torch.Tensor:
 def _score(
     loaded: LoadedModel, image_embeds: torch.Tensor, classifier: _Classifier
 ) -> list[ZeroShotResult]:
-    """Softmax over labels of logit_scale × cosine, exactly CLIP's logits_per_image."""
-    scale = _logit_scale(loaded)
+    """Softmax over labels of logit_scale × cosine, exactly CLIP's logits_per_image; SigLIP:
+    sigmoid(logit_scale × cosine + logit_bias) per label, exactly its logits_per_image."""
+    scale, bias, scoring = _logit_scale(loaded), _logit_bias(loaded), scoring_of(loaded)
     cosines = image_embeds @ classifier.weights.T  # (B, L)
-    probabilities = (cosines * scale).softmax(dim=-1)
+    logits = cosines * scale + bias
+    probabilities = logits.sigmoid() if scoring == SIGMOID else logits.softmax(dim=-1)
+    notes = classifier.notes
+    if scoring == SIGMOID:
+        notes += (SIGMOID_NOTE,)
     return [
         ZeroShotResult(
             classifier.labels,
@@ -498,7 +535,9 @@ def _score(
             cosines[row].numpy(),
             scale,
             classifier.templates,
-            classifier.notes,
+            notes,
+            scoring,
+            bias,
         )
         for row in range(len(cosines))
     ]

@@ -129,17 +129,25 @@ def fit_to_tokens(
     limit = token_limit(loaded)
     overhead = max(len(tokenizer(fill(t, "")).input_ids) for t in templates)  # specials + words
     budget = max(1, limit - overhead)
-    encoded = tokenizer(
-        list(labels), add_special_tokens=False, return_offsets_mapping=True, verbose=False
-    )
+    try:
+        encoded = tokenizer(
+            list(labels), add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        offset_mapping = encoded["offset_mapping"]
+    except (NotImplementedError, KeyError):  # SentencePiece (SigLIP) gives no character offsets
+        encoded = tokenizer(list(labels), add_special_tokens=False, verbose=False)
+        offset_mapping = [None] * len(labels)
     kept: dict[str, str] = {}  # casefold -> label, in order
     notes = []
-    for label, ids, offsets in zip(labels, encoded.input_ids, encoded.offset_mapping):
+    for label, ids, offsets in zip(labels, encoded.input_ids, offset_mapping):
         if len(ids) > budget:
-            end = offsets[budget - 1][1]
-            if offsets[budget][0] < end:  # a character spread over several tokens goes whole
-                end = offsets[budget - 1][0]
-            cut = label[:end].rstrip() or label[: offsets[0][1]]
+            if offsets is None:
+                cut = tokenizer.decode(ids[:budget], skip_special_tokens=True).strip()
+            else:
+                end = offsets[budget - 1][1]
+                if offsets[budget][0] < end:  # a character spread over several tokens goes whole
+                    end = offsets[budget - 1][0]
+                cut = label[:end].rstrip() or label[: offsets[0][1]]
             notes.append(
                 f"“{_short(label)}” is {len(ids)} tokens long, but CLIP reads at most {limit} "
                 f"tokens per prompt: only “{_short(cut, 60)}” was used."

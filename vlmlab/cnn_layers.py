@@ -165,12 +165,23 @@ def _units(module: nn.Module, prefix: str):
     """The modules a student would call layers: leaves, blocks and ResNet-style stages."""
     for name, child in module.named_children():
         path = prefix + name
-        if isinstance(child, _HEAD) or any(isinstance(m, nn.Linear) for m in child.modules()):
+        if isinstance(child, _HEAD) or _is_classifier(child):
             continue
         if type(child) is nn.Sequential and not _is_stage(child):
             yield from _units(child, path + ".")  # a plain container: look inside
         else:
             yield path, child
+
+
+def _is_classifier(module: nn.Module) -> bool:
+    """A head that ends in a fully connected layer (AlexNet's classifier, ConvNeXt's norm →
+    flatten → linear). Blocks that use Linear layers on feature maps (ConvNeXt's CNBlock) are
+    not heads: a head flattens before its Linear."""
+    leaves = [m for m in module.modules() if not list(m.children())]
+    return any(isinstance(m, nn.Linear) for m in leaves) and (
+        any(isinstance(m, nn.Flatten) for m in leaves)
+        or all(isinstance(m, (*_HEAD, nn.ReLU, nn.ReLU6, nn.Hardswish)) for m in leaves)
+    )
 
 
 def _is_stage(sequence: nn.Sequential) -> bool:
@@ -270,9 +281,14 @@ def _structure(model: str) -> tuple[Architecture, fx.Graph]:
     """
     spec = get_spec(model, TOPIC)
     size = torchvision_weights(spec.name).transforms().crop_size[0]
-    with _tracing, torch.device("meta"):
-        skeleton = torchvision.models.get_model(spec.name, weights=None).eval()
-        return _read(skeleton, size)
+    with _tracing:
+        try:
+            with torch.device("meta"):
+                skeleton = torchvision.models.get_model(spec.name, weights=None).eval()
+                return _read(skeleton, size)
+        except NotImplementedError:  # an initialiser that copies data (RegNet): build it for real
+            skeleton = torchvision.models.get_model(spec.name, weights=None).eval()
+            return _read(skeleton, size)
 
 
 def architecture(model: str = DEFAULT_MODEL) -> Architecture:

@@ -41,6 +41,7 @@ class ModelSpec:
     title: str  # what a user reads in a dropdown
     download_mb: int  # rough size of a first download, for the progress message
     checkpoint: str = ""  # torchvision's weights file (tests check it against torchvision)
+    by_name: bool = False  # typed by a user (vlmlab/models_by_name.py), not in the registry
 
 
 REGISTRY: tuple[ModelSpec, ...] = (
@@ -62,6 +63,13 @@ REGISTRY: tuple[ModelSpec, ...] = (
     ModelSpec("openai/clip-vit-base-patch32", ("clip", "vit"), "clip", "CLIP ViT-B/32", 605),
     ModelSpec("openai/clip-vit-base-patch16", ("clip", "vit"), "clip", "CLIP ViT-B/16", 599),
     ModelSpec("openai/clip-vit-large-patch14", ("clip", "vit"), "clip", "CLIP ViT-L/14", 1710),
+    ModelSpec(
+        "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+        ("clip", "vit"),
+        "clip",
+        "OpenCLIP ViT-B/32 (LAION-2B)",
+        605,
+    ),
     ModelSpec(
         "Salesforce/blip-image-captioning-base", ("captioning",), "blip-caption", "BLIP base", 990
     ),
@@ -96,12 +104,34 @@ def default_model(topic: str) -> str:
 
 
 def get_spec(name: str, topic: str | None = None) -> ModelSpec:
-    """The registry entry for `name`, or a `LabError` listing what the topic offers."""
-    spec = _BY_NAME.get(name)
-    if spec is None or (topic is not None and topic not in spec.topics):
-        offered = choices(topic) if topic else [s.name for s in REGISTRY]
-        raise LabError(f"Unknown model {str(name)[:80]!r}; choose one of: {', '.join(offered)}.")
-    return spec
+    """The registry entry for `name`, or a model by name that passed `custom_spec`'s checks,
+    or a `LabError` listing what the topic offers."""
+    spec = _BY_NAME.get(name) if isinstance(name, str) else None
+    if spec is not None and (topic is None or topic in spec.topics):
+        return spec
+    if isinstance(name, str):
+        if topic is None and name in _custom_by_name():
+            return _custom_by_name()[name]
+        if topic in BY_NAME_TOPICS:
+            from vlmlab.models_by_name import custom_spec
+
+            return custom_spec(name, topic)
+    raise LabError(unknown_model_message(name, topic))
+
+
+def unknown_model_message(name, topic: str | None) -> str:
+    offered = choices(topic) if topic else [s.name for s in REGISTRY]
+    return f"Unknown model {str(name)[:80]!r}; choose one of: {', '.join(offered)}."
+
+
+# Topics whose models may also be given by name (see vlmlab/models_by_name.py).
+BY_NAME_TOPICS = ("cnn", "vit", "clip")
+
+
+def _custom_by_name() -> dict:
+    from vlmlab.models_by_name import accepted
+
+    return accepted()
 
 
 @dataclass(frozen=True)
@@ -132,9 +162,55 @@ class LoadedModel:
         return {key: self.to_device(value) for key, value in dict(batch).items()}
 
 
-_loaded: dict[tuple, LoadedModel] = {}
+_loaded: dict[tuple, LoadedModel] = {}  # least recently used first
 _locks: dict[tuple, threading.Lock] = {}
 _registry_lock = threading.Lock()
+_lru_lock = threading.Lock()
+DEFAULT_MAX_LOADED = 12
+_max_loaded: int | None = None
+
+
+def max_loaded_models() -> int:
+    """How many models may be in memory at once (VLMLAB_MAX_LOADED_MODELS, default 12); past
+    it the least recently used one is dropped (a Space has 16 GB)."""
+    global _max_loaded
+    if _max_loaded is None:
+        value = os.environ.get("VLMLAB_MAX_LOADED_MODELS", "").strip()
+        if value and not (value.isdigit() and int(value) >= 1):
+            raise LabError(f"VLMLAB_MAX_LOADED_MODELS must be a whole number ≥ 1, not {value!r}.")
+        _max_loaded = int(value) if value else DEFAULT_MAX_LOADED
+    return _max_loaded
+
+
+def set_max_loaded_models(count: int) -> None:
+    """The loaded-model budget; models past it are dropped, least recently used first."""
+    global _max_loaded
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise LabError("The number of loaded models must be a whole number ≥ 1.")
+    _max_loaded = count
+    with _lru_lock:
+        _evict()
+
+
+def _touch(key: tuple) -> LoadedModel | None:
+    """The loaded model under `key`, marked as just used; None if it is not in memory."""
+    with _lru_lock:
+        found = _loaded.pop(key, None)
+        if found is not None:
+            _loaded[key] = found
+        return found
+
+
+def _admit(key: tuple, loaded: LoadedModel) -> None:
+    with _lru_lock:
+        _loaded[key] = loaded
+        _evict()
+
+
+def _evict() -> None:
+    """Drop least recently used models past the budget (callers still holding one keep it)."""
+    while len(_loaded) > max_loaded_models():
+        del _loaded[next(iter(_loaded))]
 
 
 def load_model(
@@ -158,20 +234,23 @@ def load_model(
     spec = get_spec(name, topic)
     device = torch.device(device) if device is not None else default_device()
     key = (spec.name, str(device), dtype_for(device), attn_implementation, pretrained)
-    if key in _loaded:
-        return _loaded[key]
+    found = _touch(key)
+    if found is not None:
+        return found
     with _registry_lock:
         lock = _locks.setdefault(key, threading.Lock())
     with lock:  # two users asking at once load it once
-        if key not in _loaded:
+        found = _touch(key)
+        if found is None:
             if device.type == "cpu":
                 fit_cpu_threads()
             if progress is not None:
                 progress(0.0, desc=f"Loading {spec.title} ({spec.name})…")
-            _loaded[key] = _load(spec, device, attn_implementation, pretrained)
+            found = _load(spec, device, attn_implementation, pretrained)
+            _admit(key, found)
             if progress is not None:
                 progress(1.0, desc=f"{spec.title} is ready.")
-    return _loaded[key]
+    return found
 
 
 def runtime() -> tuple[str, str]:
@@ -184,8 +263,9 @@ def runtime() -> tuple[str, str]:
 
 
 def loaded_models() -> list[LoadedModel]:
-    """What is in memory now (for tests and memory reports)."""
-    return list(_loaded.values())
+    """What is in memory now, least recently used first (for tests and memory reports)."""
+    with _lru_lock:
+        return list(_loaded.values())
 
 
 def _load(spec: ModelSpec, device: torch.device, attn: str | None, pretrained: bool) -> LoadedModel:
@@ -210,7 +290,8 @@ def torchvision_weights(name: str):
     (categories, parameter count, GFLOPs, ImageNet accuracy) and `transforms()`."""
     import torchvision
 
-    return torchvision.models.get_model_weights(get_spec(name).name).IMAGENET1K_V1
+    weights = torchvision.models.get_model_weights(get_spec(name).name)
+    return getattr(weights, "IMAGENET1K_V1", None) or weights.DEFAULT
 
 
 def torch_checkpoints() -> Path:
@@ -259,6 +340,7 @@ _HF_CLASSES = {
     "blip-caption": ("BlipForConditionalGeneration", "BlipProcessor"),
     "blip-vqa": ("BlipForQuestionAnswering", "BlipProcessor"),
     "vilt": ("ViltForQuestionAnswering", "ViltProcessor"),
+    "siglip": ("SiglipModel", "SiglipProcessor"),
 }
 
 
@@ -294,7 +376,7 @@ def _load_transformers(spec: ModelSpec, attn: str | None, pretrained: bool):
         processor = processor_class.from_pretrained(spec.name, local_files_only=cached)
         return model, processor
     kwargs = {"attn_implementation": attn} if attn else {}
-    if model_class is transformers.AutoModel:
+    if model_class is transformers.AutoModel and _takes_pooling_flag(spec.name, cached):
         kwargs["add_pooling_layer"] = False  # DINO ships no pooler; don't invent a random one
     try:
         model = model_class.from_pretrained(spec.name, local_files_only=cached, **kwargs)
@@ -313,9 +395,30 @@ def _vit_class(name: str, cached: bool):
 
     # The ImageNet classifier keeps its head (top-5); DINO has none and loads as a bare ViTModel.
     config = transformers.AutoConfig.from_pretrained(name, local_files_only=cached)
+    for arch in config.architectures or []:
+        # DeiT's distilled classifier has two heads (DeiTForImageClassificationWithTeacher):
+        # load the class the checkpoint names, so neither head is left random.
+        named = getattr(transformers, arch, None) if arch.isidentifier() else None
+        if "ForImageClassification" in arch and getattr(named, "config_class", None) is type(
+            config
+        ):
+            return named
     if any("ForImageClassification" in arch for arch in (config.architectures or [])):
         return transformers.AutoModelForImageClassification
     return transformers.AutoModel
+
+
+def _takes_pooling_flag(name: str, cached: bool) -> bool:
+    """Whether the model's bare class has an optional pooler (ViT, DeiT, BEiT; not DINOv2)."""
+    import inspect
+
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(name, local_files_only=cached)
+    model_class = transformers.AutoModel._model_mapping.get(type(config), None)
+    return model_class is not None and "add_pooling_layer" in inspect.signature(
+        model_class.__init__
+    ).parameters
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ class ViTInspection:
     position_embeddings: np.ndarray  # (positions, D): learned, special positions first
     predictions: tuple[tuple[str, float], ...] = ()  # top-5 (label, probability), if a head
     notes: tuple[str, ...] = ()  # what a user should know about this model
+    special_tokens: tuple[str, ...] = ()  # names of the num_special tokens: CLS, registers…
 
     @property
     def num_patches(self) -> int:
@@ -135,6 +136,10 @@ def inspect_loaded(loaded: LoadedModel, image: Image.Image) -> ViTInspection:
         patch_embeddings = projection(inputs).flatten(2)[0].T
         positions = _position_table(backbone.embeddings)  # (positions, D)
         logits = getattr(outputs, "logits", None)
+    notes = _notes(loaded, logits is not None)
+    positions, resampled = _positions_on_grid(positions, (rows, cols))
+    if resampled:
+        notes += (resampled,)
 
     num_special = attentions.shape[-1] - rows * cols
     if num_special < 0:
@@ -155,8 +160,50 @@ def inspect_loaded(loaded: LoadedModel, image: Image.Image) -> ViTInspection:
         patch_embeddings=patch_embeddings.float().cpu().numpy(),
         position_embeddings=positions.float().cpu().numpy(),
         predictions=_top_k(logits, model.config) if logits is not None else (),
-        notes=_notes(loaded, logits is not None),
+        notes=notes,
+        special_tokens=special_token_names(backbone, num_special),
     )
+
+
+def special_token_names(backbone, count: int) -> tuple[str, ...]:
+    """What the tokens before the patches are, read from the model: CLS (if it has one), DeiT's
+    distillation token, DINOv2's registers; anything else is named by its position."""
+    embeddings = getattr(backbone, "embeddings", None)
+    names = []
+    if isinstance(getattr(embeddings, "cls_token", None), torch.Tensor) or isinstance(
+        getattr(embeddings, "class_embedding", None), torch.Tensor  # CLIP
+    ):
+        names.append(CLS)
+    if isinstance(getattr(embeddings, "distillation_token", None), torch.Tensor):
+        names.append("distillation")
+    registers = getattr(embeddings, "register_tokens", None)
+    if isinstance(registers, torch.Tensor):
+        names += [f"register {k}" for k in range(1, registers.shape[1] + 1)]
+    names += [f"special {k}" for k in range(len(names) + 1, count + 1)]
+    return tuple(names[:count])
+
+
+def _positions_on_grid(positions: torch.Tensor, grid: tuple[int, int]):
+    """The table with its patch part laid on the photo's grid: DINOv2 learned 37×37 positions
+    (518 px) but sees 16×16 patches of a 224 crop, and interpolates them, bicubic, as here."""
+    rows, cols = grid
+    total = positions.shape[0]
+    for special in range(0, min(total, 8)):
+        side = math.isqrt(total - special)
+        if side * side == total - special and side > 1:
+            break
+    else:
+        return positions, None
+    if (side, side) == grid or special + rows * cols == total:
+        return positions, None
+    table = positions[special:].float().reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    table = torch.nn.functional.interpolate(table, size=grid, mode="bicubic", align_corners=False)
+    patches = table.permute(0, 2, 3, 1).reshape(rows * cols, -1).to(positions.dtype)
+    note = (
+        f"The model learned {side}×{side} patch positions; for this {rows}×{cols} grid they are "
+        "interpolated (bicubic), as the model itself does."
+    )
+    return torch.cat([positions[:special], patches]), note
 
 
 def cut_patches(pixels: np.ndarray, patch_size: int) -> np.ndarray:
@@ -309,6 +356,8 @@ def query_token(inspection: ViTInspection, query) -> int:
 
 def query_label(inspection: ViTInspection, token: int) -> str:
     if token < inspection.num_special:
+        if token < len(inspection.special_tokens):
+            return inspection.special_tokens[token]
         return CLS if token == 0 else f"register {token}"
     return f"patch {token - inspection.num_special + 1}"
 
@@ -412,12 +461,22 @@ def describe_model(inspection: ViTInspection) -> str:
     special = {0: "no CLS token", 1: "1 CLS token"}.get(
         i.num_special, f"{i.num_special} special tokens"
     )
+    if i.num_special > 1 and len(i.special_tokens) == i.num_special:
+        special += f" ({_special_words(i.special_tokens)})"
     return (
         f"{i.model_title}: the photo becomes {i.image.width}×{i.image.height} pixels → "
         f"{rows}×{cols} = {i.num_patches} patches of {c}×{p}×{p} = {c * p * p:,} numbers, "
         f"each projected to D = {i.hidden_size}; with {special} that is {i.num_tokens} tokens, "
         f"through {i.num_layers} layers × {i.num_heads} heads."
     )
+
+
+def _special_words(names: tuple[str, ...]) -> str:
+    registers = sum(name.startswith("register") for name in names)
+    words = [name for name in names if not name.startswith("register")]
+    if registers:
+        words.append(f"{registers} register{'s' if registers > 1 else ''}")
+    return " + ".join(words)
 
 
 def describe_attention(inspection: ViTInspection, view: AttentionMap, top: int = 3) -> str:
