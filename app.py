@@ -13,14 +13,23 @@ keep_memory_flat()  # before gradio starts its threads
 
 from demo import build_demo, launch_options  # noqa: E402
 from demo.admission import admission_of  # noqa: E402
-from vlmlab.cli import choose_device, launch_settings, parse_args, serve  # noqa: E402
+from vlmlab.cli import (  # noqa: E402
+    choose_device,
+    choose_models,
+    launch_settings,
+    parse_args,
+    serve,
+)
 
 demo = build_demo()
 
 
 def main(argv: list[str] | None = None) -> None:
+    global demo
     args = parse_args(argv)
     choose_device(args)
+    if choose_models(args):  # "your own model" boxes show only with models by name on
+        demo = build_demo()
     if args.wait_budget is not None:
         admission_of(demo).budget_s = args.wait_budget
     serve(demo, launch_options(**launch_settings(args)))

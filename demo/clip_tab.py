@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from . import own_model
 from .common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
 from vlmlab import clip, clip_probe, clip_render
 from vlmlab.cnn import default_choice
@@ -40,9 +41,14 @@ def build(lab: Lab) -> None:
         value=clip.DEFAULT_MODEL,
         label="CLIP model",
         elem_id="clip-model",
+        allow_custom_value=True,  # a CLIP or SigLIP id by name; the engine checks it
     )
+    own_model.build(lab, "clip", model)
     _build_zero_shot(lab, model)
     _build_similarity(lab, model)
+    from demo import clip_pair_tab  # imports this module's helpers
+
+    clip_pair_tab.build(lab)
     _build_probe(lab, model)
 
 

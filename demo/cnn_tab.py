@@ -8,6 +8,7 @@ import os
 import gradio as gr
 import pandas as pd
 
+from . import own_model
 from .common import (
     FAULT,
     LIGHT_EVENT,
@@ -45,9 +46,16 @@ def build(lab: Lab) -> None:
     first_layers = cnn.layer_names(first_model)
     gr.Markdown(INTRO)
     with gr.Row():
-        model = gr.Dropdown(model_choices, value=first_model, label="Network", scale=2)
+        model = gr.Dropdown(
+            model_choices,
+            value=first_model,
+            label="Network",
+            scale=2,
+            allow_custom_value=True,  # a torchvision classifier by name; the engine checks it
+        )
         top_k = gr.Number(5, minimum=1, maximum=MAX_TOP_K, precision=0, label="Top-k", scale=1)
         classify = gr.Button("Classify the photo", variant="primary", scale=1)
+    chosen_by_name = own_model.build(lab, cnn.TOPIC, model)
     prediction = gr.Label(label="Predictions (ImageNet classes)", elem_id="cnn-prediction")
 
     with gr.Accordion("What each layer sees: feature maps", open=True):
@@ -151,7 +159,7 @@ def build(lab: Lab) -> None:
     )
     compare.click(
         guard(compare_networks),
-        lab.photo,
+        [lab.photo, model],
         [depth, side_by_side, depth_notes],
         api_name="compare_cnns",
         **MODEL_EVENT,
@@ -160,6 +168,7 @@ def build(lab: Lab) -> None:
     # Looking around: a new layer or order shows its most active channel; a click picks one.
     private = {"api_visibility": "private", "trigger_mode": "always_last"}
     model.input(guard(pick_model), model, [layer, channel, target], **private, **LIGHT_EVENT)
+    chosen_by_name.then(guard(pick_model), model, [layer, channel, target], **private, **LIGHT_EVENT)
     gr.on(
         [layer.input, order.input],
         guard(show_first_channel),
@@ -408,9 +417,11 @@ def show_evidence(photo, model, target, progress=gr.Progress()):
     return found.overlay, text
 
 
-def compare_networks(photo):
-    """The depth table, and each network's top-5 for the photo (a note where one is missing)."""
-    found = cnn_depth.compare_models(open_photo(photo).image, 5)
+def compare_networks(photo, model=None):
+    """The depth table, and each network's top-5 for the photo (a note where one is missing);
+    a network chosen by name joins the table."""
+    extra = (model,) if model and get_spec(model, cnn.TOPIC).by_name else ()
+    found = cnn_depth.compare_models(open_photo(photo).image, 5, extra=extra)
     # At least one row, so a network without weights here still gets its "(not on this machine)".
     ranks = max((len(p) for p in found.predictions.values()), default=1)
     columns = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from . import own_model
 from .common import (
     LIGHT_EVENT,
     MODEL_EVENT,
@@ -80,8 +81,10 @@ def build(lab: Lab) -> None:
             value=choices("vit")[0],
             label="Vision Transformer",
             scale=2,
+            allow_custom_value=True,  # a Hugging Face id; the engine checks it
         )
         run = gr.Button("Look inside", variant="primary", scale=1)
+    own_model.build(lab, "vit", model)
     with gr.Row():
         summary = gr.Markdown("Pick a model and press **Look inside**.")
         predictions = gr.Label(label="The classifier's top-5", num_top_classes=vit.TOP_K)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlmlab.cli import choose_device, launch_settings, parse_args, serve
+from vlmlab.cli import choose_device, choose_models, launch_settings, parse_args, serve
 from vlmlab.memory import keep_memory_flat
 
 
@@ -10,6 +10,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)  # --help answers before anything heavy loads
     keep_memory_flat()  # before gradio starts its threads
     choose_device(args)
+    choose_models(args)
     from vlmlab.demo import build_demo, launch_options
 
     serve(build_demo(wait_budget=args.wait_budget), launch_options(**launch_settings(args)))

@@ -32,6 +32,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the longest expected wait a request is admitted to; past it a student is told "
         "when to try again (default: $VLMLAB_WAIT_BUDGET, else 30)",
     )
+    parser.add_argument(
+        "--models",
+        choices=("curated", "any"),
+        default=None,
+        help="curated: only the lab's own choices; any: also models by name (torchvision "
+        "classifiers, compatible Hugging Face ids). Default: curated on a Space, any elsewhere",
+    )
+    parser.add_argument(
+        "--max-download-mb",
+        type=float,
+        default=None,
+        help="the largest model by name the lab will fetch, in MB (default 2048)",
+    )
+    parser.add_argument(
+        "--max-loaded-models",
+        type=int,
+        default=None,
+        help="models kept in memory at once, least recently used dropped first (default 12)",
+    )
     return parser.parse_args(argv)
 
 
@@ -55,6 +74,19 @@ def choose_device(args: argparse.Namespace) -> None:
         set_cpu_dtype(args.cpu_dtype)
         if args.cpu_dtype == "bfloat16" and not bfloat16_is_fast():
             print("vlmlab: this CPU has no bfloat16 instructions; bfloat16 will be slow here.")
+
+
+def choose_models(args: argparse.Namespace) -> bool:
+    """Apply --models, --max-download-mb and --max-loaded-models; True if models by name were
+    switched on or off (an app built before must be built again to show or hide their boxes)."""
+    from vlmlab.models import set_max_loaded_models
+    from vlmlab.models_by_name import policy, set_policy
+
+    offered = policy().enabled
+    set_policy(args.models, args.max_download_mb)
+    if args.max_loaded_models is not None:
+        set_max_loaded_models(args.max_loaded_models)
+    return policy().enabled != offered
 
 
 def launch_settings(args: argparse.Namespace) -> dict:

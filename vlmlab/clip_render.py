@@ -146,7 +146,12 @@ def _similarity_figure(matrix, images, names, *, softmax: bool, pairs: bool):
         spine.set_visible(False)
     colourbar = figure.colorbar(mesh, ax=ax, fraction=0.04, pad=0.02)
     colourbar.ax.tick_params(labelsize=7)
-    if softmax:
+    if softmax and matrix.scoring == "sigmoid":
+        title = (
+            f"sigmoid({matrix.logit_scale:.0f} × cosine {matrix.logit_bias:+.1f}) of each pair "
+            "on its own (SigLIP)"
+        )
+    elif softmax:
         title = f"Row-wise softmax of {matrix.logit_scale:.0f} × cosine: which text fits each image"
     else:
         title = "Cosine similarity Iᵢ·Tⱼ of image and text embeddings"
@@ -179,10 +184,7 @@ def draw_zero_shot(result: ZeroShotResult, *, top_k: int = 10) -> Image.Image:
         if len(result.templates) == 1
         else f"an ensemble of {len(result.templates)} templates"
     )
-    ax.set_title(
-        f"softmax({result.logit_scale:.1f} × cosine) over {len(result.labels)} labels, {prompts}",
-        fontsize=9,
-    )
+    ax.set_title(f"{_scoring_formula(result)}, {prompts}", fontsize=9)
     return figure_to_image(figure)
 
 
@@ -290,10 +292,20 @@ def describe_zero_shot(result: ZeroShotResult) -> list[str]:
     )
     scale = result.logit_scale
     meaning = (
-        f"Logit scale {scale:.2f}: probability = softmax({scale:.1f} × cosine) over "
-        f"{len(result.labels)} labels, with {prompts}."
+        f"Logit scale {scale:.2f}: probability = {_scoring_formula(result)}, with {prompts}."
     )
     return [meaning, *result.notes]
+
+
+def _scoring_formula(result: ZeroShotResult) -> str:
+    """CLIP: softmax over the labels; SigLIP: a sigmoid for each label on its own."""
+    scale = result.logit_scale
+    if result.scoring == "sigmoid":
+        return (
+            f"sigmoid({scale:.1f} × cosine {result.logit_bias:+.2f}) for each of "
+            f"{len(result.labels)} labels on its own"
+        )
+    return f"softmax({scale:.1f} × cosine) over {len(result.labels)} labels"
 
 
 def describe_similarity(matrix: SimilarityMatrix, *, pairs: bool = False) -> list[str]:

@@ -46,35 +46,41 @@ class Comparison:
     notes: dict[str, str]  # model -> why it has no predictions (e.g. weights not on this machine)
 
 
-def depth_table() -> tuple[DepthRow, ...]:
-    """Year, depth, parameters, GFLOPs and ImageNet top-1 for every CNN the lab offers."""
-    rows = []
-    for name in choices(TOPIC):
-        meta = torchvision_weights(name).meta
-        paper, year = PAPERS.get(name, ("", None))
-        rows.append(
-            DepthRow(
-                model=name,
-                title=get_spec(name).title,
-                paper=paper,
-                year=year,
-                depth=architecture(name).depth,
-                parameters=int(meta["num_params"]),
-                gflops=float(meta["_ops"]),
-                top1=float(meta["_metrics"]["ImageNet-1K"]["acc@1"]),
-            )
-        )
+def depth_row(model: str) -> DepthRow:
+    """One network's row, from its weights' metadata and its own structure (any CNN by name)."""
+    name = get_spec(model, TOPIC).name
+    meta = torchvision_weights(name).meta
+    paper, year = PAPERS.get(name, ("", None))
+    return DepthRow(
+        model=name,
+        title=get_spec(name).title,
+        paper=paper,
+        year=year,
+        depth=architecture(name).depth,
+        parameters=int(meta["num_params"]),
+        gflops=float(meta["_ops"]),
+        top1=float(meta["_metrics"]["ImageNet-1K"]["acc@1"]),
+    )
+
+
+def depth_table(extra: tuple[str, ...] = ()) -> tuple[DepthRow, ...]:
+    """Year, depth, parameters, GFLOPs and ImageNet top-1 for every CNN the lab offers, and for
+    the networks named in `extra` (models by name)."""
+    names = dict.fromkeys([*choices(TOPIC), *(get_spec(m, TOPIC).name for m in extra)])
+    rows = [depth_row(name) for name in names]
     return tuple(sorted(rows, key=lambda row: (row.year or 0, row.depth)))
 
 
-def compare_models(image: ImageSource, top_k: int = 5, *, pretrained: bool = True) -> Comparison:
+def compare_models(
+    image: ImageSource, top_k: int = 5, *, pretrained: bool = True, extra: tuple[str, ...] = ()
+) -> Comparison:
     """The depth table and each network's top_k for the same photo, side by side.
 
     A network whose weights cannot be had here gets a note instead of failing the table.
     """
     top_k = check_top_k(top_k)
     image = rgb_image(image)
-    rows = depth_table()
+    rows = depth_table(tuple(extra))
     predictions, notes = {}, {}
     for row in rows:
         try:

@@ -287,3 +287,65 @@ def curated(topic: str) -> list[str]:
 
 def is_curated(name: str) -> bool:
     return any(spec.name == name for spec in REGISTRY)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the lab found in a model (the tabs show it under "your own model")
+
+
+def describe_found(name: str, topic: str, image=None, *, pretrained: bool = True) -> list[str]:
+    """Sentences on what the lab read from the model: layers, patch grid, special tokens, scoring.
+
+    CNN: from its structure alone (nothing loaded). ViT: one forward on `image` (tokens counted
+    from the model's output). CLIP: the loaded model's scoring and text length.
+    """
+    from vlmlab.models import get_spec
+
+    spec = get_spec(name, topic)
+    if topic == "cnn":
+        from vlmlab.cnn_depth import depth_row
+        from vlmlab.cnn_layers import architecture
+
+        arch, row = architecture(spec.name), depth_row(spec.name)
+        evidence = arch.layer_at(arch.evidence_layer).name
+        return [
+            f"{spec.title}: {len(arch.layers)} layers with feature maps "
+            f"({', '.join(arch.names[:4])}, … {arch.names[-1]}), {row.depth} weight layers deep, "
+            f"{arch.input_size}×{arch.input_size} input.",
+            f"Grad-CAM looks at {evidence}; {row.parameters / 1e6:.1f} M parameters, "
+            f"{row.gflops:g} GFLOPs, ImageNet top-1 {row.top1:g}%.",
+        ]
+    if topic == "vit":
+        from vlmlab import vit
+
+        if image is None:
+            raise LabError("Please pick a photo first: the lab counts a model's tokens on it.")
+        inspection = vit.inspect_vit(image, spec.name, pretrained=pretrained)
+        special = ", ".join(inspection.special_tokens) or "none (no CLS token)"
+        return [
+            vit.describe_model(inspection),
+            f"Patch grid {inspection.grid[0]}×{inspection.grid[1]} of {inspection.patch_size}×"
+            f"{inspection.patch_size} pixels; special tokens before the patches: {special}.",
+        ]
+    from vlmlab import clip
+    from vlmlab.clip_prompts import token_limit
+    from vlmlab.models import load_model
+
+    loaded = load_model(spec.name, topic="clip", pretrained=pretrained)
+    vision = loaded.model.config.vision_config
+    grid = vision.image_size // vision.patch_size
+    if clip.scoring_of(loaded) == clip.SIGMOID:
+        scoring = (
+            "SigLIP scoring: a sigmoid for each label on its own (texts padded to "
+            f"{token_limit(loaded)} tokens, as it was trained)."
+        )
+    else:
+        scoring = (
+            f"CLIP scoring: a softmax over the labels (texts up to {token_limit(loaded)} tokens)."
+        )
+    return [
+        f"{spec.title}: images of {vision.image_size}×{vision.image_size} pixels in a "
+        f"{grid}×{grid} grid of {vision.patch_size}-pixel patches, "
+        f"{vision.num_hidden_layers} vision layers.",
+        scoring,
+    ]

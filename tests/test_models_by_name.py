@@ -1,0 +1,251 @@
+"""Models by name: DINOv2 with registers, DeiT, SigLIP, LAION's CLIP beside OpenAI's, torchvision
+CNNs by builder name, the loaded-model budget, and every bad name refused in one sentence."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import DEIT_ID, DINOV2_REG_ID, LAION_ID, REMOTE_CODE_ID, SIGLIP_ID, TINY_SPECS
+
+from vlmlab import clip, clip_pair, cnn, cnn_depth, gradcam, models, models_by_name, vit
+from vlmlab.errors import LabError, ModelUnavailableError
+
+OPENAI_ID = "openai/clip-vit-base-patch32"
+
+
+@pytest.fixture(autouse=True)
+def _models_by_name_on(monkeypatch):
+    """Models by name on, with the default cap, whatever the machine's environment says."""
+    monkeypatch.setattr(models_by_name, "_policy", models_by_name.ByNamePolicy(True, 2048))
+
+
+def _direct(model_class, model_id, image, **call):
+    """A bare transformers forward with attentions, on the same pixels the lab used."""
+    from transformers import AutoImageProcessor
+
+    model = model_class.from_pretrained(model_id, attn_implementation="eager").eval()
+    pixels = AutoImageProcessor.from_pretrained(model_id)(images=image, return_tensors="pt")
+    with torch.no_grad():
+        return model(**pixels, output_attentions=True, **call)
+
+
+# ---------------------------------------------------------------------------------------------
+# ViT family: special tokens counted from the model
+
+
+def test_dinov2_with_registers_reports_its_registers_and_attends_where_the_model_does(chelsea):
+    from transformers import Dinov2WithRegistersModel
+
+    spec = TINY_SPECS[DINOV2_REG_ID]
+    assert models.get_spec(DINOV2_REG_ID, "vit").by_name
+    inspection = vit.inspect_vit(chelsea, DINOV2_REG_ID)
+    grid = spec["grid"]
+    assert inspection.grid == (grid, grid) and inspection.patch_size == spec["patch_size"]
+    assert inspection.num_special == 1 + spec["registers"]
+    assert inspection.special_tokens == ("CLS", "register 1", "register 2", "register 3", "register 4")
+    assert "CLS + 4 registers" in vit.describe_model(inspection)
+    # The learned 7×7 position table is laid on the 5×5 grid, as the model does.
+    assert inspection.position_embeddings.shape[0] == 1 + grid * grid
+    assert any("interpolated" in note for note in inspection.notes)
+
+    direct = _direct(Dinov2WithRegistersModel, DINOV2_REG_ID, chelsea)
+    expected = torch.stack([a[0] for a in direct.attentions]).numpy()  # (L, heads, T, T)
+    np.testing.assert_allclose(inspection.attentions, expected, atol=1e-5)
+    special = 1 + spec["registers"]
+    for layer in (1, inspection.num_layers):
+        for head in (1, inspection.num_heads):
+            cls = vit.attention_map(inspection, layer, head, "CLS")
+            row = expected[layer - 1, head - 1, 0]
+            np.testing.assert_allclose(cls.weights, row[special:].reshape(grid, grid), atol=1e-5)
+            assert cls.to_special == pytest.approx(row[:special].sum(), abs=1e-5)
+            patch = vit.attention_map(inspection, layer, head, 7)  # patch 7 = token special + 6
+            np.testing.assert_allclose(
+                patch.weights, expected[layer - 1, head - 1, special + 6, special:].reshape(grid, grid), atol=1e-5
+            )
+    strongest = np.unravel_index(np.argmax(cls.weights), cls.weights.shape)
+    assert np.argmax(row[special:]) == strongest[0] * grid + strongest[1]
+    assert vit.query_label(inspection, 3) == "register 3"
+
+
+def test_deit_has_a_cls_and_a_distillation_token_and_both_heads(chelsea):
+    from transformers import DeiTForImageClassificationWithTeacher
+
+    inspection = vit.inspect_vit(chelsea, DEIT_ID)
+    assert inspection.num_special == 2
+    assert inspection.special_tokens == ("CLS", "distillation")
+    assert "CLS + distillation" in vit.describe_model(inspection)
+    direct = _direct(DeiTForImageClassificationWithTeacher, DEIT_ID, chelsea)
+    probabilities = direct.logits[0].softmax(-1)  # the mean of the class and distillation heads
+    top = probabilities.topk(5)
+    assert [p for _, p in inspection.predictions] == pytest.approx(top.values.tolist(), abs=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLIP family: each scored as it was trained
+
+
+def test_siglip_scores_each_label_with_its_own_sigmoid(chelsea):
+    from transformers import AutoProcessor, SiglipModel
+
+    labels = ["cat", "dog", "coffee cup", "red truck"]
+    result = clip.score_labels(chelsea, labels, model=SIGLIP_ID)
+    assert result.scoring == clip.SIGMOID and clip.SIGMOID_NOTE in result.notes
+    model = SiglipModel.from_pretrained(SIGLIP_ID).eval()
+    processor = AutoProcessor.from_pretrained(SIGLIP_ID)
+    prompts = [clip.fill(clip.DEFAULT_TEMPLATE, label) for label in labels]
+
+    def direct(padding):
+        inputs = processor(
+            text=prompts, images=chelsea, padding=padding, return_tensors="pt"
+        )
+        with torch.no_grad():
+            return model(**inputs).logits_per_image[0]
+
+    expected = direct("max_length")
+    np.testing.assert_allclose(result.probabilities, expected.sigmoid().numpy(), atol=1e-5)
+    assert not np.allclose(result.probabilities, expected.softmax(-1).numpy(), atol=1e-3)
+    # Its text must be padded to max_length, as it was trained: shorter padding scores otherwise.
+    assert not np.allclose(result.probabilities, direct(True).sigmoid().numpy(), atol=1e-4)
+    matrix = clip.compare([chelsea], "a cat\na dog", model=SIGLIP_ID)
+    assert matrix.scoring == clip.SIGMOID
+    np.testing.assert_allclose(
+        matrix.probabilities(), 1 / (1 + np.exp(-(matrix.cosines * matrix.logit_scale + matrix.logit_bias)))
+    )
+
+
+def test_laion_clip_beside_openai_clip(chelsea):
+    assert LAION_ID in models.choices("clip") and not models.get_spec(LAION_ID).by_name
+    left, right = clip_pair.zero_shot_pair(chelsea, "cat, dog, coffee", (OPENAI_ID, LAION_ID))
+    assert (left.model, right.model) == (OPENAI_ID, LAION_ID)
+    assert "400 million" in left.trained_on and "LAION-2B" in right.trained_on
+    assert "open" in right.trained_on and "never released" in left.trained_on
+    for column in (left, right):
+        assert column.result.scoring == clip.SOFTMAX
+        assert column.result.probabilities.sum() == pytest.approx(1, abs=1e-5)
+        alone = clip.score_labels(chelsea, "cat, dog, coffee", model=column.model)
+        np.testing.assert_allclose(column.result.probabilities, alone.probabilities)
+    assert not np.allclose(left.result.cosines, right.result.cosines)  # two different models
+    matrices = clip_pair.similarity_pair([chelsea], "a cat\na cup", (OPENAI_ID, LAION_ID))
+    assert [m.result.cosines.shape for m in matrices] == [(1, 2), (1, 2)]
+    with pytest.raises(LabError, match="two different"):
+        clip_pair.zero_shot_pair(chelsea, "cat", (LAION_ID, LAION_ID))
+
+
+# ---------------------------------------------------------------------------------------------
+# torchvision CNNs by builder name, random weights
+
+
+@pytest.mark.parametrize(
+    ("name", "evidence", "depth"),
+    [("efficientnet_b0", "conv2", 82), ("convnext_tiny", "stage4", 59)],
+)
+def test_torchvision_cnns_by_name(chelsea, name, evidence, depth):
+    spec = models.get_spec(name, "cnn")
+    assert spec.by_name and spec.kind == "torchvision"
+    view = cnn.feature_maps(chelsea, name, pretrained=False)
+    arch = cnn.architecture(name)
+    assert view.layer.name == arch.names[0] and view.grid.size[0] > 0
+    last = cnn.feature_maps(chelsea, name, arch.layer_at(arch.evidence_layer).name, pretrained=False)
+    assert last.layer.shape[1] == 7  # 224 / 32
+    found = gradcam.grad_cam(chelsea, name, pretrained=False)
+    assert found.layer == evidence and found.heat.shape == (7, 7)
+    row = cnn_depth.depth_row(name)
+    assert row.depth == depth and row.parameters == sum(
+        p.numel() for p in models.load_model(name, topic="cnn", pretrained=False).model.parameters()
+    )
+    assert name in [r.model for r in cnn_depth.depth_table((name,))]
+
+
+# ---------------------------------------------------------------------------------------------
+# The loaded-model budget
+
+
+def test_the_loaded_model_budget_drops_the_least_recently_used(monkeypatch):
+    monkeypatch.setattr(models, "_loaded", {})
+    monkeypatch.setattr(models, "_max_loaded", 2)
+    first = models.load_model(OPENAI_ID, topic="clip")
+    models.load_model(LAION_ID, topic="clip")
+    assert models.load_model(OPENAI_ID, topic="clip") is first  # used again: now the newest
+    models.load_model(SIGLIP_ID, topic="clip")  # over budget: LAION's goes
+    assert [m.spec.name for m in models.loaded_models()] == [OPENAI_ID, SIGLIP_ID]
+
+    names = [OPENAI_ID, LAION_ID, SIGLIP_ID]
+    seen, errors = [], []
+
+    def user(order):
+        try:
+            for name in order * 3:
+                loaded = models.load_model(name, topic="clip")
+                seen.append(len(models.loaded_models()))
+                assert loaded.spec.name == name  # the caller keeps its model, evicted or not
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=user, args=(o,)) for o in (names, names[::-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and seen and max(seen) <= 2
+    assert len(models.loaded_models()) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad names: one sentence, within 5 s, nothing loaded
+
+
+BAD_NAMES = [
+    ("vit", "someone/not-here", "not on this machine"),
+    ("vit", "https://huggingface.co/facebook/dinov2-small", "not a web address"),
+    ("clip", "/etc/passwd", "not a file path"),
+    ("clip", "../models/clip", "not a file path"),
+    ("vit", "Salesforce/blip-image-captioning-base", "the VIT tab takes"),
+    ("clip", DINOV2_REG_ID, "the CLIP tab takes CLIP, SigLIP"),
+    ("vit", REMOTE_CODE_ID, "remote code"),
+    ("cnn", "fasterrcnn_resnet50_fpn", "torchvision classifier by its builder name"),
+    ("cnn", "swin_t", "not a CNN"),
+]
+
+
+@pytest.mark.parametrize(("topic", "name", "says"), BAD_NAMES)
+def test_bad_names_are_refused_in_one_sentence(topic, name, says):
+    before = list(models.loaded_models())
+    start = time.perf_counter()
+    with pytest.raises(LabError) as caught:
+        models.get_spec(name, topic)
+    assert time.perf_counter() - start < 5
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+    assert models.loaded_models() == before
+
+
+def test_the_size_cap_refuses_before_loading(monkeypatch):
+    monkeypatch.setattr(models_by_name, "_accepted", {})
+    monkeypatch.setattr(models_by_name, "_policy", models_by_name.ByNamePolicy(True, 0.001))
+    with pytest.raises(LabError, match=r"over this lab's limit of 0 MB"):
+        models.get_spec(DEIT_ID, "vit")
+    with pytest.raises(LabError, match=r"efficientnet_b0 is 20 MB, over"):
+        models.get_spec("efficientnet_b0", "cnn")
+
+
+def test_curated_mode_refuses_every_name(monkeypatch):
+    monkeypatch.setattr(models_by_name, "_accepted", {})
+    monkeypatch.setattr(models_by_name, "_policy", None)
+    monkeypatch.setenv("SPACE_ID", "someone/vlmlab")
+    monkeypatch.delenv("VLMLAB_MODELS", raising=False)
+    assert not models_by_name.policy().enabled  # a Space: curated by default
+    with pytest.raises(LabError, match=r"switched off here \(--models curated\)"):
+        models.get_spec(DEIT_ID, "vit")
+    assert models.get_spec(LAION_ID, "clip").name == LAION_ID  # the registry still works
+    models_by_name.set_policy("any")
+    assert models.get_spec(DEIT_ID, "vit").by_name
+    with pytest.raises(LabError, match="curated or any"):
+        models_by_name.set_policy("everything")
+
+
+def test_an_uncached_id_offline_is_a_model_unavailable_error():
+    with pytest.raises(ModelUnavailableError, match="HF_HUB_OFFLINE"):
+        models.get_spec("someone/not-here", "clip")
