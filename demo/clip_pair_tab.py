@@ -78,12 +78,12 @@ def _column_text(column: clip_pair.Column, lines: list[str]) -> str:
     return _markdown([f"{column.title} ({column.model})", column.trained_on, *lines])
 
 
-def zero_shot_pair(photo, labels, left, right, progress=gr.Progress()):  # noqa: B008
+def zero_shot_pair(photo, labels, model, other_model, progress=gr.Progress()):  # noqa: B008
     """Two models, one photo, the same labels: each scored as it was trained."""
     image = open_photo(photo).image
-    for name in (left, right):
+    for name in (model, other_model):
         load_model(name, topic="clip", progress=progress_callback(progress))
-    columns = clip_pair.zero_shot_pair(image, labels, (left, right))
+    columns = clip_pair.zero_shot_pair(image, labels, (model, other_model))
     outputs = []
     for column in columns:
         outputs += [
@@ -93,12 +93,12 @@ def zero_shot_pair(photo, labels, left, right, progress=gr.Progress()):  # noqa:
     return tuple(outputs)
 
 
-def similarity_pair(photo, texts, left, right, progress=gr.Progress()):  # noqa: B008
+def similarity_pair(photo, texts, model, other_model, progress=gr.Progress()):  # noqa: B008
     """Two similarity matrices over the same images (the photo and the samples) and texts."""
-    images, names = _gather_images(photo, [YOUR_PHOTO, *DEFAULT_SAMPLES][:4], None)
-    for name in (left, right):
+    images, names = _gather_images(photo, [YOUR_PHOTO, *DEFAULT_SAMPLES], None)
+    for name in (model, other_model):
         load_model(name, topic="clip", progress=progress_callback(progress))
-    columns = clip_pair.similarity_pair(images, texts, (left, right))
+    columns = clip_pair.similarity_pair(images, texts, (model, other_model))
     outputs = []
     for column in columns:
         heat = clip_render.draw_similarity(column.result, images, names, pairs=False)

@@ -40,9 +40,10 @@ def build(lab: Lab, topic: str, dropdown: gr.Dropdown):
         use = gr.Button("Use it", scale=1, size="sm")
     found = gr.Markdown(elem_id=f"{topic}-own-model-found")
 
-    def use_model(text, photo, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+    def use_model(model, *photo, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
         """Check the name, load the model, say what the lab found, select it."""
-        name = get_spec(str(text or "").strip(), topic).name
+        image = open_photo(photo[0]).image if topic == "vit" else None  # tokens are counted on it
+        name = get_spec(str(model or "").strip(), topic).name
         if topic != "cnn":
             load_model(
                 name,
@@ -50,14 +51,13 @@ def build(lab: Lab, topic: str, dropdown: gr.Dropdown):
                 attn_implementation="eager" if topic == "vit" else None,
                 progress=progress_callback(progress),
             )
-        image = open_photo(photo).image if topic == "vit" else None
         lines = describe_found(name, topic, image)
         return gr.Dropdown(choices=dropdown_choices(topic, name), value=name), "\n\n".join(lines)
 
     return gr.on(
         [box.submit, use.click],
         guard(use_model),
-        [box, lab.photo],
+        [box, lab.photo] if topic == "vit" else [box],
         [dropdown, found],
         api_name=f"{topic}_model_by_name",
         **MODEL_EVENT,

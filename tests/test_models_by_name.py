@@ -249,3 +249,69 @@ def test_curated_mode_refuses_every_name(monkeypatch):
 def test_an_uncached_id_offline_is_a_model_unavailable_error():
     with pytest.raises(ModelUnavailableError, match="HF_HUB_OFFLINE"):
         models.get_spec("someone/not-here", "clip")
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the app's API (gradio_client): ids in `model`, "your own model", two CLIPs
+
+
+@pytest.fixture(scope="module")
+def lab(launch_tabs):
+    with launch_tabs(only=("cnn", "vit", "clip")) as app:
+        yield app
+
+
+API_REFUSALS = [
+    ("/vit_model_by_name", {"model": "someone/not-here"}, "not on this machine"),
+    ("/zero_shot", {"model": "https://huggingface.co/openai/clip-vit-base-patch32"}, "web address"),
+    ("/vit_attention", {"name": "/etc/passwd", "layer_value": 1}, "not a file path"),
+    ("/clip_model_by_name", {"model": DINOV2_REG_ID}, "the CLIP tab takes CLIP, SigLIP"),
+    ("/vit_model_by_name", {"model": REMOTE_CODE_ID}, "remote code"),
+    ("/classify", {"model": "fasterrcnn_resnet50_fpn"}, "torchvision classifier by its builder"),
+    ("/cnn_model_by_name", {"model": "maxvit_t"}, "not a CNN"),
+]
+
+
+@pytest.mark.parametrize(("api_name", "values", "says"), API_REFUSALS)
+def test_bad_names_through_the_api_get_one_sentence_fast(lab, chelsea, tmp_path, api_name, values, says):
+    from lab_api import arguments, refusal
+
+    path = tmp_path / "chelsea.png"
+    chelsea.save(path)
+    before = list(models.loaded_models())
+    photo = path if "photo" in str(arguments(lab.client, api_name)) else None
+    start = time.perf_counter()
+    message = refusal(lab.client, lab.url, api_name, photo, **values)
+    assert time.perf_counter() - start < 5
+    assert says in message and "\n" not in message
+    assert models.loaded_models() == before
+
+
+def test_over_the_size_cap_through_the_api(lab, monkeypatch):
+    from lab_api import refusal
+
+    monkeypatch.setattr(models_by_name, "_policy", models_by_name.ByNamePolicy(True, 0.01))
+    before = list(models.loaded_models())
+    message = refusal(lab.client, lab.url, "/clip_model_by_name", model=SIGLIP_ID)
+    assert "over this lab's limit" in message and models.loaded_models() == before
+
+
+def test_your_own_model_through_the_api(lab, chelsea, tmp_path):
+    from lab_api import predict
+
+    path = tmp_path / "chelsea.png"
+    chelsea.save(path)
+    chosen, found = predict(lab.client, "/vit_model_by_name", path, model=DEIT_ID)
+    assert chosen["value"] == DEIT_ID and [DEIT_ID, DEIT_ID] not in chosen["choices"]
+    assert DEIT_ID in [name for _, name in chosen["choices"]] and "special tokens before the patches: CLS, distillation" in found
+    chosen, found = predict(lab.client, "/cnn_model_by_name", model="convnext_tiny")
+    assert chosen["value"] == "convnext_tiny" and "Grad-CAM looks at stage4" in found
+    chosen, found = predict(lab.client, "/clip_model_by_name", model=SIGLIP_ID)
+    assert "sigmoid for each label" in found and "padded to 64 tokens" in found
+    heat, *_ = predict(lab.client, "/vit_attention", path, name=DINOV2_REG_ID, layer_value=1)
+    assert heat
+    left, left_text, right, right_text = predict(
+        lab.client, "/zero_shot_pair", path, labels="cat, dog", model=OPENAI_ID, other_model=SIGLIP_ID
+    )
+    assert {c["label"] for c in left["confidences"]} == {"cat", "dog"}
+    assert "400 million" in left_text and "WebLI" in right_text and "sigmoid" in right_text

@@ -456,13 +456,19 @@ def _save_siglip(model_id: str, out: Path) -> None:
 
 
 def _save_remote_code(model_id: str, out: Path) -> None:
-    """Only a config: one that names its own modelling code, as remote-code repos do."""
-    config = {
-        "model_type": "vit",
-        "architectures": ["ShinyViTModel"],
-        "auto_map": {"AutoModel": "modeling_shiny.ShinyViTModel"},
-    }
-    (out / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    """A tiny ViT whose config names its own modelling code, as remote-code repos do."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    config = ViTConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        image_size=16, patch_size=8,
+    )  # fmt: skip
+    ViTModel(config, add_pooling_layer=False).eval().save_pretrained(out)
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(out)
+    saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    saved["architectures"] = ["ShinyViTModel"]
+    saved["auto_map"] = {"AutoModel": "modeling_shiny.ShinyViTModel"}
+    (out / "config.json").write_text(json.dumps(saved), encoding="utf-8")
 
 
 def _save_vit(model_id: str, out: Path) -> None:

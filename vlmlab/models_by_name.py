@@ -127,15 +127,16 @@ def custom_spec(name: str, topic: str) -> ModelSpec:
     Reads only small things: torchvision's list and weights metadata, or a config.json and the
     file sizes (from the local cache, else from the Hub). Nothing big is downloaded or loaded.
     """
-    spec = _accepted.get(name)
-    if spec is not None and topic in spec.topics:
-        return spec
-    text = name.strip()
     if not policy().enabled:
         raise LabError(
             unknown_model_message(name, topic)[:-1]
             + "; models by name are switched off here (--models curated)."
         )
+    spec = _accepted.get(name)
+    if spec is not None and topic in spec.topics:
+        _check_size(name, spec.download_mb)  # the cap may have changed since
+        return spec
+    text = name.strip()
     if topic == "cnn":
         spec = _torchvision_spec(text)
     else:
@@ -169,6 +170,12 @@ def _torchvision_spec(name: str) -> ModelSpec:
 
 
 def _hugging_face_spec(name: str, topic: str) -> ModelSpec:
+    if "/" not in name and "\\" not in name and ":" not in name and not name.startswith(("~", ".")):
+        families = ", ".join(dict.fromkeys(FAMILIES[t] for t in HF_ALLOWED[topic]))
+        raise LabError(
+            unknown_model_message(name, topic)[:-1]
+            + f", or a Hugging Face id like org/name of a {families} model."
+        )
     check_hub_id(name)
     config, size_mb = _config_and_size(name)
     if "auto_map" in config or config.get("trust_remote_code"):
