@@ -315,3 +315,15 @@ def test_your_own_model_through_the_api(lab, chelsea, tmp_path):
     )
     assert {c["label"] for c in left["confidences"]} == {"cat", "dog"}
     assert "400 million" in left_text and "WebLI" in right_text and "sigmoid" in right_text
+
+
+def test_widgets_accept_models_by_name(chelsea):
+    from widgets.clip import ZeroShotClassifier
+    from widgets.cnn import PredictionView
+
+    widget = ZeroShotClassifier(chelsea, model=SIGLIP_ID)
+    assert widget.model.value == SIGLIP_ID and OPENAI_ID in widget.model.options
+    with pytest.raises(LabError, match="web address"):
+        ZeroShotClassifier(chelsea, model="https://example.com/model")
+    with pytest.raises(LabError, match="torchvision classifier"):
+        PredictionView(chelsea, model="raft_large")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlmlab.errors import LabError, ModelUnavailableError
-from vlmlab.models import REGISTRY, ModelSpec, choices, unknown_model_message
+from vlmlab.models import ModelSpec, unknown_model_message
 
 # model_type (from config.json) -> how the lab loads it, per topic.
 HF_ALLOWED: dict[str, dict[str, str]] = {
@@ -281,19 +281,6 @@ def _weights_mb(files: dict[str, int]) -> float:
     if not chosen:
         chosen = [size for f, size in files.items() if _PICKLES.match(f)]
     return sum(chosen) / 2**20
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers for the tabs
-
-
-def curated(topic: str) -> list[str]:
-    """The registry's choices for a topic (the dropdown's first entries)."""
-    return choices(topic)
-
-
-def is_curated(name: str) -> bool:
-    return any(spec.name == name for spec in REGISTRY)
 
 
 # ---------------------------------------------------------------------------------------------

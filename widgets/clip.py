@@ -13,7 +13,7 @@ from PIL import Image
 from vlmlab import clip, clip_probe, clip_render
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, load_image, sample_images
-from vlmlab.models import choices
+from vlmlab.models import choices, get_spec
 from vlmlab.render import map_over
 
 from .pixels import row
@@ -34,7 +34,10 @@ def _error(error: LabError) -> str:
 
 
 def _model_picker(model: str) -> widgets.Dropdown:
-    return widgets.Dropdown(options=choices("clip"), value=model, description="model")
+    """The curated CLIP models, and `model` if it is one by name (checked here)."""
+    model = get_spec(model, "clip").name
+    options = list(dict.fromkeys([*choices("clip"), model]))
+    return widgets.Dropdown(options=options, value=model, description="model")
 
 
 class ZeroShotClassifier(widgets.VBox):

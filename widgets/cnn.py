@@ -51,7 +51,9 @@ class PredictionView(widgets.VBox):
 
     def __init__(self, image: ImageSource, model: str = cnn.DEFAULT_MODEL, top_k: int = 5):
         self.image = cnn.rgb_image(image)
-        networks = [(get_spec(name).title, name) for name in choices(cnn.TOPIC)]
+        model = get_spec(model, cnn.TOPIC).name  # a network by name is checked here
+        names = list(dict.fromkeys([*choices(cnn.TOPIC), model]))
+        networks = [(get_spec(name).title, name) for name in names]
         self.model = widgets.Dropdown(options=networks, value=model, description="network")
         self.top_k = widgets.IntSlider(top_k, min=1, max=20, description="top-k")
         self.output = widgets.HTML()
