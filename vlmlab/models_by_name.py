@@ -113,6 +113,7 @@ def set_policy(models: str | None = None, max_download_mb: float | None = None) 
 
 
 _accepted: dict[str, ModelSpec] = {}  # name -> spec, for ids that passed every check
+_sizes: dict[str, float] = {}  # name -> its weights in MB, checked again if the cap changes
 _accepting = threading.Lock()
 
 
@@ -134,19 +135,20 @@ def custom_spec(name: str, topic: str) -> ModelSpec:
         )
     spec = _accepted.get(name)
     if spec is not None and topic in spec.topics:
-        _check_size(name, spec.download_mb)  # the cap may have changed since
+        _check_size(name, _sizes.get(name, spec.download_mb))  # the cap may have changed since
         return spec
     text = name.strip()
     if topic == "cnn":
-        spec = _torchvision_spec(text)
+        spec, size_mb = _torchvision_spec(text)
     else:
-        spec = _hugging_face_spec(text, topic)
+        spec, size_mb = _hugging_face_spec(text, topic)
     with _accepting:
         _accepted[spec.name] = spec
+        _sizes[spec.name] = size_mb
     return spec
 
 
-def _torchvision_spec(name: str) -> ModelSpec:
+def _torchvision_spec(name: str) -> tuple[ModelSpec, float]:
     import torchvision
 
     known = torchvision.models.list_models(module=torchvision.models)  # classifiers only
@@ -166,10 +168,10 @@ def _torchvision_spec(name: str) -> ModelSpec:
     size_mb = float(meta.get("_file_size", meta["num_params"] * 4 / 2**20))
     _check_size(name, size_mb)
     title = f"{name} (torchvision, {meta['num_params'] / 1e6:.1f} M parameters)"
-    return ModelSpec(name, ("cnn",), "torchvision", title, round(size_mb), by_name=True)
+    return ModelSpec(name, ("cnn",), "torchvision", title, round(size_mb), by_name=True), size_mb
 
 
-def _hugging_face_spec(name: str, topic: str) -> ModelSpec:
+def _hugging_face_spec(name: str, topic: str) -> tuple[ModelSpec, float]:
     if "/" not in name and "\\" not in name and ":" not in name and not name.startswith(("~", ".")):
         families = ", ".join(dict.fromkeys(FAMILIES[t] for t in HF_ALLOWED[topic]))
         raise LabError(
@@ -194,7 +196,8 @@ def _hugging_face_spec(name: str, topic: str) -> ModelSpec:
     _check_size(name, size_mb)
     topics = tuple(t for t in ("clip", "vit") if model_type in HF_ALLOWED[t])
     title = f"{name.split('/')[1]} ({FAMILIES[model_type]})"
-    return ModelSpec(name, topics, allowed[model_type], title, round(size_mb), by_name=True)
+    spec = ModelSpec(name, topics, allowed[model_type], title, round(size_mb), by_name=True)
+    return spec, size_mb
 
 
 def check_hub_id(name: str) -> None:
