@@ -168,7 +168,9 @@ def build(lab: Lab) -> None:
     # Looking around: a new layer or order shows its most active channel; a click picks one.
     private = {"api_visibility": "private", "trigger_mode": "always_last"}
     model.input(guard(pick_model), model, [layer, channel, target], **private, **LIGHT_EVENT)
-    chosen_by_name.then(guard(pick_model), model, [layer, channel, target], **private, **LIGHT_EVENT)
+    chosen_by_name.then(
+        guard(pick_model), model, [layer, channel, target], **private, **LIGHT_EVENT
+    )
     gr.on(
         [layer.input, order.input],
         guard(show_first_channel),

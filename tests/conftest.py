@@ -55,6 +55,9 @@ os.environ["MPLBACKEND"] = "Agg"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # no fork warnings from kernels / app subprocesses
 
 os.environ["VLMLAB_CACHE"] = str(SESSION_DIR / "vlmlab_cache")  # feature visualisations on disk
+# The session loads far more (tiny and random) models than a lab's budget of 12; the budget
+# itself is tested with its own small limit (test_models_by_name.py).
+os.environ.setdefault("VLMLAB_MAX_LOADED_MODELS", "64")
 # (Add further environment variables here, still above the imports below.)
 
 # =============================================================================================

@@ -46,7 +46,8 @@ def test_dinov2_with_registers_reports_its_registers_and_attends_where_the_model
     grid = spec["grid"]
     assert inspection.grid == (grid, grid) and inspection.patch_size == spec["patch_size"]
     assert inspection.num_special == 1 + spec["registers"]
-    assert inspection.special_tokens == ("CLS", "register 1", "register 2", "register 3", "register 4")
+    registers = tuple(f"register {k}" for k in range(1, 5))
+    assert inspection.special_tokens == ("CLS", *registers)
     assert "CLS + 4 registers" in vit.describe_model(inspection)
     # The learned 7×7 position table is laid on the 5×5 grid, as the model does.
     assert inspection.position_embeddings.shape[0] == 1 + grid * grid
@@ -63,9 +64,8 @@ def test_dinov2_with_registers_reports_its_registers_and_attends_where_the_model
             np.testing.assert_allclose(cls.weights, row[special:].reshape(grid, grid), atol=1e-5)
             assert cls.to_special == pytest.approx(row[:special].sum(), abs=1e-5)
             patch = vit.attention_map(inspection, layer, head, 7)  # patch 7 = token special + 6
-            np.testing.assert_allclose(
-                patch.weights, expected[layer - 1, head - 1, special + 6, special:].reshape(grid, grid), atol=1e-5
-            )
+            from_patch = expected[layer - 1, head - 1, special + 6, special:]
+            np.testing.assert_allclose(patch.weights, from_patch.reshape(grid, grid), atol=1e-5)
     strongest = np.unravel_index(np.argmax(cls.weights), cls.weights.shape)
     assert np.argmax(row[special:]) == strongest[0] * grid + strongest[1]
     assert vit.query_label(inspection, 3) == "register 3"
@@ -112,9 +112,8 @@ def test_siglip_scores_each_label_with_its_own_sigmoid(chelsea):
     assert not np.allclose(result.probabilities, direct(True).sigmoid().numpy(), atol=1e-4)
     matrix = clip.compare([chelsea], "a cat\na dog", model=SIGLIP_ID)
     assert matrix.scoring == clip.SIGMOID
-    np.testing.assert_allclose(
-        matrix.probabilities(), 1 / (1 + np.exp(-(matrix.cosines * matrix.logit_scale + matrix.logit_bias)))
-    )
+    logits = matrix.cosines * matrix.logit_scale + matrix.logit_bias
+    np.testing.assert_allclose(matrix.probabilities(), 1 / (1 + np.exp(-logits)))
 
 
 def test_laion_clip_beside_openai_clip(chelsea):
@@ -149,7 +148,8 @@ def test_torchvision_cnns_by_name(chelsea, name, evidence, depth):
     view = cnn.feature_maps(chelsea, name, pretrained=False)
     arch = cnn.architecture(name)
     assert view.layer.name == arch.names[0] and view.grid.size[0] > 0
-    last = cnn.feature_maps(chelsea, name, arch.layer_at(arch.evidence_layer).name, pretrained=False)
+    evidence_layer = arch.layer_at(arch.evidence_layer).name
+    last = cnn.feature_maps(chelsea, name, evidence_layer, pretrained=False)
     assert last.layer.shape[1] == 7  # 224 / 32
     found = gradcam.grad_cam(chelsea, name, pretrained=False)
     assert found.layer == evidence and found.heat.shape == (7, 7)
@@ -273,7 +273,9 @@ API_REFUSALS = [
 
 
 @pytest.mark.parametrize(("api_name", "values", "says"), API_REFUSALS)
-def test_bad_names_through_the_api_get_one_sentence_fast(lab, chelsea, tmp_path, api_name, values, says):
+def test_bad_names_through_the_api_get_one_sentence_fast(
+    lab, chelsea, tmp_path, api_name, values, says
+):
     from lab_api import arguments, refusal
 
     path = tmp_path / "chelsea.png"
@@ -303,7 +305,8 @@ def test_your_own_model_through_the_api(lab, chelsea, tmp_path):
     chelsea.save(path)
     chosen, found = predict(lab.client, "/vit_model_by_name", path, model=DEIT_ID)
     assert chosen["value"] == DEIT_ID and [DEIT_ID, DEIT_ID] not in chosen["choices"]
-    assert DEIT_ID in [name for _, name in chosen["choices"]] and "special tokens before the patches: CLS, distillation" in found
+    assert DEIT_ID in [name for _, name in chosen["choices"]]
+    assert "special tokens before the patches: CLS, distillation" in found
     chosen, found = predict(lab.client, "/cnn_model_by_name", model="convnext_tiny")
     assert chosen["value"] == "convnext_tiny" and "Grad-CAM looks at stage4" in found
     chosen, found = predict(lab.client, "/clip_model_by_name", model=SIGLIP_ID)
@@ -311,7 +314,12 @@ def test_your_own_model_through_the_api(lab, chelsea, tmp_path):
     heat, *_ = predict(lab.client, "/vit_attention", path, name=DINOV2_REG_ID, layer_value=1)
     assert heat
     left, left_text, right, right_text = predict(
-        lab.client, "/zero_shot_pair", path, labels="cat, dog", model=OPENAI_ID, other_model=SIGLIP_ID
+        lab.client,
+        "/zero_shot_pair",
+        path,
+        labels="cat, dog",
+        model=OPENAI_ID,
+        other_model=SIGLIP_ID,
     )
     assert {c["label"] for c in left["confidences"]} == {"cat", "dog"}
     assert "400 million" in left_text and "WebLI" in right_text and "sigmoid" in right_text

@@ -44,7 +44,7 @@ def trained_on(model: str) -> str:
         return OPENAI
     if get_spec(name).kind == "siglip" and name.startswith("google/"):
         return SIGLIP
-    return f"{name} was named by you: its model card on the Hugging Face Hub says how it was trained."
+    return f"{name} was named by you: its model card on the Hugging Face Hub says how it learned."
 
 
 @dataclass(frozen=True, eq=False)

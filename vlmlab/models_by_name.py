@@ -79,7 +79,9 @@ def _default_policy() -> ByNamePolicy:
     try:
         max_mb = float(cap) if cap else DEFAULT_MAX_DOWNLOAD_MB
     except ValueError:
-        raise LabError(f"VLMLAB_MAX_DOWNLOAD_MB must be a number of megabytes, not {cap!r}.") from None
+        raise LabError(
+            f"VLMLAB_MAX_DOWNLOAD_MB must be a number of megabytes, not {cap!r}."
+        ) from None
     return ByNamePolicy(enabled, max_mb)
 
 
@@ -266,7 +268,9 @@ def _hub_config_and_size(name: str) -> tuple[dict, float]:
         config_path = hf_hub_download(name, "config.json", etag_timeout=_HUB_TIMEOUT_S)
         return json.loads(Path(config_path).read_text(encoding="utf-8")), size_mb
     except GatedRepoError:
-        raise LabError(f"{name} is gated on the Hugging Face Hub; the lab takes open models.") from None
+        raise LabError(
+            f"{name} is gated on the Hugging Face Hub; the lab takes open models."
+        ) from None
     except RepositoryNotFoundError:
         raise LabError(f"There is no model called {name} on the Hugging Face Hub.") from None
     except (OSError, ValueError) as error:
