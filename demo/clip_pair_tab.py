@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.clip_tab import DEFAULT_SAMPLES, YOUR_PHOTO, _gather_images, _markdown
-from demo.common import MODEL_EVENT, Lab, guard, open_photo, progress_callback
-from demo.own_model import dropdown_choices
+from .clip_tab import DEFAULT_SAMPLES, YOUR_PHOTO, _gather_images, _markdown
+from .common import MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from .own_model import dropdown_choices
 from vlmlab import clip, clip_pair, clip_render
 from vlmlab.models import load_model
 

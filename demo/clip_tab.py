@@ -46,7 +46,7 @@ def build(lab: Lab) -> None:
     own_model.build(lab, "clip", model)
     _build_zero_shot(lab, model)
     _build_similarity(lab, model)
-    from demo import clip_pair_tab  # imports this module's helpers
+    from . import clip_pair_tab  # imports this module's helpers
 
     clip_pair_tab.build(lab)
     _build_probe(lab, model)
@@ -150,6 +150,10 @@ def relevance(
     """A relevance map per label (the most likely first, at most 12) over the photo as CLIP saw
     it; `start_layer` 0 or empty follows the last layer only."""
     image = open_photo(photo).image
+    try:
+        clip.check_relevance_family(model)
+    except clip.NoRelevanceError as error:  # SigLIP: said in place, zero-shot still stands
+        return None, _markdown([str(error)])
     clip.load_eager(model, progress=progress_callback(progress))
     found = clip.relevance_maps(
         image, labels, model=model, templates=templates, start_layer=start_layer or None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from demo.common import MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from .common import MODEL_EVENT, Lab, guard, open_photo, progress_callback
 from vlmlab.models import choices, get_spec, load_model
 from vlmlab.models_by_name import describe_found, policy
 

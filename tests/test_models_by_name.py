@@ -323,6 +323,9 @@ def test_your_own_model_through_the_api(lab, chelsea, tmp_path):
     )
     assert {c["label"] for c in left["confidences"]} == {"cat", "dog"}
     assert "400 million" in left_text and "WebLI" in right_text and "sigmoid" in right_text
+    # Relevance maps follow CLIP's class token: for SigLIP the tab says so in place.
+    gallery, note = predict(lab.client, "/clip_relevance", path, labels="cat", model=SIGLIP_ID)
+    assert not gallery and "SigLIP" in note and "no maps" in note
 
 
 def test_widgets_accept_models_by_name(chelsea):

@@ -38,7 +38,7 @@ from vlmlab.device import gpu
 from vlmlab.errors import LabError
 from vlmlab.grounding import MAX_MAPS, NOTE, as_grid, check_layer, chefer_relevance, no_attentions
 from vlmlab.images import ImageSource, load_image, rgb_image
-from vlmlab.models import LoadedModel, default_model, load_model
+from vlmlab.models import LoadedModel, default_model, get_spec, load_model
 from vlmlab.vit import _as_seen  # the model's input as the picture it shows
 
 DEFAULT_MODEL = default_model("clip")
@@ -63,9 +63,11 @@ __all__ = [  # the engine's API; prompt helpers come from vlmlab.clip_prompts
     "TEMPLATE_SETS",
     "SIGMOID",
     "SOFTMAX",
+    "NoRelevanceError",
     "SimilarityMatrix",
     "ZeroShotRequest",
     "ZeroShotResult",
+    "check_relevance_family",
     "clear_caches",
     "compare",
     "fill",
@@ -348,6 +350,7 @@ def relevance_maps(
     (ensembled) prompt embedding. The default takes each label as it is. `ranked`: the most
     likely labels first (zero-shot, up to 100 labels), else the order given.
     """
+    check_relevance_family(model)
     labels = parse_labels(labels, max_labels=_MAX_ANY)  # any number: the maps are capped below
     if ranked and len(labels) <= MAX_LABELS:
         scores = score_labels(
@@ -366,6 +369,19 @@ def relevance_maps(
         rgb_image(image), labels, parse_templates(templates), model, start_layer, pretrained,
         tuple(notes),
     )  # fmt: skip
+
+
+class NoRelevanceError(LabError):
+    """Relevance maps follow CLIP's class token; a model without one (SigLIP) has none."""
+
+
+def check_relevance_family(model: str) -> None:
+    spec = get_spec(model, "clip")
+    if spec.kind != "clip":
+        raise NoRelevanceError(
+            f"Relevance maps follow CLIP's class token, and {spec.title} has none (SigLIP pools "
+            "its patches with attention), so the lab draws no maps for it."
+        )
 
 
 def load_eager(name: str = DEFAULT_MODEL, *, pretrained: bool = True, progress=None):
