@@ -83,7 +83,7 @@ def test_relevance_maps_target_the_zero_shot_logit_and_cap_what_they_draw(chelse
         (" ,\n\x00 ", {}, "at least one label"),
         ("cat", {"start_layer": 3}, "layer must be a whole number from 1 to 2"),
         ("cat", {"start_layer": 1.5}, "layer must be a whole number"),
-        ("cat", {"model": "no/such-model"}, "Unknown model"),
+        ("cat", {"model": "no/such-model"}, "not on this machine"),  # a model by name, not cached
         ("x" * 300_000, {}, "too long"),
     ],
 )
