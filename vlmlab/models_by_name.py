@@ -170,7 +170,9 @@ def _torchvision_spec(name: str) -> tuple[ModelSpec, float]:
     size_mb = float(meta.get("_file_size", meta["num_params"] * 4 / 2**20))
     _check_size(name, size_mb)
     title = f"{name} (torchvision, {meta['num_params'] / 1e6:.1f} M parameters)"
-    return ModelSpec(name, ("cnn",), "torchvision", title, round(size_mb), by_name=True), size_mb
+    checkpoint = os.path.basename(getattr(weights, "IMAGENET1K_V1", weights.DEFAULT).url)
+    spec = ModelSpec(name, ("cnn",), "torchvision", title, round(size_mb), checkpoint, by_name=True)
+    return spec, size_mb
 
 
 def _hugging_face_spec(name: str, topic: str) -> tuple[ModelSpec, float]:
