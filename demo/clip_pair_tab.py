@@ -29,7 +29,7 @@ def build(lab: Lab) -> None:
             clip.DEFAULT_LABELS, lines=3, max_lines=16, label="Labels", elem_id="clip-pair-labels"
         )
         texts = gr.Textbox(
-            "\n".join(clip.SAMPLE_CAPTIONS[name] for name in DEFAULT_SAMPLES),
+            "\n".join(clip.SAMPLE_CAPTIONS.get(n, "") for n in DEFAULT_SAMPLES).strip(),
             lines=4,
             max_lines=16,
             label="Texts for the similarity matrices (one per line; images: the samples)",
@@ -95,7 +95,7 @@ def zero_shot_pair(photo, labels, model, other_model, progress=gr.Progress()):  
 
 def similarity_pair(photo, texts, model, other_model, progress=gr.Progress()):  # noqa: B008
     """Two similarity matrices over the same images (the photo and the samples) and texts."""
-    images, names = _gather_images(photo, [YOUR_PHOTO, *DEFAULT_SAMPLES], None)
+    images, names = _gather_images(photo, list(dict.fromkeys([YOUR_PHOTO, *DEFAULT_SAMPLES])), None)
     for name in (model, other_model):
         load_model(name, topic="clip", progress=progress_callback(progress))
     columns = clip_pair.similarity_pair(images, texts, (model, other_model))
