@@ -412,6 +412,7 @@ def mixed_request(i: int, rng: random.Random, pool: list[bytes], names: list[str
         },
         "/conv_layer": {"relu": choose([True, False])},
         "/classify": {"top_k": choose([1, 3, 5])},
+        "/vit_model_by_name": {"model": "google/vit-base-patch16-224"},
         "/feature_maps": {
             "order": choose(["activation", "index"]),
             "channel": choose([None, 0, 3]),
