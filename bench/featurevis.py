@@ -17,6 +17,11 @@ PEER_PASSES = 32  # bare forward+backward passes per timing of the peer
 
 
 def rows(ctx) -> list[Row]:
+    import os
+    import tempfile
+
+    # A fresh disk cache: a kept --world must not answer a timed run from an earlier one.
+    os.environ["VLMLAB_CACHE"] = tempfile.mkdtemp(prefix="vlmlab-featurevis-", dir=ctx.folder)
     out = []
     for name, layer in CASES:
         out += visualize_rows(ctx, name, layer)
