@@ -264,7 +264,8 @@ def _optimise(
 ) -> Iterator[_Frame]:
     """Optimise one image per channel, all in one batch; a frame every `every` steps and at
     the end. The transforms come from `seed` alone, and each image starts from its own
-    (seed, channel) noise, so a channel's result does not depend on the batch it ran in."""
+    (seed, channel) noise, so a channel gets the same picture whatever batch it runs in (up to
+    float rounding, which Adam's first, normalised steps can carry a little)."""
     loaded = load_model(model, topic=TOPIC, pretrained=pretrained)
     net = layer_module(loaded, layer)
     device = loaded.device
