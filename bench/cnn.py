@@ -26,7 +26,7 @@ def rows(ctx) -> list[Row]:
 
 
 def switch(ctx, name: str) -> list[Row]:
-    from vlmlab import cnn
+    from vlmlab import cnn, cnn_render
     from vlmlab.models import load_model
 
     loaded = load_model(name)
@@ -36,14 +36,16 @@ def switch(ctx, name: str) -> list[Row]:
     fixed = loaded.to_device(loaded.processor(photo)[None])  # (1, 3, 224, 224)
 
     def look(i):  # a layer not drawn before (the warm-up takes the first), a channel in it
-        return cnn.feature_maps(photo, name, layers[i + 1], "activation", (i + 1) % 3)
+        view = cnn.feature_maps(photo, name, layers[i + 1], "activation", (i + 1) % 3)
+        return cnn_render.draw_features(view)
 
     def forward(_):
         with torch.inference_mode():
             return loaded.model(fixed)
 
     def pick(i):  # another channel of the last layer drawn: its grid is drawn already
-        return cnn.feature_maps(photo, name, layers[-1], "activation", abs(i) % 7)
+        view = cnn.feature_maps(photo, name, layers[-1], "activation", abs(i) % 7)
+        return cnn_render.draw_features(view)
 
     layer_pair = interleave(look, forward, repeats=min(ctx.scaled(12), len(layers) - 1))
     channel_pair = interleave(pick, forward, repeats=ctx.scaled(12))

@@ -20,7 +20,7 @@ from .common import (
     progress_callback,
     when_shown,
 )
-from vlmlab import cnn, cnn_depth, cnn_visualize, cnn_visualize_render, gradcam
+from vlmlab import cnn, cnn_depth, cnn_render, cnn_visualize, cnn_visualize_render, gradcam
 from vlmlab.errors import LabError, user_message
 from vlmlab.cnn_render import draw_depth_chart
 from vlmlab.kernels import format_kernel
@@ -286,9 +286,10 @@ def visualize_channel(photo, model, layer, channel, direction, steps, progress=g
         model, view.layer.name, view.channel, steps=steps, direction=direction,
         time_limit=TIME_LIMIT, progress=progress_callback(progress),
     )  # fmt: skip
-    yield None, view.overlay, tiles, f"{view.layer.name} channel {view.channel}: starting…"
+    overlay = cnn_render.draw_features(view).overlay
+    yield None, overlay, tiles, f"{view.layer.name} channel {view.channel}: starting…"
     for frame in frames:
-        yield frame.image, view.overlay, tiles, frame.describe()
+        yield frame.image, overlay, tiles, frame.describe()
 
 
 def _class_choices(model: str) -> list[tuple[str, int]]:
@@ -341,7 +342,8 @@ def _reason(error: Exception) -> str:
 
 
 def _view_outputs(view: cnn.FeatureView):
-    return view.grid, view.channel_image, view.overlay, view.caption, view.channel
+    pictures = cnn_render.draw_features(view)
+    return pictures.grid, pictures.channel_image, pictures.overlay, view.caption, view.channel
 
 
 def show_feature_maps(photo, model, layer, order, channel, progress=gr.Progress()):
@@ -368,7 +370,7 @@ def pick_channel(photo, model, layer, order, event: gr.SelectData):
     """A click on the grid: the channel under it, large."""
     image = open_photo(photo).image
     x, y = event.index
-    channel = cnn.feature_maps(image, model, layer, order).channel_at(x, y)
+    channel = cnn_render.channel_at(cnn.feature_maps(image, model, layer, order), x, y)
     if channel is None:  # a gap between tiles
         return (gr.skip(),) * 5
     return _view_outputs(cnn.feature_maps(image, model, layer, order, channel))
@@ -391,12 +393,11 @@ def show_learned_filters(model, index, progress=gr.Progress()):
         f"{filters.layer}: {len(filters.weights)} filters of {size}×3. Filter {int(index or 0)} "
         f"ranges from {kernel.min():.3g} to {kernel.max():.3g}."
     )
-    return filters.image(index or 0), text
+    return cnn_render.filter_picture(filters, index or 0), text
 
 
 def pick_filter(model, event: gr.SelectData):
-    filters = cnn.learned_filters(model)
-    index = filters.layout.index_at(*event.index)
+    index = cnn_render.filter_at(cnn.learned_filters(model), *event.index)
     if index is None:
         return gr.skip(), gr.skip(), gr.skip()
     return *show_learned_filters(model, index, None), index
@@ -416,7 +417,7 @@ def show_evidence(photo, model, target, progress=gr.Progress()):
         f"**{found.label}** (class {found.class_index}, probability {found.probability:.1%}), "
         f"from the feature maps of {found.layer}."
     )
-    return found.overlay, text
+    return cnn_render.draw_evidence(found), text
 
 
 def compare_networks(photo, model=None):

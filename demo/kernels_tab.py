@@ -14,10 +14,10 @@ from vlmlab.kernels import (
     LECTURE_KERNEL,
     PADDINGS,
     PRESETS,
+    Convolution,
     cells_to_array,
     format_kernel,
     image_pixels,
-    kernel_from_text,
     output_size,
     parse_kernel,
     parse_numbers,
@@ -276,16 +276,8 @@ def build(lab: Lab) -> None:
 
 def show_result(photo, text, padding, stride, grayscale, flip, mode, normalise=False):
     """apply_kernel on the session's photo → (the result as displayed, the output-size text)."""
-    kernel = kernel_from_text(text, normalise=_flag(normalise, "normalise"))
-    view = render_kernel(
-        open_photo(photo).image,
-        kernel,
-        padding=padding,
-        stride=stride,
-        grayscale=_flag(grayscale, "grayscale"),
-        flip=_flag(flip, "flip"),
-        mode=mode,
-    )
+    settings = Convolution(padding, stride, grayscale, flip, normalise)
+    view = render_kernel(open_photo(photo).image, parse_kernel(text), settings, mode=mode)
     view.image.encoderinfo = dict(JPEG_SETTINGS)  # Pillow ≥ 11 keeps these when Gradio saves
     return view.image, view.arithmetic
 
@@ -313,10 +305,8 @@ def refresh(state, photo, cells, text, padding, stride, grayscale, flip, mode, n
 def show_matrix(cells, text, padding, stride, flip, normalise):
     """The worked example: the same kernel on the small matrix, drawn with its numbers."""
     try:
-        kernel = kernel_from_text(text, normalise=_flag(normalise, "normalise"))
-        view = render_kernel(
-            _matrix(cells), kernel, padding=padding, stride=stride, flip=_flag(flip, "flip")
-        )
+        settings = Convolution(padding, stride, flip=flip, normalise=normalise)
+        view = render_kernel(_matrix(cells), parse_kernel(text), settings)
     except LabError as error:
         return gr.skip(), f"⚠️ {error}"
     return view.image, view.arithmetic
@@ -327,17 +317,17 @@ def show_step(state, photo, cells, text, padding, stride, grayscale, flip, norma
     target, row, col = state
     matrix = None
     try:
-        kernel = kernel_from_text(text, normalise=_flag(normalise, "normalise"))
-        options = {"padding": padding, "stride": stride, "flip": _flag(flip, "flip")}
+        kernel = parse_kernel(text)
+        settings = Convolution(padding, stride, flip=flip, normalise=normalise)
         matrix = _matrix(cells)
         if target == "matrix":
             image = matrix
         else:
             image = open_photo(photo).image
-            options["grayscale"] = _flag(grayscale, "grayscale")
+            settings = Convolution(padding, stride, grayscale, flip, normalise)
         middle = row < 0 or col < 0
         step, html = render_step(
-            image, kernel, None if middle else row, None if middle else col, **options
+            image, kernel, None if middle else row, None if middle else col, settings
         )
     except (LabError, gr.Error) as error:
         picture = gr.skip() if matrix is None else _padded(matrix, 1, "valid", None)

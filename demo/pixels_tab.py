@@ -12,15 +12,16 @@ from vlmlab.pixels import (
     MAX_REGION,
     centred_region,
     convert_color_space,
-    describe_tensor,
     pick_region,
     pixel_in_color_spaces,
     read_pixel,
     shrink,
+    tensor_facts,
 )
 from vlmlab.pixels_render import (
     PLANE_SIDE,
     color_table_html,
+    describe_tensor,
     draw_channel_planes,
     draw_color_planes,
     draw_region_box,
@@ -122,7 +123,7 @@ def show_region(photo, top, left, size):
     return (
         draw_region_box(image, region),
         draw_region_grids(region, mark=(row, col)),
-        describe_tensor(image, row, col),
+        describe_tensor(tensor_facts(image, row, col)),
         color_table_html(pixel_in_color_spaces(read_pixel(image, row, col).rgb)),
     )
 

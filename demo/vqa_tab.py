@@ -13,7 +13,7 @@ from .common import (
     progress_callback,
     when_shown,
 )
-from vlmlab import vqa
+from vlmlab import vqa, vqa_render
 from vlmlab.models import choices, get_spec, load_model
 from vlmlab.vqa_render import describe_answer_grounding, draw_answer_grounding
 
@@ -63,7 +63,10 @@ def build(lab: Lab) -> None:
                     looked_notes = gr.Markdown(elem_id="vqa-grounding-notes")
             with gr.Accordion("The numbers", open=False):
                 table = gr.Dataframe(
-                    headers=vqa.ANSWER_HEADERS, interactive=False, wrap=True, elem_id="vqa-table"
+                    headers=vqa_render.ANSWER_HEADERS,
+                    interactive=False,
+                    wrap=True,
+                    elem_id="vqa-table",
                 )
     outputs = [table, view, notes]
 
@@ -75,7 +78,8 @@ def build(lab: Lab) -> None:
         image = open_photo(path).image
         load_model(name, topic="vqa", progress=progress_callback(progress))
         sheet = vqa.answer_questions(image, asked, model=name, top_k=k)
-        return vqa.answer_rows(sheet), vqa.answers_html(sheet), "\n\n".join(sheet.notes)
+        notes = "\n\n".join(sheet.notes)
+        return vqa_render.answer_rows(sheet), vqa_render.answers_html(sheet), notes
 
     @guard
     def grounding(photo, questions, model, progress=gr.Progress()):

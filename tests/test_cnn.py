@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from demo import cnn_tab
-from vlmlab import cnn, cnn_depth, gradcam, models
+from vlmlab import cnn, cnn_depth, cnn_render, gradcam, models
 from vlmlab.errors import LabError
 from vlmlab.images import sample_files
 from vlmlab.kernels import parse_kernel
@@ -162,7 +162,8 @@ def random_models():
     """Full-size random-weight architectures, dropped again after this module (memory)."""
     loaded = {name: models.load_model(name, topic="cnn", pretrained=False) for name in RANDOM}
     yield loaded
-    cnn._extractors.clear(), cnn._captures.clear(), cnn._filters.clear(), cnn._grids.clear()
+    cnn._extractors.clear(), cnn._captures.clear(), cnn._filters.clear()
+    cnn_render._grids.clear(), cnn_render._backdrops.clear(), cnn_render._filter_grids.clear()
     for key, model in list(models._loaded.items()):  # the lab keeps models for good; these
         if any(model is mine for mine in loaded.values()):  # were only for the tests
             del models._loaded[key]
@@ -240,19 +241,21 @@ def test_switching_layer_order_or_channel_never_runs_the_model(chelsea):
     capture = cnn.capture_features(photo, REAL)
     means = capture.means["block4"]
     assert list(means[list(first.order)]) == sorted(means, reverse=True)
-    assert views[2].grid.size != views[-1].grid.size  # conv1 and conv2 differ
+    drawn = [cnn_render.draw_features(view) for view in (views[2], views[-1])]
+    assert drawn[0].grid.size != drawn[1].grid.size  # conv1 and conv2 differ
 
 
 def test_a_click_on_the_grid_finds_the_channel_under_it(chelsea):
     view = cnn.feature_maps(chelsea, REAL, "block14")
-    layout = view.layout
+    layout = cnn_render.feature_layout(view)
     for position in (0, 7, len(view.order) - 1):
         row, column = divmod(position, layout.columns)
         x = layout.gap + column * (layout.tile_width + layout.gap) + layout.tile_width // 2
         y = layout.gap + row * (layout.tile_height + layout.gap) + layout.tile_height // 2
-        assert view.channel_at(x, y) == view.order[position]
-    assert view.channel_at(0, 0) is None  # the gap around the grid
-    assert view.channel_at(view.grid.width - 1, view.grid.height - 1) is None  # empty end
+        assert cnn_render.channel_at(view, x, y) == view.order[position]
+    grid = cnn_render.draw_features(view).grid
+    assert cnn_render.channel_at(view, 0, 0) is None  # the gap around the grid
+    assert cnn_render.channel_at(view, grid.width - 1, grid.height - 1) is None  # empty end
 
 
 def test_no_hook_outlives_a_call_and_memory_stays_flat():
@@ -293,7 +296,8 @@ def test_learned_filters_and_their_text_for_the_convolution_tab(random_models):
     assert mobile.weights.shape == (32, 3, 3, 3)
     real = first_conv(REAL).weight.detach().numpy()
     assert np.array_equal(mobile.weights, real)
-    assert mobile.image(5).size == mobile.image().size and mobile.image(5) != mobile.image()
+    framed, plain = cnn_render.filter_picture(mobile, 5), cnn_render.filter_picture(mobile)
+    assert framed.size == plain.size and framed != plain
     with pytest.raises(LabError, match="conv1 has filters 0 to 31"):
         mobile.kernel(32)
     text, tabs = cnn_tab.send_filter(REAL, 5)
@@ -331,8 +335,9 @@ def test_grad_cam_is_warmer_on_the_cat_than_on_the_rest():
     assert share_in_quadrant(cup.heat, bottom_right=True) > 0.5
     assert cat.layer == "conv2" and cat.heat.max() == pytest.approx(1.0)
     # Enlarged, with its colour bar (0 to 1, in words) under it.
-    assert cat.overlay.width == 448 and cat.overlay.height > 448 + 30
-    bar = np.asarray(cat.overlay)[448:].astype(int)
+    overlay = cnn_render.draw_evidence(cat)
+    assert overlay.width == 448 and overlay.height > 448 + 30
+    bar = np.asarray(overlay)[448:].astype(int)
     assert (np.abs(bar - (0, 0, 128)).sum(axis=-1) < 40).any()  # jet's dark blue: no evidence
     assert (np.abs(bar - (128, 0, 0)).sum(axis=-1) < 40).any()  # its dark red: the strongest
     assert "evidence, not an explanation" in cat.note

@@ -11,7 +11,7 @@ import pytest
 import torch
 from tiny_models import DEIT_ID, DINOV2_REG_ID, LAION_ID, REMOTE_CODE_ID, SIGLIP_ID, TINY_SPECS
 
-from vlmlab import clip, clip_pair, cnn, cnn_depth, gradcam, models, models_by_name, vit
+from vlmlab import clip, clip_pair, cnn, cnn_depth, cnn_render, gradcam, models, models_by_name, vit
 from vlmlab.errors import LabError, ModelUnavailableError
 
 OPENAI_ID = "openai/clip-vit-base-patch32"
@@ -147,7 +147,8 @@ def test_torchvision_cnns_by_name(chelsea, name, evidence, depth):
     assert spec.by_name and spec.kind == "torchvision"
     view = cnn.feature_maps(chelsea, name, pretrained=False)
     arch = cnn.architecture(name)
-    assert view.layer.name == arch.names[0] and view.grid.size[0] > 0
+    assert view.layer.name == arch.names[0]
+    assert cnn_render.draw_features(view).grid.size[0] > 0
     evidence_layer = arch.layer_at(arch.evidence_layer).name
     last = cnn.feature_maps(chelsea, name, evidence_layer, pretrained=False)
     assert last.layer.shape[1] == 7  # 224 / 32

@@ -16,16 +16,17 @@ from vlmlab.pixels import (
     COLOR_SPACES,
     channel_planes,
     convert_color_space,
-    describe_tensor,
     pick_region,
     pixel_in_color_spaces,
     read_pixel,
     region_around,
     rgb_pixels,
     shrink,
+    tensor_facts,
 )
 from vlmlab.pixels_render import (
     color_table_html,
+    describe_tensor,
     draw_channel_planes,
     draw_color_planes,
     draw_number_grid,
@@ -73,7 +74,7 @@ def test_the_tensor_layout_and_one_pixel(chelsea):
     assert pixel.gray == chelsea.convert("L").getpixel((300, 120))
     with pytest.raises(LabError, match=r"Pixel \(300, 0\) is outside the 300×451 image"):
         read_pixel(chelsea, 300, 0)
-    text = describe_tensor(chelsea, 120, 300)
+    text = describe_tensor(tensor_facts(chelsea, 120, 300))
     assert "(H, W, C) = (300, 451, 3)" in text and "(C, H, W) = (3, 300, 451)" in text
     assert f"= **{pixel.gray}**" in text and "float32" in text
 

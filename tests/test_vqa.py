@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlmlab import vqa
+from vlmlab import vqa, vqa_render
 from vlmlab.errors import LabError
 from vlmlab.models import load_model
 
@@ -148,13 +148,13 @@ def test_a_question_longer_than_the_text_limit_is_cut_with_a_note(chelsea, name)
 
 def test_answers_html_draws_a_bar_per_answer_and_escapes_questions(chelsea):
     sheet = vqa.answer_questions(chelsea, "Is <b>it</b> a cat?", model=VILT, top_k=4)
-    page = vqa.answers_html(sheet)
+    page = vqa_render.answers_html(sheet)
     assert "&lt;b&gt;it&lt;/b&gt;" in page and "<b>it" not in page
     widths = [float(w) for w in re.findall(r"width:([\d.]+)%", page)]
     expected = [100 * s for _, s in sheet.items[0].answers]
     np.testing.assert_allclose(widths, expected, atol=0.06)
     assert "need not add up to 1" in page
-    rows = vqa.answer_rows(sheet)
+    rows = vqa_render.answer_rows(sheet)
     assert [row[1] for row in rows] == [a for a, _ in sheet.items[0].answers]
 
 
@@ -187,7 +187,8 @@ def test_answer_endpoint_returns_the_table_and_the_bars(tab_client, chelsea):
     questions = "What animal is this?\nIs it sleeping?"
     table, view, notes = tab_client.predict(photo, questions, VILT, 3, api_name="/answer")
     expected = vqa.answer_questions(chelsea, questions, model=VILT, top_k=3)
-    assert [row[:2] for row in table["data"]] == [row[:2] for row in vqa.answer_rows(expected)]
+    rows = vqa_render.answer_rows(expected)
+    assert [row[:2] for row in table["data"]] == [row[:2] for row in rows]
     assert "Q: Is it sleeping?" in view and notes == ""
     with pytest.raises(Exception, match="at most 10 questions"):
         tab_client.predict(

@@ -19,6 +19,7 @@ from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from vlmlab.cache import LRUCache, photo_fingerprint
+from vlmlab.checks import finite_number, flag, whole_number
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
 from vlmlab.grounding import NOTE, as_grid, check_layer, no_attentions
@@ -31,6 +32,8 @@ DECODINGS = ("greedy", "beam search", "sampling")
 MAX_BEAMS = 8
 MAX_NEW_TOKENS = 60
 MAX_TEMPERATURE = 2.0
+MAPS_SWITCH = "Maps must be switched on (True) or off (False)."
+SAMPLING_SWITCH = "Sampling must be switched on (True) or off (False)."
 
 # Compute once, look many times: the vision encoder runs once per (model, photo), so trying
 # another decoding re-runs only the text decoder; a deterministic caption is kept whole.
@@ -132,7 +135,7 @@ def caption(
     """
     decoding = check_decoding(num_beams, do_sample, temperature, top_p, max_new_tokens)
     return _caption_on_device(
-        rgb_image(image), _name(model), prompt, decoding, pretrained, _flag(maps)
+        rgb_image(image), _name(model), prompt, decoding, pretrained, _maps_switch(maps)
     )
 
 
@@ -155,7 +158,7 @@ def caption_stream(
     partial caption carries its words' maps, caught as the decoder computes them."""
     decoding = check_decoding(num_beams, do_sample, temperature, top_p, max_new_tokens)
     return _stream_on_device(
-        rgb_image(image), _name(model), prompt, decoding, pretrained, _flag(maps)
+        rgb_image(image), _name(model), prompt, decoding, pretrained, _maps_switch(maps)
     )
 
 
@@ -216,17 +219,16 @@ def settings_for(
 def check_decoding(num_beams, do_sample, temperature, top_p, max_new_tokens) -> Decoding:
     """The settings, checked one by one with a sentence that says what to do."""
     beams = whole_number(num_beams, "number of beams", 1, MAX_BEAMS)
-    if not isinstance(do_sample, bool):
-        raise LabError("Sampling must be switched on (True) or off (False).")
+    do_sample = flag(do_sample, "sampling", message=SAMPLING_SWITCH)
     if do_sample and beams > 1:
         raise LabError("Choose beam search or sampling, not both: use 1 beam to sample.")
-    heat = _number(temperature, "temperature")
+    heat = finite_number(temperature, "temperature")
     if not 0 < heat <= MAX_TEMPERATURE:
         raise LabError(
             f"The temperature must be above 0 and at most {MAX_TEMPERATURE:g} "
             "(1 keeps the model's own probabilities)."
         )
-    nucleus = _number(top_p, "top-p")
+    nucleus = finite_number(top_p, "top-p", message="Top-p must be a number.")
     if not 0 < nucleus <= 1:
         raise LabError("Top-p must be above 0 and at most 1 (1 keeps every word in the draw).")
     length = whole_number(max_new_tokens, "maximum caption length", 1, MAX_NEW_TOKENS)
@@ -598,31 +600,9 @@ class _TokenFeed(StoppingCriteria):
 # Checks
 
 
-def _flag(value) -> bool:
-    if not isinstance(value, bool):
-        raise LabError("Maps must be switched on (True) or off (False).")
-    return value
+def _maps_switch(maps) -> bool:
+    return flag(maps, "maps", message=MAPS_SWITCH)
 
 
 def _name(model: str) -> str:
     return get_spec(model or DEFAULT_MODEL, "captioning").name
-
-
-def _number(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LabError(f"The {what} must be a number.")
-    return float(value)
-
-
-def whole_number(value, what: str, low: int, high: int) -> int:
-    """`value` as an int, or a `LabError` unless it is a whole number in [low, high]."""
-    whole = (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value == int(value)
-        and low <= value <= high
-    )
-    if not whole:
-        raise LabError(f"The {what} must be a whole number from {low} to {high}.")
-    return int(value)

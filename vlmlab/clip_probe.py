@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFilter
 
+from vlmlab.checks import finite_number, whole_number
 from vlmlab.clip import DEFAULT_MODEL, zero_shot_imagenet
 from vlmlab.errors import LabError
-from vlmlab.images import ImageSource, load_image
-from vlmlab.render import to_uint8
+from vlmlab.images import ImageSource, load_image, to_uint8
 
 # name -> what a column is called
 DISTORTIONS: dict[str, str] = {
@@ -29,6 +29,7 @@ DISTORTIONS: dict[str, str] = {
 DEFAULT_DISTORTIONS = ("original", "blur", "grayscale", "sketch", "noise")
 PROBE_CNN = "resnet50"  # the nearest in the registry to the paper's ImageNet ResNet-101
 WORKING_SIDE = 448  # photos are probed at this size (twice what the models look at)
+MAX_TOP_K = 10  # classes shown per picture
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,22 +177,9 @@ def _cnn_verdicts(pictures, model: str, top_k: int) -> list[Verdict]:
 
 
 def _check_strength(strength: float) -> float:
-    try:
-        value = float(strength)
-    except (TypeError, ValueError):
-        raise LabError("The strength must be a number between 0 and 1.") from None
-    if not 0.0 <= value <= 1.0:  # NaN fails too
-        raise LabError("The strength must be a number between 0 and 1.")
-    return value
+    message = "The strength must be a number between 0 and 1."
+    return finite_number(strength, "strength", 0.0, 1.0, text=True, message=message)
 
 
 def _check_top_k(top_k: int) -> int:
-    try:
-        value = int(top_k)
-    except (TypeError, ValueError):
-        raise LabError(
-            "The number of classes to show must be a whole number from 1 to 10."
-        ) from None
-    if not 1 <= value <= 10:
-        raise LabError("The number of classes to show must be a whole number from 1 to 10.")
-    return value
+    return whole_number(top_k, "number of classes to show", 1, MAX_TOP_K, text=True)

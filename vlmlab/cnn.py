@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 from torch import fx
 
-from vlmlab import cnn_render
 from vlmlab.cache import LRUCache, photo_fingerprint
+from vlmlab.checks import whole_number
 from vlmlab.cnn_layers import (  # noqa: F401 - re-exported: the CNN topic's one front door
     DEFAULT_MODEL,
     TOPIC,
@@ -46,7 +46,6 @@ MAX_BATCH = 16  # images per forward when classifying many at once
 # Per-model keys hold where and in what precision models run (`runtime()`, `LoadedModel.key`).
 _probabilities = LRUCache(256)  # cache_key(model, photo) -> (classes,) softmax
 _captures = LRUCache(8)  # cache_key(model, photo) -> FeatureCapture; VGG's is ~60 MB
-_grids = LRUCache(64)  # (capture key, layer, order) -> (grid pixels, layout)
 _extractors = LRUCache(12)  # LoadedModel.key -> feature extractor (no hooks)
 _filters = LRUCache(12)  # (model, pretrained, runtime) -> Filters
 
@@ -70,10 +69,8 @@ def categories(model: str = DEFAULT_MODEL) -> tuple[str, ...]:
 
 def check_top_k(top_k, classes: int = 1000) -> int:
     """top_k as an int from 1 to the number of classes, or a `LabError`."""
-    whole = isinstance(top_k, (int, float, np.integer, np.floating)) and not isinstance(top_k, bool)
-    if not whole or not np.isfinite(top_k) or top_k != int(top_k) or not 1 <= top_k <= classes:
-        raise LabError(f"top_k must be a whole number from 1 to {classes}; got {str(top_k)[:20]}.")
-    return int(top_k)
+    message = f"top_k must be a whole number from 1 to {classes}; got {str(top_k)[:20]}."
+    return whole_number(top_k, "top_k", 1, classes, message=message)
 
 
 def first_available(models: Sequence[str], *, otherwise: str | None = None) -> str:
@@ -208,28 +205,22 @@ class FeatureCapture:
     key: tuple  # cache_key(model, photo)
     architecture: Architecture
     view: Image.Image  # what the model saw: the photo resized and centre-cropped, S×S
-    backdrop: Image.Image  # the view in gray, under the channel overlays
     maps: dict[str, np.ndarray]  # layer name -> (C, H, W) float16
     means: dict[str, np.ndarray]  # layer name -> (C,) mean activation of each channel
 
 
 @dataclass(frozen=True)
 class FeatureView:
-    """One layer of a capture drawn for a person: all channels, and one of them large."""
+    """One layer of a capture and one of its channels: what `cnn_render.draw_features` draws."""
 
+    key: tuple  # the capture's key: drawings of the same capture are cached under it
     layer: Layer
     channel: int  # the channel shown large (its number in the layer)
     order: tuple[int, ...]  # channel numbers in grid order
-    grid: Image.Image  # every channel, small, the chosen one framed
-    channel_image: Image.Image  # the chosen channel, large
-    overlay: Image.Image  # the chosen channel over the model's view of the photo
+    maps: np.ndarray  # (C, H, W) float16: every channel of the layer
+    view: Image.Image  # what the model saw (the capture's view, under the overlay)
     caption: str
-    layout: cnn_render.GridLayout  # turns a click on the grid back into a channel
-
-    def channel_at(self, x: float, y: float) -> int | None:
-        """The channel whose tile is under pixel (x, y) of `grid`, if any."""
-        index = self.layout.index_at(x, y)
-        return None if index is None else self.order[index]
+    ordering: str = "activation"  # how `order` was chosen: "activation" or "index"
 
 
 def _extractor(loaded: LoadedModel) -> torch.nn.Module:
@@ -286,8 +277,7 @@ def capture_features(
 
     def compute() -> FeatureCapture:
         view, maps, means = _capture(name, image, pretrained)
-        backdrop = cnn_render.backdrop(view)
-        return FeatureCapture(key, architecture(name), view, backdrop, maps, means)
+        return FeatureCapture(key, architecture(name), view, maps, means)
 
     return _captures.get_or_compute(key, compute)
 
@@ -305,42 +295,36 @@ def channel_order(capture: FeatureCapture, layer: str, order: str = "activation"
 def view_features(
     capture: FeatureCapture, layer: str | None = None, order: str = "activation", channel=None
 ) -> FeatureView:
-    """Draw one layer of a capture; `channel` None means the first in the chosen order.
+    """One layer of a capture; `channel` None means the first in the chosen order.
 
-    Never runs the model: switching layer, order or channel only re-renders.
+    Never runs the model: switching layer, order or channel only looks again (and re-renders).
     """
     info = capture.architecture.layer(layer) if layer else capture.architecture.layers[0]
     maps = capture.maps[info.name]  # (C, H, W)
     count = maps.shape[0]
-
-    def draw():
-        ranking = channel_order(capture, info.name, order)
-        return (*cnn_render.channel_grid(maps, ranking), tuple(ranking.tolist()))
-
-    grid, layout, ranked = _grids.get_or_compute((capture.key, info.name, order), draw)
+    ranked = tuple(channel_order(capture, info.name, order).tolist())
     if channel is None:
         channel = ranked[0]
-    elif isinstance(channel, bool) or not float(channel).is_integer() or not 0 <= channel < count:
-        raise LabError(f"{info.name} has channels 0 to {count - 1}; pick one of those.")
-    channel = int(channel)
+    message = f"{info.name} has channels 0 to {count - 1}; pick one of those."
+    channel = whole_number(channel, "channel", 0, count - 1, message=message)
     position = ranked.index(channel)
-    values = cnn_render.as_float32(maps[channel])  # (H, W)
     where = (
         f"Channel {channel} is number {position + 1} of {count} by mean activation"
         if order == "activation"
         else f"Channel {channel} of {count}"
     )
-    stats = f"mean {float(capture.means[info.name][channel]):.3g}, max {float(values.max()):.3g}"
+    peak = float(maps[channel].max())  # float16 → float is exact
+    stats = f"mean {float(capture.means[info.name][channel]):.3g}, max {peak:.3g}"
     return FeatureView(
+        key=capture.key,
         layer=info,
         channel=channel,
         order=ranked,
-        grid=cnn_render.framed(grid, layout, position),
-        channel_image=cnn_render.large_channel(values),
-        overlay=cnn_render.channel_overlay(capture.backdrop, values),
+        maps=maps,
+        view=capture.view,
         caption=f"{info.describe(capture.architecture.input_size)} {where} ({stats}). "
         "Each tile is scaled on its own.",
-        layout=layout,
+        ordering=order,
     )
 
 
@@ -367,26 +351,18 @@ def feature_maps(
 
 @dataclass(frozen=True)
 class Filters:
-    """The first convolution's kernels: what the network looks for in raw pixels."""
+    """The first convolution's kernels: what the network looks for in raw pixels
+    (drawn by `cnn_render.filter_picture`)."""
 
+    key: tuple  # (model, pretrained, runtime): drawings are cached under it
     layer: str  # readable name, conv1
     weights: np.ndarray  # (N, 3, k, k) float32, RGB order, as the model learned them
-    pixels: np.ndarray  # each kernel as a small RGB tile, stretched on its own, in a grid
-    layout: cnn_render.GridLayout
 
     def kernel(self, index) -> np.ndarray:
         """Kernel `index` as a (3, k, k) array (one k×k kernel per colour channel)."""
         count = len(self.weights)
-        if isinstance(index, bool) or not float(index).is_integer() or not 0 <= index < count:
-            raise LabError(f"{self.layer} has filters 0 to {count - 1}; pick one of those.")
-        return self.weights[int(index)]
-
-    def image(self, selected: int | None = None) -> Image.Image:
-        """The grid of filters, the `selected` one framed."""
-        if selected is None:
-            return Image.fromarray(self.pixels)
-        self.kernel(selected)  # checks the number
-        return cnn_render.framed(self.pixels, self.layout, int(selected))
+        message = f"{self.layer} has filters 0 to {count - 1}; pick one of those."
+        return self.weights[whole_number(index, "filter", 0, count - 1, message=message)]
 
 
 def rounded(kernel: np.ndarray, digits: int = 3) -> np.ndarray:
@@ -400,15 +376,16 @@ def learned_filters(model: str = DEFAULT_MODEL, *, pretrained: bool = True) -> F
     """The first convolution's learned filters (AlexNet: 64 of 11×11×3)."""
     name = get_spec(model, TOPIC).name
 
+    key = (name, pretrained, *runtime())
+
     def compute() -> Filters:
         loaded = load_model(name, topic=TOPIC, pretrained=pretrained)
         arch = architecture(name)
         conv = loaded.model.get_submodule(arch.first_conv)
         weights = conv.weight.detach().float().cpu().numpy()  # (N, 3, k, k)
-        pixels, layout = cnn_render.filter_grid(weights)
-        return Filters(arch.layer_at(arch.first_conv).name, weights, pixels, layout)
+        return Filters(key, arch.layer_at(arch.first_conv).name, weights)
 
-    return _filters.get_or_compute((name, pretrained, *runtime()), compute)
+    return _filters.get_or_compute(key, compute)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from vlmlab.cache import LRUCache
 from vlmlab.render import (
     colour_bar_levels,
     font,
@@ -31,6 +32,10 @@ BLACK, WHITE, RED = 253, 254, 255  # … then text, the gaps and the frame
 FRAME_RGB = (255, 32, 32)
 MAP_COLOURS = "viridis"
 LARGE_SIDE = 336  # the chosen channel, drawn large
+
+_grids = LRUCache(64)  # (capture key, layer, order) -> grid palette levels
+_backdrops = LRUCache(8)  # capture key -> the model's view in gray
+_filter_grids = LRUCache(12)  # Filters.key -> filter grid pixels
 
 
 @dataclass(frozen=True)
@@ -145,16 +150,20 @@ def _palette_image(levels: np.ndarray) -> Image.Image:
     return image
 
 
+def grid_layout(count: int, height: int, width: int) -> GridLayout:
+    """Where `channel_grid` puts `count` tiles of (height, width) maps (no drawing needed)."""
+    columns = math.ceil(math.sqrt(count))
+    return GridLayout(count, columns, *_tile_size(height, width, columns))
+
+
 def channel_grid(maps: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, GridLayout]:
     """Every channel of one layer, in `order`, each stretched on its own: (palette levels, layout).
 
     maps: (C, H, W) activations; order: (C,) channel numbers, first shown first.
     """
-    count, height, width = maps.shape
-    columns = math.ceil(math.sqrt(count))
-    size = _tile_size(height, width, columns)
+    layout = grid_layout(*maps.shape)
+    columns, size = layout.columns, (layout.tile_height, layout.tile_width)
     tiles, factor = _fit(stretch_each, maps[order], size)  # (C, h, w) palette levels
-    layout = GridLayout(count, columns, *size)
     grid = number_tiles(assemble(tiles, columns, WHITE, factor), layout, order)
     bar = colour_bar_levels(
         grid.shape[1],
@@ -233,6 +242,43 @@ def with_palette_bar(picture: Image.Image, values: np.ndarray, label: str) -> Im
     return Image.fromarray(np.vstack([np.asarray(picture), rgb]))
 
 
+@dataclass(frozen=True)
+class FeaturePictures:
+    """One layer of a capture drawn for a person: all channels, and the chosen one large."""
+
+    grid: Image.Image  # every channel, small, the chosen one framed
+    channel_image: Image.Image  # the chosen channel, large, with its colour bar
+    overlay: Image.Image  # the chosen channel over the model's view of the photo
+
+
+def draw_features(view) -> FeaturePictures:
+    """Draw a `cnn.FeatureView`. The grid and the gray view are cached per capture, so switching
+    channel only frames another tile and draws one map large."""
+
+    def draw_grid():
+        return channel_grid(view.maps, np.asarray(view.order))[0]
+
+    grid = _grids.get_or_compute((view.key, view.layer.name, view.ordering), draw_grid)
+    gray = _backdrops.get_or_compute(view.key, lambda: backdrop(view.view))
+    values = as_float32(view.maps[view.channel])  # (H, W)
+    return FeaturePictures(
+        grid=framed(grid, feature_layout(view), view.order.index(view.channel)),
+        channel_image=large_channel(values),
+        overlay=channel_overlay(gray, values),
+    )
+
+
+def feature_layout(view) -> GridLayout:
+    """Where each channel of a `cnn.FeatureView` lies in its drawn grid."""
+    return grid_layout(*view.maps.shape)
+
+
+def channel_at(view, x: float, y: float) -> int | None:
+    """The channel whose tile is under pixel (x, y) of the drawn grid, if any."""
+    index = feature_layout(view).index_at(x, y)
+    return None if index is None else view.order[index]
+
+
 # Level 0 (quiet) lets 15% of the colour through, the top level 85%.
 _OPACITY = [round(255 * (0.15 + 0.7 * min(v, LEVELS - 1) / (LEVELS - 1))) for v in range(256)]
 
@@ -249,13 +295,41 @@ def evidence_picture(view: Image.Image, heat: np.ndarray, *, side: int = EVIDENC
     return with_colour_bar(picture, EVIDENCE_COLOURS, ticks, "Grad-CAM evidence for the class")
 
 
-def filter_grid(weights: np.ndarray, *, tile: int = 44) -> tuple[np.ndarray, GridLayout]:
-    """Learned first-layer filters (N, 3, k, k) as RGB tiles, each stretched to 0–255 on its own."""
+def draw_evidence(evidence) -> Image.Image:
+    """A `gradcam.Evidence`: its heat over the model's view, enlarged, with the colour bar."""
+    return evidence_picture(evidence.view, evidence.heat)
+
+
+FILTER_TILE = 44  # about how many pixels wide a learned filter is drawn
+
+
+def filter_layout(weights: np.ndarray, *, tile: int = FILTER_TILE) -> GridLayout:
+    """Where `filter_grid` puts each of the (N, 3, k, k) filters."""
     n, _, k, _ = weights.shape
-    rgb = stretch_each(weights, top=255).transpose(0, 2, 3, 1)  # (N, k, k, 3), colours together
     factor = max(1, tile // k)
-    columns = min(16, math.ceil(math.sqrt(n)))
-    return assemble(rgb, columns, 255, factor), GridLayout(n, columns, k * factor, k * factor)
+    return GridLayout(n, min(16, math.ceil(math.sqrt(n))), k * factor, k * factor)
+
+
+def filter_grid(weights: np.ndarray, *, tile: int = FILTER_TILE) -> tuple[np.ndarray, GridLayout]:
+    """Learned first-layer filters (N, 3, k, k) as RGB tiles, each stretched to 0–255 alone."""
+    layout = filter_layout(weights, tile=tile)
+    rgb = stretch_each(weights, top=255).transpose(0, 2, 3, 1)  # (N, k, k, 3), colours together
+    factor = layout.tile_width // weights.shape[-1]
+    return assemble(rgb, layout.columns, 255, factor), layout
+
+
+def filter_picture(filters, selected: int | None = None) -> Image.Image:
+    """A `cnn.Filters` as a grid of small RGB tiles, the `selected` one framed."""
+    pixels = _filter_grids.get_or_compute(filters.key, lambda: filter_grid(filters.weights)[0])
+    if selected is None:
+        return Image.fromarray(pixels)
+    filters.kernel(selected)  # checks the number
+    return framed(pixels, filter_layout(filters.weights), int(selected))
+
+
+def filter_at(filters, x: float, y: float) -> int | None:
+    """The filter under pixel (x, y) of `filter_picture`, if any."""
+    return filter_layout(filters.weights).index_at(x, y)
 
 
 # ---------------------------------------------------------------------------------------------

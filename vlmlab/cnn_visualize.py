@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import fx
 
+from vlmlab import checks
 from vlmlab.cache import DiskCache, LRUCache
 from vlmlab.cnn_layers import DEFAULT_MODEL, TOPIC, architecture, capture_graph
 from vlmlab.device import gpu
@@ -102,14 +103,8 @@ class Visualization:
 
 def whole_number(value, name: str, low: int, high: int) -> int:
     """`value` as an int from `low` to `high`, or a `LabError` naming `name` and the range."""
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, bool
-    )
-    if not number or not np.isfinite(value) or value != int(value) or not low <= value <= high:
-        raise LabError(
-            f"{name} must be a whole number from {low} to {high}; got {str(value)[:20]}."
-        )
-    return int(value)
+    message = f"{name} must be a whole number from {low} to {high}; got {str(value)[:20]}."
+    return checks.whole_number(value, name, low, high, message=message)
 
 
 def check_channel(model: str, layer: str, channel) -> tuple[str, int]:
@@ -117,17 +112,8 @@ def check_channel(model: str, layer: str, channel) -> tuple[str, int]:
     there. Read from the network's structure: nothing is loaded."""
     info = architecture(model).layer(layer)
     count = info.shape[0]
-    number = isinstance(channel, (int, float, np.integer, np.floating)) and not isinstance(
-        channel, bool
-    )
-    if (
-        not number
-        or not np.isfinite(channel)
-        or channel != int(channel)
-        or not 0 <= channel < count
-    ):
-        raise LabError(f"{info.name} has channels 0 to {count - 1}; pick one of those.")
-    return info.name, int(channel)
+    message = f"{info.name} has channels 0 to {count - 1}; pick one of those."
+    return info.name, checks.whole_number(channel, "channel", 0, count - 1, message=message)
 
 
 def check_settings(steps, size, seed, direction: str) -> tuple[int, int, int, str]:

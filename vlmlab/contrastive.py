@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlmlab import checks
 from vlmlab.device import default_device
 from vlmlab.errors import LabError
 
@@ -312,21 +313,11 @@ DEFAULTS = dict(steps=300, batch_size=64, lr=3e-3, seed=0, every=10, learn_tempe
 
 
 def _finite_number(value, what: str) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise LabError(f"The {what} must be a number, not {value[:30]!r}.") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LabError(f"The {what} must be a finite number.")
-    return float(value)
+    return checks.finite_number(value, what, text=True)
 
 
 def _whole(value, what: str, low: int, high: int) -> int:
-    number = _finite_number(value, what) if value is not None else float("nan")
-    if not (math.isfinite(number) and number == int(number) and low <= number <= high):
-        raise LabError(f"The {what} must be a whole number from {low} to {high}.")
-    return int(number)
+    return checks.whole_number(value, what, low, high, text=True)
 
 
 @dataclass(frozen=True)

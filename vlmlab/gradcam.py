@@ -14,6 +14,7 @@ from captum.attr import LayerGradCam
 from PIL import Image
 
 from vlmlab.cache import LRUCache
+from vlmlab.checks import whole_number
 from vlmlab.cnn import (
     DEFAULT_MODEL,
     TOPIC,
@@ -25,7 +26,6 @@ from vlmlab.cnn import (
     probabilities,
     rgb_image,
 )
-from vlmlab.cnn_render import evidence_picture
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource
@@ -49,8 +49,7 @@ class Evidence:
     probability: float  # the network's probability for this class
     layer: str  # readable name of the feature maps the gradients were taken at
     heat: np.ndarray  # (h, w) in [0, 1] at that layer's resolution, 0 = no evidence
-    view: Image.Image  # what the model saw (resized, centre-cropped)
-    overlay: Image.Image  # heat over the view, enlarged, with a colour bar under it
+    view: Image.Image  # what the model saw (resized, centre-cropped); `cnn_render.draw_evidence`
     note: str = NOTE
 
 
@@ -69,9 +68,8 @@ def class_index(target: int | str | None, names: Sequence[str], probs: np.ndarra
                 "give the class number instead."
             )
         raise LabError(f"No class is called {target[:60]!r}; pick one from the list of classes.")
-    if isinstance(target, bool) or not float(target).is_integer() or not 0 <= target < len(names):
-        raise LabError(f"The class number must be from 0 to {len(names) - 1}.")
-    return int(target)
+    message = f"The class number must be from 0 to {len(names) - 1}."
+    return whole_number(target, "class number", 0, len(names) - 1, message=message)
 
 
 @gpu
@@ -115,7 +113,6 @@ def grad_cam(
             layer=arch.layer_at(arch.evidence_layer).name,
             heat=heat,
             view=view,
-            overlay=evidence_picture(view, heat),
         )
 
     return _evidence.get_or_compute(cache_key(name, pretrained, image) + (index,), compute)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from vlmlab.checks import whole_number
 from vlmlab.errors import LabError
 
 NOTE = (
@@ -50,15 +51,8 @@ def check_layer(layer, layers: int) -> int | None:
     """A 1-based layer number (None: all of them), or a `LabError` that says the range."""
     if layer is None:
         return None
-    ok = (
-        isinstance(layer, (int, float))
-        and not isinstance(layer, bool)
-        and float(layer).is_integer()
-        and 1 <= layer <= layers
-    )
-    if not ok:
-        raise LabError(f"The layer must be a whole number from 1 to {layers} (or none: all).")
-    return int(layer)
+    message = f"The layer must be a whole number from 1 to {layers} (or none: all)."
+    return whole_number(layer, "layer", 1, layers, message=message)
 
 
 def as_grid(values: torch.Tensor, rows: int, cols: int) -> np.ndarray:

@@ -43,6 +43,17 @@ class Intake:
     notes: tuple[str, ...] = ()
 
 
+def to_uint8(values: np.ndarray, mode: str = "minmax") -> np.ndarray:
+    """Map raw values to 0–255 pixels: "clip" (as is), "abs" (|x|) or "minmax" (stretch)."""
+    a = np.asarray(values, dtype=np.float32)
+    if mode == "abs":
+        a = np.abs(a)
+    if mode in ("minmax", "abs"):
+        lo, hi = float(a.min(initial=0.0)), float(a.max(initial=0.0))
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
 def load_image(source: ImageSource, *, max_side: int = WORKING_SIDE) -> Image.Image:
     """Decode `source` into an 8-bit RGB image, or raise `ImageError` with a clear sentence.
 

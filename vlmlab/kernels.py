@@ -9,10 +9,12 @@ output pixel worked out in `kernels_step`, a layer of several filters in `kernel
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from vlmlab.checks import choice, flag, whole_number
 from vlmlab.images import MAX_PIXELS, ImageError, ImageSource
 from vlmlab.kernels_text import (  # noqa: F401  (re-exported: the Convolution tab's contract)
     MAX_CHANNELS,
@@ -35,7 +37,6 @@ _BORDERS = {
     "zero": cv2.BORDER_CONSTANT,  # 0 0 0 | a b c d
     "valid": cv2.BORDER_CONSTANT,  # computed, then the border rows and columns are cropped
 }
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Pillow's "L" mode
 
 # ---------------------------------------------------------------------------------------------
 # Presets: the classic kernels, written as the textbooks write them.
@@ -110,22 +111,40 @@ def normalise_kernel(kernel: np.ndarray) -> np.ndarray:
 
 def check_stride(stride) -> int:
     """The stride as an int ≥ 1 (a float like 2.0 is fine; 1.5, True or "2" are not)."""
-    message = "The stride must be a whole number of at least 1."
-    if isinstance(stride, (bool, np.bool_)) or not isinstance(stride, (int, float, np.number)):
-        raise KernelError(message)
-    try:
-        value = float(stride)
-    except OverflowError:
-        raise KernelError("The stride is far too large; use a small whole number like 1 or 2.")
-    if not np.isfinite(value) or value != int(value) or value < 1:
-        raise KernelError(message)
-    return int(value)
+    return whole_number(stride, "stride", 1, error=KernelError)
 
 
 def check_padding(padding: str) -> str:
-    if padding not in PADDINGS:
-        raise KernelError(f"The padding must be one of {', '.join(PADDINGS)}.")
-    return padding
+    return choice(padding, "padding", PADDINGS, error=KernelError)
+
+
+@dataclass(frozen=True)
+class Convolution:
+    """How a kernel slides over an image, checked once when made; `apply_kernel`, the
+    step-through (`explain_pixel`) and the renderers all take it."""
+
+    padding: str = "reflect"  # one of PADDINGS: how the border is filled ("valid": not at all)
+    stride: int = 1  # s: the window moves s pixels at a time
+    grayscale: bool = False  # a photo is turned to BT.601 luma first (a matrix stays as it is)
+    flip: bool = False  # True: convolution (the kernel rotated 180°); False: cross-correlation
+    normalise: bool = False  # each kernel channel divided by its sum (a zero sum stays as it is)
+
+    def __post_init__(self) -> None:
+        settle = object.__setattr__  # frozen: the checked values replace the given ones once
+        settle(self, "padding", check_padding(self.padding))
+        settle(self, "stride", check_stride(self.stride))
+        for name in ("grayscale", "flip", "normalise"):
+            message = f"The {name} setting must be true or false."
+            settle(self, name, flag(getattr(self, name), name, message=message, error=KernelError))
+
+
+def convolution(settings: Convolution | None = None, **options) -> Convolution:
+    """`settings`, or a `Convolution` made from its fields given as keywords (`padding="zero"`)."""
+    if settings is None:
+        return Convolution(**options)
+    if not isinstance(settings, Convolution) or options:
+        raise KernelError("Give the settings as one Convolution(...) or as keywords, not both.")
+    return settings
 
 
 def padding_width(size: int, padding: str) -> int:
@@ -188,29 +207,30 @@ def image_pixels(image: ImageSource | np.ndarray, *, grayscale: bool = False) ->
 def apply_kernel(
     image: ImageSource | np.ndarray,
     kernel: np.ndarray,
-    *,
-    padding: str = "reflect",
-    stride: int = 1,
-    grayscale: bool = False,
-    flip: bool = False,
+    settings: Convolution | None = None,
+    **options,
 ) -> np.ndarray:
     """Slide `kernel` over `image`: raw float32 values, (H′, W′, 3) for colour, else (H′, W′).
 
-    `flip=False` is cross-correlation (what CNN layers compute); `flip=True` rotates the kernel
-    180° first: the convolution g(x, y) = Σ k(u, v) f(x − u, y − v). Colour is filtered per
-    channel; a (3, k, k) kernel filters channel c with kernel[c]. Output (i, j) is the window
-    whose top-left input pixel is (i·s − p, j·s − p); H′ = ⌊(H + 2p − k)/s⌋ + 1.
+    `settings` (a `Convolution`, or its fields as keywords): `flip=False` is cross-correlation
+    (what CNN layers compute); `flip=True` rotates the kernel 180° first: the convolution
+    g(x, y) = Σ k(u, v) f(x − u, y − v). Colour is filtered per channel; a (3, k, k) kernel
+    filters channel c with kernel[c]. Output (i, j) is the window whose top-left input pixel is
+    (i·s − p, j·s − p); H′ = ⌊(H + 2p − k)/s⌋ + 1.
     """
-    pixels = image_pixels(image, grayscale=grayscale)
-    weights = prepare_kernel(pixels, kernel, flip)
-    output_size(*pixels.shape[:2], weights.shape[-1], padding, stride)  # raises if it won't fit
-    full = _filter(pixels, weights, padding)  # (H, W[, C]), centred on every pixel
-    return _crop_and_stride(full, weights.shape[-1], padding, check_stride(stride))
+    how = convolution(settings, **options)
+    pixels = image_pixels(image, grayscale=how.grayscale)
+    weights = prepare_kernel(pixels, kernel, how)
+    size = weights.shape[-1]
+    output_size(*pixels.shape[:2], size, how.padding, how.stride)  # raises if it won't fit
+    full = _filter(pixels, weights, how.padding)  # (H, W[, C]), centred on every pixel
+    return _crop_and_stride(full, size, how.padding, how.stride)
 
 
-def prepare_kernel(pixels: np.ndarray, kernel, flip: bool) -> np.ndarray:
-    """The checked kernel as float32 for these pixels, rotated 180° when `flip`."""
-    weights = check_kernel(kernel)
+def prepare_kernel(pixels: np.ndarray, kernel, settings: Convolution) -> np.ndarray:
+    """The checked kernel as float32 for these pixels: normalised when the settings say so,
+    rotated 180° for a convolution."""
+    weights = normalise_kernel(kernel) if settings.normalise else check_kernel(kernel)
     if weights.ndim == 3 and (pixels.ndim != 3 or weights.shape[0] != pixels.shape[2]):
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
         if channels == 1:
@@ -222,7 +242,7 @@ def prepare_kernel(pixels: np.ndarray, kernel, flip: bool) -> np.ndarray:
             f"The kernel has {weights.shape[0]} channels but the image has {channels}; "
             f"give one k×k block per channel ({channels}) or a single k×k kernel."
         )
-    if flip:
+    if settings.flip:
         weights = weights[..., ::-1, ::-1]  # rotate 180°: correlation → convolution
     return np.ascontiguousarray(weights, dtype=np.float32)
 

@@ -13,11 +13,13 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from vlmlab.images import ImageSource
+from vlmlab.images import ImageSource, to_uint8
 from vlmlab.kernels import (
+    Convolution,
     KernelError,
     apply_kernel,
     check_kernel,
+    convolution,
     explain_output_size,
     image_pixels,
     output_size,
@@ -25,7 +27,6 @@ from vlmlab.kernels import (
 )
 from vlmlab.kernels_step import PixelStep, explain_pixel
 from vlmlab.pixels_render import draw_number_grid, format_number, titled_row
-from vlmlab.render import to_uint8
 
 DISPLAY_MODES = {
     "clip": "clip to 0–255",
@@ -88,18 +89,19 @@ class KernelView:
 def render_kernel(
     image: ImageSource | np.ndarray,
     kernel: np.ndarray,
+    settings: Convolution | None = None,
     *,
-    padding: str = "reflect",
-    stride: int = 1,
-    grayscale: bool = False,
-    flip: bool = False,
     mode: str = "clip",
+    **options,
 ) -> KernelView:
-    """apply_kernel, then the display: a photo scaled by `mode`, a small matrix as numbers."""
-    pixels = image_pixels(image, grayscale=grayscale)
-    values = apply_kernel(pixels, kernel, padding=padding, stride=stride, flip=flip)
+    """apply_kernel, then the display: a photo scaled by `mode`, a small matrix as numbers.
+    `settings` as for `apply_kernel`."""
+    how = convolution(settings, **options)
+    pixels = image_pixels(image, grayscale=how.grayscale)
+    values = apply_kernel(pixels, kernel, how)
     height, width = pixels.shape[:2]
-    arithmetic = explain_output_size(height, width, np.shape(kernel)[-1], padding, stride)
+    size = np.shape(kernel)[-1]
+    arithmetic = explain_output_size(height, width, size, how.padding, how.stride)
     arithmetic += "\n" + describe_values(values)
     if _is_matrix(image):
         return KernelView(draw_matrix(values), values, arithmetic, MATRIX_CELL)
@@ -111,21 +113,19 @@ def render_step(
     kernel: np.ndarray,
     row: int | None = None,
     col: int | None = None,
-    *,
-    padding: str = "reflect",
-    stride: int = 1,
-    grayscale: bool = False,
-    flip: bool = False,
+    settings: Convolution | None = None,
+    **options,
 ) -> tuple[PixelStep, str]:
     """explain_pixel at (row, col) moved inside the output (None: the middle), and its HTML,
-    checked against apply_kernel's value at that pixel."""
-    pixels = image_pixels(image, grayscale=grayscale)
+    checked against apply_kernel's value at that pixel. `settings` as for `apply_kernel`."""
+    how = convolution(settings, **options)
+    pixels = image_pixels(image, grayscale=how.grayscale)
     size = check_kernel(kernel).shape[-1]
-    out_h, out_w = output_size(*pixels.shape[:2], size, padding, stride)
+    out_h, out_w = output_size(*pixels.shape[:2], size, how.padding, how.stride)
     row = out_h // 2 if row is None else int(np.clip(row, 0, out_h - 1))
     col = out_w // 2 if col is None else int(np.clip(col, 0, out_w - 1))
-    step = explain_pixel(pixels, kernel, row, col, padding=padding, stride=stride, flip=flip)
-    computed = apply_kernel(pixels, kernel, padding=padding, stride=stride, flip=flip)[row, col]
+    step = explain_pixel(pixels, kernel, row, col, how)
+    computed = apply_kernel(pixels, kernel, how)[row, col]
     return step, step_html(step, computed=np.atleast_1d(computed))
 
 

@@ -10,9 +10,9 @@ import numpy as np
 
 from vlmlab.images import ImageSource
 from vlmlab.kernels import (
+    Convolution,
     KernelError,
-    check_kernel,
-    check_stride,
+    convolution,
     image_pixels,
     output_size,
     padding_width,
@@ -49,17 +49,16 @@ def explain_pixel(
     kernel: np.ndarray,
     row: int,
     col: int,
-    *,
-    padding: str = "reflect",
-    stride: int = 1,
-    grayscale: bool = False,
-    flip: bool = False,
+    settings: Convolution | None = None,
+    **options,
 ) -> PixelStep:
-    """Work out output pixel (row, col) of `apply_kernel` by hand (exactly what it computes)."""
-    pixels = image_pixels(image, grayscale=grayscale)
-    raw = check_kernel(kernel)
-    weights = prepare_kernel(pixels, raw, flip).astype(np.float64)
-    size, s = weights.shape[-1], check_stride(stride)
+    """Work out output pixel (row, col) of `apply_kernel` by hand (exactly what it computes);
+    `settings` as for `apply_kernel`."""
+    how = convolution(settings, **options)
+    padding, s = how.padding, how.stride
+    pixels = image_pixels(image, grayscale=how.grayscale)
+    weights = prepare_kernel(pixels, kernel, how).astype(np.float64)
+    size = weights.shape[-1]
     height, width = pixels.shape[:2]
     shape = output_size(height, width, size, padding, s)
     if not (0 <= int(row) < shape[0] and 0 <= int(col) < shape[1]):
@@ -92,7 +91,7 @@ def explain_pixel(
         other_sums=(window * other).sum(axis=(1, 2)),
         channels=("value",) if pixels.ndim == 2 else ("R", "G", "B"),
         output_shape=shape,
-        flip=flip,
+        flip=how.flip,
     )
 
 

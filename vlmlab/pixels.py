@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from vlmlab.checks import whole_number
 from vlmlab.errors import LabError
 from vlmlab.images import MAX_PIXELS, ImageError, ImageSource, load_image
 
@@ -117,30 +118,21 @@ def read_pixel(image: ImageSource | np.ndarray, row: int, col: int) -> PixelValu
     return PixelValue(row, col, tuple(int(v) for v in value), tuple(float(f) for f in floats), gray)
 
 
-def describe_tensor(image: ImageSource | np.ndarray, row: int, col: int) -> str:
-    """The photo's layouts and one pixel's numbers, as a few lines of Markdown."""
+@dataclass(frozen=True)
+class TensorFacts:
+    """The photo's layouts and one pixel's numbers (`pixels_render.describe_tensor` says them)."""
+
+    height: int
+    width: int
+    channels: int
+    pixel: PixelValue
+
+
+def tensor_facts(image: ImageSource | np.ndarray, row: int, col: int) -> TensorFacts:
+    """How the photo is stored and how a network receives it, with the pixel at (row, col)."""
     rgb = rgb_pixels(image)
     height, width, channels = rgb.shape
-    pixel = read_pixel(rgb, row, col)
-    r, g, b = pixel.rgb
-    floats = ", ".join(f"{f:.3f}" for f in pixel.floats)
-    stored = (
-        f"- Stored (numpy, PIL): **(H, W, C) = ({height}, {width}, {channels})**, dtype "
-        f"**uint8**: whole numbers 0–255, {height * width * channels:,} of them."
-    )
-    tensor = (
-        f"- As a PyTorch tensor (torchvision's ToTensor): **(C, H, W) = ({channels}, {height}, "
-        f"{width})**, dtype **float32**, values 0–1."
-    )
-    one = (
-        f"- Pixel (row {pixel.row}, column {pixel.col}): uint8 **[{r}, {g}, {b}]** → float "
-        f"**[{floats}]** (÷ 255)."
-    )
-    gray = (
-        f"- Its gray value (Pillow 'L'): round(0.299·{r} + 0.587·{g} + 0.114·{b}) = "
-        f"**{pixel.gray}**."
-    )
-    return f"{stored}\n{tensor}\n{one}\n{gray}"
+    return TensorFacts(height, width, channels, read_pixel(rgb, row, col))
 
 
 def _check_region_size(size) -> int:
@@ -151,11 +143,7 @@ def _check_region_size(size) -> int:
 
 
 def _whole(value, what: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise LabError(f"The {what} must be a whole number.")
-    if not np.isfinite(value) or value != int(value) or abs(value) > 10**9:
-        raise LabError(f"The {what} must be a whole number.")
-    return int(value)
+    return whole_number(value, what, -(10**9), 10**9, message=f"The {what} must be a whole number.")
 
 
 # ---------------------------------------------------------------------------------------------

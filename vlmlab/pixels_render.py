@@ -5,13 +5,21 @@ planes side by side with titles. Pure numpy and Pillow, fast enough for every sl
 from __future__ import annotations
 
 import functools
+import html
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vlmlab.pixels import ColorSpaceView, PixelRegion, channel_planes, rgb_pixels, shrink
+from vlmlab.pixels import (
+    ColorSpaceView,
+    PixelRegion,
+    TensorFacts,
+    channel_planes,
+    rgb_pixels,
+    shrink,
+)
 
 PREVIEW_SIDE = 640  # the photo picker's longest side
 MIN_BOX = 16  # the region's outline is at least this many preview pixels wide
@@ -32,6 +40,44 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.truetype(str(path), size)
     except OSError:  # pragma: no cover - a matplotlib without its fonts
         return ImageFont.load_default(size=size)
+
+
+def tensor_lines(facts: TensorFacts) -> list[list[tuple[str, bool]]]:
+    """The tensor facts as lines of (text, bold) runs, for Markdown or HTML."""
+    height, width, channels = facts.height, facts.width, facts.channels
+    pixel = facts.pixel
+    r, g, b = pixel.rgb
+    floats = ", ".join(f"{f:.3f}" for f in pixel.floats)
+    return [
+        [("Stored (numpy, PIL): ", False), (f"(H, W, C) = ({height}, {width}, {channels})", True),
+         (", dtype ", False), ("uint8", True),
+         (f": whole numbers 0–255, {height * width * channels:,} of them.", False)],
+        [("As a PyTorch tensor (torchvision's ToTensor): ", False),
+         (f"(C, H, W) = ({channels}, {height}, {width})", True), (", dtype ", False),
+         ("float32", True), (", values 0–1.", False)],
+        [(f"Pixel (row {pixel.row}, column {pixel.col}): uint8 ", False),
+         (f"[{r}, {g}, {b}]", True), (" → float ", False), (f"[{floats}]", True),
+         (" (÷ 255).", False)],
+        [(f"Its gray value (Pillow 'L'): round(0.299·{r} + 0.587·{g} + 0.114·{b}) = ", False),
+         (f"{pixel.gray}", True), (".", False)],
+    ]  # fmt: skip
+
+
+def describe_tensor(facts: TensorFacts) -> str:
+    """The tensor facts as a Markdown list."""
+    return "\n".join(
+        "- " + "".join(f"**{text}**" if bold else text for text, bold in line)
+        for line in tensor_lines(facts)
+    )
+
+
+def tensor_facts_html(facts: TensorFacts) -> str:
+    """The tensor facts as an HTML list."""
+    items = (
+        "".join(f"<b>{html.escape(t)}</b>" if bold else html.escape(t) for t, bold in line)
+        for line in tensor_lines(facts)
+    )
+    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
 
 
 def format_number(value: float) -> str:

@@ -25,17 +25,6 @@ def figure_to_image(figure: Figure, *, dpi: int = 100) -> Image.Image:
     return Image.open(buffer).convert("RGB")
 
 
-def to_uint8(values: np.ndarray, mode: str = "minmax") -> np.ndarray:
-    """Map raw values to 0–255 for display: "clip" (as is), "abs" (|x|) or "minmax" (stretch)."""
-    a = np.asarray(values, dtype=np.float32)
-    if mode == "abs":
-        a = np.abs(a)
-    if mode in ("minmax", "abs"):
-        lo, hi = float(a.min(initial=0.0)), float(a.max(initial=0.0))
-        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
-
-
 def colorize(values: np.ndarray, cmap: str = "viridis", *, vmin=None, vmax=None) -> np.ndarray:
     """A 2-D array as an RGB uint8 image through a matplotlib colour map."""
     a = np.asarray(values, dtype=np.float32)

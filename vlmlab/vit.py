@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vlmlab import checks
 from vlmlab.cache import LRUCache, photo_fingerprint
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
@@ -296,17 +297,8 @@ def _notes(loaded: LoadedModel, has_head: bool) -> tuple[str, ...]:
 
 def whole_number(value, what: str) -> int:
     """`value` as an int if it is a whole number (int, 3.0, " 3 "), else a `LabError`."""
-    if isinstance(value, bool):
-        raise LabError(f"The {what} must be a whole number.")
-    if isinstance(value, str):
-        value = value.strip()
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise LabError(f"The {what} must be a whole number, not {str(value)[:20]!r}.") from None
-    if not math.isfinite(number) or number != int(number):
-        raise LabError(f"The {what} must be a whole number, not {str(value)[:20]!r}.")
-    return int(number)
+    message = f"The {what} must be a whole number, not {str(value)[:20]!r}."
+    return checks.whole_number(value, what, text=True, message=message)
 
 
 def check_layer(inspection: ViTInspection, layer) -> int:

@@ -8,7 +8,6 @@ chosen answer's score over the image tokens; for BLIP its question encoder's cro
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from vlmlab.captioning import image_embeds, model_view, patch_grid, text_limit, whole_number
+from vlmlab.captioning import image_embeds, model_view, patch_grid, text_limit
+from vlmlab.checks import whole_number
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
 from vlmlab.grounding import NOTE, as_grid, chefer_relevance, no_attentions
@@ -415,54 +415,6 @@ def _view(pixel_values: torch.Tensor, processor) -> Image.Image:
     from vlmlab.vit import _as_seen  # the model's input as the picture it shows
 
     return _as_seen(pixel_values.float().cpu(), processor)
-
-
-# ---------------------------------------------------------------------------------------------
-# Drawing: one bar per answer, as long as its score
-
-
-ANSWER_HEADERS = ["question", "answer", "score"]
-
-
-def answer_rows(sheet: AnswerSheet) -> list[list]:
-    """One row per (question, answer): the table behind the bars."""
-    return [
-        [item.question, text, float(f"{score:.4g}")]
-        for item in sheet.items
-        for text, score in item.answers
-    ]
-
-
-def answers_html(sheet: AnswerSheet) -> str:
-    """Each question with its answers as bars, and one line on what the numbers mean."""
-    colour = "#7c3aed" if sheet.generative else "#2563eb"
-    blocks = []
-    for item in sheet.items:
-        rows = []
-        for rank, (text, score) in enumerate(item.answers):
-            weight = "font-weight:600;" if rank == 0 else ""
-            rows.append(
-                f'<span style="{weight}text-align:right">{html.escape(text) or "(empty)"}</span>'
-                '<span style="background:rgba(127,127,127,.18);border-radius:4px;height:.9em">'
-                f'<span style="display:block;height:100%;width:{100 * score:.1f}%;'
-                f'background:{colour};border-radius:4px"></span></span>'
-                f'<span style="font-variant-numeric:tabular-nums">{_score(score)}</span>'
-            )
-        blocks.append(
-            f'<div style="margin:0 0 1em"><div style="font-weight:600;margin-bottom:.3em">'
-            f"Q: {html.escape(item.question)}</div>"
-            '<div style="display:grid;grid-template-columns:minmax(5em,max-content) 1fr 3.5em;'
-            f'gap:.3em .6em;align-items:center">{"".join(rows)}</div></div>'
-        )
-    meaning = (
-        f'<p style="font-size:.9em;opacity:.8;margin:0 0 .8em">{html.escape(sheet.meaning)}</p>'
-    )
-    grid = "display:grid;grid-template-columns:repeat(auto-fill,minmax(22em,1fr));gap:0 2em"
-    return f'<div class="vlmlab-answers">{meaning}<div style="{grid}">{"".join(blocks)}</div></div>'
-
-
-def _score(score: float) -> str:
-    return f"{score:.3f}" if score >= 0.001 else f"{score:.1e}"
 
 
 def _short(text: str, size: int = 40) -> str:

@@ -11,7 +11,7 @@ import io
 import ipywidgets as widgets
 from PIL import Image
 
-from vlmlab import cnn, cnn_depth, cnn_visualize_render, gradcam
+from vlmlab import cnn, cnn_depth, cnn_render, cnn_visualize_render, gradcam
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource
 from vlmlab.kernels import format_kernel
@@ -137,9 +137,10 @@ class FeatureMapBrowser(widgets.VBox):
             return None
 
     def _draw(self, view: cnn.FeatureView) -> None:
-        self.grid.value = _png(view.grid)
-        self.large.value = _png(view.channel_image)
-        self.overlay.value = _png(view.overlay)
+        pictures = cnn_render.draw_features(view)
+        self.grid.value = _png(pictures.grid)
+        self.large.value = _png(pictures.channel_image)
+        self.overlay.value = _png(pictures.overlay)
         _say(self.caption, view.caption)
 
 
@@ -235,7 +236,7 @@ class FilterGallery(widgets.VBox):
         super().__init__([self.index, row([self.grid, self.numbers])])
 
     def _show(self, _change=None) -> None:
-        self.grid.value = _png(self.filters.image(self.index.value))
+        self.grid.value = _png(cnn_render.filter_picture(self.filters, self.index.value))
         self.numbers.value = format_kernel(cnn.rounded(self.filters.kernel(self.index.value)))
 
 
@@ -262,7 +263,7 @@ class EvidenceView(widgets.VBox):
         except LabError as error:
             _say(self.text, str(error), error=True)
             return
-        self.picture.value = _png(found.overlay)
+        self.picture.value = _png(cnn_render.draw_evidence(found))
         self.text.value = (
             f"<p><b>{html.escape(found.label)}</b> (probability {found.probability:.1%}), "
             f"from the feature maps of {found.layer}.</p><p><i>{html.escape(found.note)}</i></p>"

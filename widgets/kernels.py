@@ -16,6 +16,7 @@ from vlmlab.images import load_image, sample_images
 from vlmlab.kernels import (
     PADDINGS,
     PRESETS,
+    Convolution,
     cells_to_array,
     format_kernel,
     kernel_from_text,
@@ -203,15 +204,10 @@ class KernelExplorer(widgets.VBox):
         self.update()
 
     # The views
-    def _options(self) -> dict:
-        options = {
-            "padding": self.padding.value,
-            "stride": self.stride.value,
-            "flip": self.flip.value,
-        }
-        if not self.is_matrix:
-            options["grayscale"] = self.grayscale.value
-        return options
+    def _settings(self) -> Convolution:
+        """How the kernel slides (normalising is in `kernel()`); a matrix is never grayscaled."""
+        grayscale = self.grayscale.value and not self.is_matrix
+        return Convolution(self.padding.value, self.stride.value, grayscale, self.flip.value)
 
     def kernel(self) -> np.ndarray:
         """The kernel as applied (normalised when ticked)."""
@@ -221,7 +217,7 @@ class KernelExplorer(widgets.VBox):
         """Re-apply the kernel and refresh every view."""
         self._output_shape = None
         try:
-            view = render_kernel(self.image, self.kernel(), mode=self.mode.value, **self._options())
+            view = render_kernel(self.image, self.kernel(), self._settings(), mode=self.mode.value)
         except LabError as error:
             self.status.value = error_html(error)
             return
@@ -237,7 +233,7 @@ class KernelExplorer(widgets.VBox):
         try:
             kernel = self.kernel()
             step, table = render_step(
-                self.image, kernel, self.row.value, self.col.value, **self._options()
+                self.image, kernel, self.row.value, self.col.value, self._settings()
             )
         except LabError as error:
             self.step.value = error_html(error)

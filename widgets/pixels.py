@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import io
-import re
 
 import ipywidgets as widgets
 from PIL import Image
@@ -18,11 +17,11 @@ from vlmlab.pixels import (
     COLOR_SPACES,
     MAX_REGION,
     convert_color_space,
-    describe_tensor,
     pick_region,
     pixel_in_color_spaces,
     read_pixel,
     shrink,
+    tensor_facts,
 )
 from vlmlab.pixels_render import (
     PLANE_SIDE,
@@ -31,6 +30,7 @@ from vlmlab.pixels_render import (
     draw_color_planes,
     draw_region_box,
     draw_region_grids,
+    tensor_facts_html,
 )
 
 
@@ -39,15 +39,6 @@ def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
-
-
-def markdown_html(text: str) -> str:
-    """The engine's few Markdown lines (bullets, **bold**) as HTML for an ipywidgets.HTML."""
-    lines = []
-    for line in html.escape(text).splitlines():
-        line = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", line)
-        lines.append(f"<li>{line[2:]}</li>" if line.startswith("- ") else f"<p>{line}</p>")
-    return "<ul>" + "".join(lines) + "</ul>"
 
 
 def row(children, **layout) -> widgets.HBox:
@@ -115,7 +106,7 @@ class PixelInspector(widgets.VBox):
         row, col = region.top + h // 2, region.left + w // 2
         self.preview.value = png(draw_region_box(self.image, region, max_side=360))
         self.grids.value = png(draw_region_grids(region, mark=(row, col), cell=30))
-        self.facts.value = markdown_html(describe_tensor(self.image, row, col))
+        self.facts.value = tensor_facts_html(tensor_facts(self.image, row, col))
         rgb = read_pixel(self.image, row, col).rgb
         self.pixel_table.value = (
             f"<p>Pixel (row {row}, column {col}) in every space:</p>"

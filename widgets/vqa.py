@@ -8,7 +8,7 @@ import html
 
 import ipywidgets as widgets
 
-from vlmlab import vqa
+from vlmlab import vqa, vqa_render
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, load_image
 from vlmlab.models import choices, get_spec
@@ -71,7 +71,7 @@ class QuestionBox(widgets.VBox):
             self.view.value = ""  # no stale answer beside the error
             self.notes.value = f"<span style='color:#b00020'>{html.escape(str(error))}</span>"
             return
-        self.view.value = vqa.answers_html(self.sheet)
+        self.view.value = vqa_render.answers_html(self.sheet)
         self.notes.value = "<br>".join(html.escape(note) for note in self.sheet.notes)
         try:
             found = vqa.ground_answers(self.image, self.questions.value, model=self.model.value)
