@@ -116,7 +116,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "Zero-shot classification",
         "A classifier built from label text alone: 'a photo of a {label}' for each label, and "
-        "the photo goes to the closest text.",
+        "the photo goes to the closest text. No training on these labels was needed.",
         "tab=clip&sample=chelsea&labels=cat%0Adog%0Acar%0Acoffee",
     ),
     Step(
@@ -142,13 +142,14 @@ STEPS: tuple[Step, ...] = (
     Step(
         "Captioning",
         "A captioning model writes a sentence about the photo, one word at a time, each word "
-        "looking at the image patches through cross-attention.",
+        "looking at the image patches through cross-attention. Try beam search or sampling and "
+        "compare the sentences.",
         "tab=captioning&sample=coffee&decoding=greedy",
     ),
     Step(
         "Visual question answering",
-        "Ask a question about the photo and get an answer, with where the model looked to "
-        "answer it.",
+        "Ask a question about the photo and get an answer. The maps show where the model looked "
+        "to answer it.",
         "tab=vqa&sample=coffee&question=What%20is%20in%20the%20cup%3F",
     ),
 )
