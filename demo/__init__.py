@@ -6,6 +6,7 @@ import gradio as gr
 
 from . import (
     captioning_tab,
+    links,
     clip_tab,
     cnn_tab,
     contrastive_tab,
@@ -56,15 +57,23 @@ def build_demo(only: tuple[str, ...] | None = None, wait_budget: float | None = 
     """
     with gr.Blocks(title="vlmlab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
-        photo, opened, restored = build_photo_picker(demo)
+        photo, opened, restored, link = build_photo_picker(demo)
+        lecture_panel = links.build_lecture()
+        link_notes = gr.Markdown(elem_id="link-notes")  # what a link asked for and did not get
+        built = tuple(tab_id for tab_id, _ in TABS if only is None or tab_id in only)
         with gr.Tabs() as tabs:
-            lab = Lab(blocks=demo, photo=photo, tabs=tabs, opened=opened, restored=restored)
+            lab = Lab(
+                blocks=demo, photo=photo, tabs=tabs, opened=opened, restored=restored, link=link
+            )
+            lab.shared["link_notes"] = link_notes
             for tab_id, module in TABS:
-                if only is not None and tab_id not in only:
+                if tab_id not in built:
                     continue
                 with gr.Tab(module.TITLE, id=tab_id, elem_id=f"tab-{tab_id}"):
                     error_note()  # why the tab could not answer, until its next action
+                    links.copy_row(lab, tab_id)
                     module.build(lab)
+        links.wire(lab, built, lecture_panel)
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=1)
     install_admission(demo, wait_budget or wait_budget_from_env())
     return demo

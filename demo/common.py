@@ -39,6 +39,9 @@ class Lab:
     # when `restored` (a gr.State) is True: the photo then changed, and its change event runs.
     opened: Any = None
     restored: Any = None
+    # This visitor's link (a vlmlab.links.ViewState, or None), decoded when the page opens: see
+    # demo/links.py. Its `projector` field is the projector switch the link asks for.
+    link: Any = None
 
 
 def open_photo(path: str | None) -> Intake:
@@ -94,6 +97,8 @@ def when_shown(lab: Lab, title: str, fn: Callable, inputs: list, outputs: list, 
         return event.value == title
 
     private = {"api_visibility": "private", **events}
+    # A link that opens this tab runs the same view (demo/links.py, `shown_step`).
+    lab.shared.setdefault("when_shown", {})[title] = (shown, run, inputs, outputs, events)
     lab.tabs.select(on_tab, None, shown, api_visibility="private", **LIGHT_EVENT).then(
         run, [shown, *inputs], outputs, **private
     )

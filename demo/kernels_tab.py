@@ -7,6 +7,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
+from . import links
 from .common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
 from vlmlab.errors import LabError
 from vlmlab.kernels import (
@@ -181,6 +182,19 @@ def build(lab: Lab) -> None:
         )
 
     lab.shared["kernel_text"] = kernel_text  # the contract: other tabs write kernels here
+    links.register(
+        lab,
+        "convolution",
+        {
+            "kernel": kernel_text,
+            "padding": padding,
+            "stride": stride,
+            "grayscale": grayscale,
+            "flip": flip,
+            "normalise": normalise,
+            "display": mode,
+        },
+    )
     lab.shared["kernel_display"] = mode  # e.g. "signed" for a learned filter's small values
     step_state = gr.State(("photo", -1, -1))  # (target: photo | matrix, row, col); -1: the middle
 

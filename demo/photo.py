@@ -14,16 +14,18 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from .common import LIGHT_EVENT, NO_PHOTO, guard, open_photo, photo_problem
+from .links import link_for_load, linked_photo, same_photo
 from vlmlab.images import FILE_TYPES, sample_files
 
 DEFAULT_SAMPLE = "chelsea"
 STORAGE_KEY = "vlmlab-photo"  # the browser's localStorage entry (its value is encrypted)
 
 
-def build_photo_picker(demo: gr.Blocks) -> tuple[gr.File, Any, gr.State]:
+def build_photo_picker(demo: gr.Blocks) -> tuple[gr.File, Any, gr.State, gr.State]:
     """Build the picker row. Returns the component that holds the session's photo (a path),
-    the page-load event after which the photo is known (this browser's last choice restored)
-    and a gr.State that says whether it was restored (see `Lab.opened`)."""
+    the page-load event after which the photo is known (this browser's last choice restored,
+    or the sample the page's link names), a gr.State that says whether it was restored (see
+    `Lab.opened`) and a gr.State with the page's link (`Lab.link`, see demo/links.py)."""
     samples = sample_files()
     # The session's photo, as every tab and API endpoint takes it. Hidden: people see the
     # preview, and drop new photos on the upload zone.
@@ -76,12 +78,14 @@ def build_photo_picker(demo: gr.Blocks) -> tuple[gr.File, Any, gr.State]:
         """An upload becomes the photo; the zone empties, ready for the next one."""
         return (path or gr.skip()), None
 
-    def restore(remembered, current):
-        """The photo this browser chose last time, if the server still has it."""
-        path = remembered_photo(remembered, samples.values())
-        if path is None or path == current:
-            return gr.skip(), False
-        return path, True
+    def restore(remembered, current, request: gr.Request):
+        """The sample the page's link names, else the photo this browser chose last time (if
+        the server still has it); and the link, decoded."""
+        view = link_for_load(request)
+        path = linked_photo(view) or remembered_photo(remembered, samples.values())
+        if path is None or same_photo(path, current):
+            return gr.skip(), False, view
+        return path, True, view
 
     def show_opened(was_restored: bool, path: str | None):
         return (gr.skip(),) * 3 if was_restored else show(path)
@@ -100,9 +104,10 @@ def build_photo_picker(demo: gr.Blocks) -> tuple[gr.File, Any, gr.State]:
     upload.upload(take_upload, upload, [photo, upload], **private)
     photo.change(show, photo, [preview, notes, saved], **private)
     restored = gr.State(False)
-    opened = demo.load(restore, [saved, photo], [photo, restored], **private)
+    link = gr.State(None)
+    opened = demo.load(restore, [saved, photo], [photo, restored, link], **private)
     opened.then(show_opened, [restored, photo], [preview, notes, saved], **private)
-    return photo, opened, restored
+    return photo, opened, restored, link
 
 
 def remembered_photo(remembered, samples) -> str | None:

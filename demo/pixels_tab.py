@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from . import links
 from .common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
 from vlmlab.pixels import (
     COLOR_SPACES,
@@ -106,11 +107,17 @@ def build(lab: Lab) -> None:
     private = {"api_visibility": "private", "trigger_mode": "always_last", **LIGHT_EVENT}
     # A new photo: the region moves to its middle. A page opening keeps the sliders, unless it
     # brought back this browser's own photo (then the photo's change does it).
-    lab.photo.change(guard(new_photo), [*region_inputs, space], photo_outputs, **private)
+    lab.photo.change(
+        guard(new_photo), [*region_inputs, space, lab.link], photo_outputs, **private
+    )
     if lab.opened is not None:
         lab.opened.then(
-            guard(page_opened), [lab.restored, *region_inputs, space], photo_outputs, **private
+            guard(page_opened),
+            [lab.restored, *region_inputs, space, lab.link],
+            photo_outputs,
+            **private,
         )
+    links.register(lab, "pixels", {"top": top, "left": left, "size": size, "space": space})
     preview.select(guard(pick_at), [lab.photo, size], [top, left], api_visibility="private")
 
 
@@ -150,14 +157,20 @@ def photo_views(photo, top, left, size, space, *, centre: bool):
     )
 
 
-def new_photo(photo, top, left, size, space):
+def new_photo(photo, top, left, size, space, link=None):
+    """A new photo: the region moves to its middle, unless the page's link placed it."""
+    placed = links.linked_values(link, "pixels", photo, top=top, left=left, size=size, space=space)
+    if placed is not None:
+        return photo_views(photo, **placed, centre=False)
     return photo_views(photo, top, left, size, space, centre=True)
 
 
-def page_opened(restored, photo, top, left, size, space):
+def page_opened(restored, photo, top, left, size, space, link=None):
     if restored:
         return (gr.skip(),) * 9
-    return photo_views(photo, top, left, size, space, centre=False)
+    placed = links.linked_values(link, "pixels", photo, top=top, left=left, size=size, space=space)
+    return photo_views(photo, **(placed or dict(top=top, left=left, size=size, space=space)),
+                       centre=False)
 
 
 def show_color_space(photo, space):
