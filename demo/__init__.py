@@ -66,6 +66,7 @@ def build_demo(only: tuple[str, ...] | None = None, wait_budget: float | None = 
                 blocks=demo, photo=photo, tabs=tabs, opened=opened, restored=restored, link=link
             )
             lab.shared["link_notes"] = link_notes
+            lab.shared["tab_ids"] = {module.TITLE: tab_id for tab_id, module in TABS}
             for tab_id, module in TABS:
                 if tab_id not in built:
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from . import links
 from .common import (
     LIGHT_EVENT,
     MODEL_EVENT,
@@ -198,3 +199,16 @@ def build(lab: Lab) -> None:
         **LIGHT_EVENT,
     )
     when_shown(lab, TITLE, caption_with_maps, inputs, with_maps, **events)
+    links.register(
+        lab,
+        "captioning",
+        {
+            "model": model,
+            "decoding": decoding,
+            "num_beams": beams,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_new_tokens": length,
+        },
+        links.shown_step(lab, TITLE),
+    )

@@ -17,7 +17,7 @@ RIGHT = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
 
 def build(lab: Lab) -> None:
     """The side-by-side accordion (called inside the CLIP tab's layout)."""
-    with gr.Accordion("Side by side: OpenAI's CLIP and LAION's", open=False):
+    with gr.Accordion("Side by side: OpenAI's CLIP and LAION's", open=False) as box:
         gr.Markdown(
             "The same photo and labels through two CLIP models. OpenAI's learned from 400 million "
             "private web pairs; OpenCLIP's from LAION-2B, open for anyone to study."
@@ -48,6 +48,7 @@ def build(lab: Lab) -> None:
                 right_heat = gr.Image(type="pil", format="png", label="right: similarity")
                 right_notes = gr.Markdown(elem_id="clip-pair-right-notes")
 
+    lab.shared["clip_pair"] = (box, left, right, [left_bars, left_notes, right_bars, right_notes])
     run.click(
         guard(zero_shot_pair),
         [lab.photo, labels, left, right],

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from . import own_model
+from . import links, own_model
 from .common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
 from vlmlab import clip, clip_probe, clip_render
 from vlmlab.cnn import default_choice
 from vlmlab.errors import LabError
 from vlmlab.images import FILE_TYPES, load_image, sample_files
-from vlmlab.models import choices, get_spec, load_model
+from vlmlab.models import choices, get_spec, is_local, load_model
 from vlmlab.render import map_over
 
 TITLE = "CLIP"
@@ -50,6 +50,40 @@ def build(lab: Lab) -> None:
 
     clip_pair_tab.build(lab)
     _build_probe(lab, model)
+    _register_link(lab, model)
+
+
+def _register_link(lab: Lab, model: gr.Dropdown) -> None:
+    """Links: model, labels, templates, and the side-by-side pair's second model; a link
+    classifies the photo with the labels, and runs the pair when it names a second model."""
+    from . import clip_pair_tab
+
+    labels, templates, outputs = lab.shared["clip_zero_shot"]
+    box, left, right, pair_outputs = lab.shared["clip_pair"]
+
+    @guard
+    def linked_zero_shot(view, photo, label_text, template_text, name, progress=None):
+        return tuple(column[0] for column in classify_batch(
+            [photo], [label_text], [template_text], [name]
+        ))
+
+    @guard
+    def linked_pair(view, photo, label_text, name, other, progress=None):
+        if links.settings_of(view, "clip").other_model is None:
+            return (gr.skip(),) * 5
+        if not is_local(other):
+            note = f"{other} is not on this machine, so the side by side waits (`make models`)."
+            return gr.Accordion(open=True), gr.skip(), gr.skip(), gr.skip(), note
+        answer = clip_pair_tab.zero_shot_pair(photo, label_text, name, other, progress=progress)
+        return gr.Accordion(open=True), *answer
+
+    links.register(
+        lab,
+        "clip",
+        {"model": (model, left), "labels": labels, "templates": templates, "other_model": right},
+        (linked_zero_shot, [lab.photo, labels, templates, model], outputs, MODEL_EVENT),
+        (linked_pair, [lab.photo, labels, left, right], [box, *pair_outputs], MODEL_EVENT),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,6 +146,7 @@ def _build_zero_shot(lab: Lab, model: gr.Dropdown) -> None:
             )
             maps_notes = gr.Markdown(elem_id="clip-relevance-notes")
 
+    lab.shared["clip_zero_shot"] = (labels, templates, [bars, table, notes])
     template_set.change(
         lambda name: "\n".join(clip.TEMPLATE_SETS.get(name, (clip.DEFAULT_TEMPLATE,))),
         template_set,

@@ -8,7 +8,7 @@ import os
 import gradio as gr
 import pandas as pd
 
-from . import own_model
+from . import links, own_model
 from .common import (
     FAULT,
     LIGHT_EVENT,
@@ -222,6 +222,13 @@ def build(lab: Lab) -> None:
     lab.photo.change(
         lambda: (None, ""), None, [evidence, evidence_text], api_visibility="private"
     )
+    links.register(
+        lab,
+        "cnn",
+        {"model": model, "layer": layer, "channel": channel, "top_k": top_k},
+        links.shown_step(lab, TITLE),
+        (show_linked_channel, [lab.photo, model, layer, order], view_outputs, MODEL_EVENT),
+    )
     if "kernel_text" in lab.shared:
         send.click(
             guard(send_filter),
@@ -351,6 +358,15 @@ def show_feature_maps(photo, model, layer, order, channel, progress=gr.Progress(
     load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
     image = open_photo(photo).image
     return _view_outputs(cnn.feature_maps(image, model, layer, order or "activation", channel))
+
+
+@guard
+def show_linked_channel(view, photo, model, layer, order, progress=None):
+    """The channel a link names, once the tab shows its layer."""
+    channel = links.settings_of(view, "cnn").channel
+    if channel is None:
+        return (gr.skip(),) * 5
+    return show_feature_maps(photo, model, layer, order, channel, progress=progress)
 
 
 def show_photo(photo, model, top_k, layer, order, progress=gr.Progress()):

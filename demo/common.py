@@ -97,12 +97,33 @@ def when_shown(lab: Lab, title: str, fn: Callable, inputs: list, outputs: list, 
         return event.value == title
 
     private = {"api_visibility": "private", **events}
-    # A link that opens this tab runs the same view (demo/links.py, `shown_step`).
+    # A link that opens this tab runs the same view (demo/links.py, `shown_step`), and its own
+    # photo change is left to it.
     lab.shared.setdefault("when_shown", {})[title] = (shown, run, inputs, outputs, events)
+    tab_id = lab.shared.get("tab_ids", {}).get(title)
+
+    def held(link, photo) -> bool:
+        from .links import holds
+
+        return tab_id is not None and holds(link, tab_id, photo)
+
+    if inspect.isgeneratorfunction(run):
+
+        def follow(is_shown, link, *args, progress=gr.Progress()):  # noqa: B008
+            yield from run(is_shown and not held(link, args[0]), *args, progress=progress)
+
+    else:
+
+        def follow(is_shown, link, *args, progress=gr.Progress()):  # noqa: B008
+            return run(is_shown and not held(link, args[0]), *args, progress=progress)
+
     lab.tabs.select(on_tab, None, shown, api_visibility="private", **LIGHT_EVENT).then(
         run, [shown, *inputs], outputs, **private
     )
-    lab.photo.change(run, [shown, *inputs], outputs, **private)
+    if lab.link is None:
+        lab.photo.change(run, [shown, *inputs], outputs, **private)
+    else:
+        lab.photo.change(follow, [shown, lab.link, *inputs], outputs, **private)
 
 
 def guard(fn: Callable) -> Callable:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from . import links
 from .common import LIGHT_EVENT, Lab, guard
 from vlmlab import contrastive
 from vlmlab.contrastive_render import (
@@ -115,6 +116,17 @@ def build(lab: Lab) -> None:
     numbers = gr.JSON(label="Numbers of the last update", visible=False)
 
     views = [status, matrix, duplicates, curves, plane, picture, ranking, zero_shot_text, numbers]
+    links.register(
+        lab,
+        "contrastive",
+        {
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "learn_temperature": learn_temperature,
+        },
+    )
 
     # -- handlers: an engine call and a few lines each ------------------------------------------
 

@@ -118,19 +118,10 @@ def _all(component) -> tuple:
 
 
 def view_from_controls(tab: str, photo: str | None, values: dict) -> tuple[links.ViewState, list]:
-    """The view the controls show now; a value its check refuses (half typed) is left out."""
-    kind = links.TAB_VIEWS[tab]
-    taken, notes = {}, []
-    for name, value in values.items():
-        if value is None or value == "":
-            continue
-        try:
-            taken[name] = kind.PARSE[name](links._as_text(value))
-        except links.LabError:
-            notes.append(f"The {name.replace('_', ' ')} is left out: it is not valid as it is.")
+    """The view the controls show now, on a sample (by name) or an upload (not in links)."""
     sample = sample_name(photo)
-    state = links.ViewState(tab, sample, kind(**taken), upload=photo is not None and not sample)
-    return state, [*links.link_notes(state), *notes]
+    upload = photo is not None and not sample
+    return links.view_from_values(tab, sample, values, upload=upload)
 
 
 def sample_name(photo: str | None) -> str | None:
@@ -166,6 +157,19 @@ def _markdown(notes) -> str:
     for char in "\\`*_[]#|":
         text = text.replace(char, "\\" + char)
     return text
+
+
+def released(view):
+    """The link once the visitor picks a photo of their own: only its page switches remain."""
+    if isinstance(view, links.ViewState):
+        return links.ViewState(projector=view.projector)
+    return None
+
+
+def holds(view, tab: str, photo: str | None) -> bool:
+    """Whether the link still holds `tab`'s view on this photo (a tab then does not redo its
+    view for the link's own photo change: the link's steps do it)."""
+    return linked(view, tab) is not None and same_photo(linked_photo(view), photo)
 
 
 def linked(view, tab: str):

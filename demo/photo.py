@@ -14,7 +14,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from .common import LIGHT_EVENT, NO_PHOTO, guard, open_photo, photo_problem
-from .links import link_for_load, linked_photo, same_photo
+from .links import link_for_load, linked_photo, released, same_photo
 from vlmlab.images import FILE_TYPES, sample_files
 
 DEFAULT_SAMPLE = "chelsea"
@@ -71,12 +71,13 @@ def build_photo_picker(demo: gr.Blocks) -> tuple[gr.File, Any, gr.State, gr.Stat
 
     names = list(samples)
 
-    def pick_sample(event: gr.SelectData) -> str:
-        return str(samples[names[event.index]])
+    def pick_sample(link, event: gr.SelectData):
+        """A sample picked by hand; the page's link no longer holds the view (see Lab.link)."""
+        return str(samples[names[event.index]]), released(link)
 
-    def take_upload(path: str | None):
+    def take_upload(path: str | None, link):
         """An upload becomes the photo; the zone empties, ready for the next one."""
-        return (path or gr.skip()), None
+        return (path or gr.skip()), None, (released(link) if path else gr.skip())
 
     def restore(remembered, current, request: gr.Request):
         """The sample the page's link names, else the photo this browser chose last time (if
@@ -100,11 +101,11 @@ def build_photo_picker(demo: gr.Blocks) -> tuple[gr.File, Any, gr.State, gr.Stat
         return intake.image, " ".join((size + ".",) + intake.notes), path
 
     private = {"api_visibility": "private", **LIGHT_EVENT}
-    gallery.select(pick_sample, None, photo, **private)
-    upload.upload(take_upload, upload, [photo, upload], **private)
+    link = gr.State(None)
+    gallery.select(pick_sample, link, [photo, link], **private)
+    upload.upload(take_upload, [upload, link], [photo, upload, link], **private)
     photo.change(show, photo, [preview, notes, saved], **private)
     restored = gr.State(False)
-    link = gr.State(None)
     opened = demo.load(restore, [saved, photo], [photo, restored, link], **private)
     opened.then(show_opened, [restored, photo], [preview, notes, saved], **private)
     return photo, opened, restored, link

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import own_model
+from . import links, own_model
 from .common import (
     LIGHT_EVENT,
     MODEL_EVENT,
@@ -247,6 +247,12 @@ def build(lab: Lab) -> None:
     # -- events ---------------------------------------------------------------------------------
 
     when_shown(lab, TITLE, look_inside, look_inputs, look_outputs, **MODEL_EVENT)
+    links.register(
+        lab,
+        "vit",
+        {"model": model, "layer": (layer, layer_shown), "head": head, "query": query},
+        links.shown_step(lab, TITLE),
+    )
     gr.on(
         [run.click, model.change],
         look_inside,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from . import links
 from .common import (
     MODEL_EVENT,
     Lab,
@@ -106,3 +107,9 @@ def build(lab: Lab) -> None:
     )
     both = [*outputs, looked, looked_notes]
     when_shown(lab, TITLE, answer_and_grounding, inputs, both, **MODEL_EVENT)
+    links.register(
+        lab,
+        "vqa",
+        {"model": model, "question": questions, "top_k": top_k},
+        links.shown_step(lab, TITLE),
+    )

@@ -8,7 +8,7 @@ import hashlib
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_browser import ARGS, CHROMIUM, WAIT, choose, expect, set_number, wait_idle
+from test_browser import ARGS, CHROMIUM, WAIT, expect, set_number, wait_idle
 
 from vlmlab import lecture
 
@@ -90,7 +90,7 @@ def test_pixels_and_convolution_links_restore_the_view(lab_app, fresh):
     page = fresh(lab_app.url + "?tab=pixels&sample=coffee&size=6")
     panel = page.locator("#tab-pixels")
     set_number(panel, "Region top (row)", 40)
-    choose(page, "Colour space", "Lab") if False else panel.get_by_label("Lab", exact=True).check()
+    panel.get_by_label("Lab", exact=True).check()
     wait_idle(page)
     url = copy_link(page, "pixels")
     query = parse_qs(urlsplit(url).query)
@@ -120,3 +120,165 @@ def test_pixels_and_convolution_links_restore_the_view(lab_app, fresh):
     assert again.locator("#tab-convolution").get_by_label("zero", exact=True).is_checked()
     assert digest(again.locator("#kernel-result")) == result
     assert not page.errors and not again.errors
+
+
+def test_model_tabs_links_restore_the_view(lab_app, fresh):
+    """CNN, ViT, CLIP, Captioning, VQA and the contrastive playground: set up, copy, reopen."""
+    # CNN: a link opens MobileNetV2 on the coffee photo; a typed channel goes into the next link.
+    page = fresh(lab_app.url + "?tab=cnn&sample=coffee&model=mobilenet_v2&top_k=3")
+    expect(page.locator("#cnn-prediction")).to_contain_text("espresso")  # real weights
+    channel = page.locator("#tab-cnn").get_by_label("Channel (click a tile)", exact=True)
+    channel.fill("7")
+    channel.press("Enter")
+    wait_idle(page)
+    caption = page.locator("#cnn-caption").inner_text()
+    assert "7" in caption
+    url = copy_link(page, "cnn")
+    assert "channel=7" in url and "model=mobilenet_v2" in url
+    again = fresh(url)
+    expect(again.locator("#cnn-caption")).to_have_text(caption)
+    expect(again.locator("#cnn-prediction")).to_contain_text("espresso")
+    assert digest(again.locator("#cnn-grid")) == digest(page.locator("#cnn-grid"))
+
+    # ViT: head and query typed by hand.
+    page = fresh(lab_app.url + "?tab=vit&sample=astronaut&layer=1")
+    panel = page.locator("#tab-vit")
+    expect(panel.locator("#vit-grid img")).to_be_visible()
+    query = panel.get_by_label("query: CLS or a patch number (or click the grid)")
+    query.fill("3")
+    query.press("Enter")
+    wait_idle(page)
+    text = panel.locator(".prose", has_text="(layer 1,").first.inner_text()
+    url = copy_link(page, "vit")
+    assert "query=3" in url and "layer=1" in url
+    again = fresh(url)
+    expect(again.locator("#tab-vit .prose", has_text="(layer 1,").first).to_have_text(text)
+
+    # CLIP: labels typed, classified, linked; the link classifies for the new visitor.
+    page = fresh(lab_app.url + "?tab=clip&sample=coffee")
+    page.locator("#clip-labels textarea").fill("a cup of coffee\na cat\n<b>a rocket</b>")
+    page.locator("#clip-classify").click()
+    wait_idle(page)
+    bars = page.locator("#clip-bars").inner_text()
+    url = copy_link(page, "clip")
+    again = fresh(url)
+    expect(again.locator("#clip-labels textarea")).to_have_value(
+        "a cup of coffee\na cat\n<b>a rocket</b>"
+    )
+    expect(again.locator("#clip-bars")).to_have_text(bars)
+    assert again.locator("#clip-bars b").count() == 0  # a label is text, never markup
+
+    # Captioning: sampling settings travel; greedy gives the same caption to both visitors.
+    page = fresh(lab_app.url + "?tab=captioning&sample=rocket&max_new_tokens=6")
+    caption = page.locator("#caption-text textarea")
+    expect(caption).not_to_have_value("")
+    url = copy_link(page, "captioning")
+    assert "max_new_tokens=6" in url and "decoding=greedy" in url
+    again = fresh(url)
+    expect(again.locator("#caption-text textarea")).to_have_value(caption.input_value())
+
+    # VQA: a question typed by hand.
+    page = fresh(lab_app.url + "?tab=vqa&sample=coffee")
+    page.locator("#vqa-questions textarea").fill("What is in the cup?")
+    page.get_by_role("button", name="Answer", exact=True).click()
+    wait_idle(page)
+    answers = page.locator("#vqa-answers").inner_text()
+    url = copy_link(page, "vqa")
+    again = fresh(url)
+    expect(again.locator("#vqa-answers")).to_have_text(answers)
+
+    # The contrastive playground: its training settings.
+    page = fresh(lab_app.url + "?tab=contrastive&batch_size=16&seed=3")
+    set_number(page.locator("#tab-contrastive"), "steps", 120)
+    url = copy_link(page, "contrastive")
+    assert all(p in url for p in ("batch_size=16", "seed=3", "steps=120"))
+    again = fresh(url)
+    panel = again.locator("#tab-contrastive")
+    assert panel.get_by_label("number input for steps").input_value() == "120"
+    assert panel.get_by_label("number input for batch size N").input_value() == "16"
+    for opened in (page, again):
+        assert not opened.errors, opened.errors
+
+
+def test_lecture_path_walks_forward_and_back_onto_the_right_tabs(lab_app, fresh):
+    page = fresh(lab_app.url + "?step=7")
+    step = page.locator("#lecture-step input")
+    expect(step).to_have_value("7")
+    expect(page.locator("#lecture-text")).to_contain_text(lecture.STEPS[6].title)
+    expect(page.get_by_role("tab", name="CNN", exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )
+    page.locator("#lecture-previous").click()
+    wait_idle(page)
+    expect(step).to_have_value("6")
+    assert page.evaluate("() => location.search") == "?step=6"
+    for number in (7, 8, 9):
+        page.locator("#lecture-next").click()
+        wait_idle(page)
+        expect(step).to_have_value(str(number))
+        tab = {"cnn": "CNN", "vit": "ViT"}[lecture.STEPS[number - 1].view().tab]
+        expect(page.get_by_role("tab", name=tab, exact=True)).to_have_attribute(
+            "aria-selected", "true"
+        )
+    assert page.evaluate("() => location.search") == "?step=9"
+    # A step with a figure of published numbers, and back to the first one.
+    step.fill("13")
+    step.press("Enter")
+    wait_idle(page)
+    expect(page.locator("#lecture-caption")).to_contain_text("Dosovitskiy")
+    expect(page.locator("#lecture-figure img")).to_be_visible()
+    step.fill("1")
+    step.press("Enter")
+    wait_idle(page)
+    expect(page.get_by_role("tab", name="Pixels", exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )
+    expect(page.locator("#photo-notes")).to_contain_text("512×512 pixels")  # camera
+    expect(page.locator("#lecture-figure img")).to_have_count(0)
+    page.locator("#lecture-previous").click()  # no step 0: it stays on the first
+    wait_idle(page)
+    expect(step).to_have_value("1")
+    assert not page.errors, page.errors
+
+
+def test_bad_links_load_with_defaults_and_a_note_and_visitors_stay_apart(lab_app, fresh):
+    bad = "&".join(f"junk{i}=1" for i in range(10_000))
+    page = fresh(lab_app.url + "?tab=pixels&size=5&" + bad)
+    expect(page.locator("#link-notes")).to_contain_text("parameters; the rest were ignored")
+    assert page.locator("#tab-pixels").get_by_label("number input for Region size (pixels)"
+                                                    ).input_value() == "5"
+
+    page = fresh(lab_app.url + "?tab=vqa&question=" + "a" * 100_000)
+    expect(page.locator("#link-notes")).to_contain_text("too long")
+    expect(page.locator("#vqa-questions textarea")).not_to_have_value("a" * 100)
+
+    nan = "nan%20nan%20nan%0Anan%20nan%20nan%0Anan%20nan%20nan"
+    page = fresh(lab_app.url + f"?tab=convolution&kernel={nan}&tab=nowhere&step=999")
+    expect(page.locator("#link-notes")).to_contain_text("'kernel' was ignored")
+    expect(page.locator("#link-notes")).to_contain_text("steps 1 to 20")
+    expect(page.locator("#kernel-text textarea")).not_to_contain_text("nan")
+
+    page = fresh(lab_app.url + "?tab=nowhere&model=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+    expect(page.locator("#link-notes")).to_contain_text("tab the lab does not have")
+    expect(page.get_by_role("tab", name="Pixels", exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )
+    page = fresh(lab_app.url + "?tab=cnn&model=no-such-net")
+    expect(page.locator("#link-notes")).to_contain_text("'model' was ignored")
+
+    script = "%3Cscript%3Ewindow.owned%3D1%3C%2Fscript%3E"
+    one = fresh(lab_app.url + f"?tab=clip&sample=coffee&labels={script}%0Acat")
+    other = fresh(lab_app.url + "?tab=clip&sample=rocket&labels=dog%0Arocket")
+    expect(one.locator("#clip-labels textarea")).to_have_value(
+        "<script>window.owned=1</script>\ncat"
+    )
+    expect(other.locator("#clip-labels textarea")).to_have_value("dog\nrocket")
+    expect(one.locator("#photo-notes")).to_contain_text("600×400 pixels")
+    expect(other.locator("#photo-notes")).to_contain_text("640×427 pixels")
+    expect(one.locator("#clip-bars")).to_contain_text("cat")
+    expect(other.locator("#clip-bars")).to_contain_text("rocket")
+    assert "dog" not in one.locator("#clip-bars").inner_text()
+    assert "cat" not in other.locator("#clip-bars").inner_text()
+    assert one.evaluate("() => window.owned") is None
+    for opened in (one, other):
+        assert not opened.errors, opened.errors

@@ -225,7 +225,7 @@ class CNNView:
         "model": _model("cnn"),
         "layer": _cnn_layer,
         "channel": _whole(0, 100_000),
-        "top_k": _whole(1, 20),
+        "top_k": _whole(1, 1000),
     }
 
 
@@ -283,7 +283,7 @@ class CaptioningView:
     PARSE = {
         "model": _model("captioning"),
         "decoding": _decoding,
-        "num_beams": _whole(1, 8),
+        "num_beams": _whole(2, 8),  # beam search: 2 or more (greedy is 1)
         "temperature": _real(0.1, 2.0),
         "top_p": _real(0.05, 1.0),
         "max_new_tokens": _whole(1, 60),
@@ -382,6 +382,23 @@ def encode(state: ViewState) -> str:
     if state.projector:
         pairs.append(("projector", "1"))
     return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs)
+
+
+def view_from_values(tab: str, sample: str | None, values: Mapping, *, upload: bool = False
+                     ) -> tuple[ViewState, list[str]]:
+    """The view controls show now (the app's copy button, a widget's `link()`); a value its
+    check refuses (say, half typed) is left out, with a note."""
+    kind = TAB_VIEWS[tab]
+    taken, notes = {}, []
+    for name, value in values.items():
+        if value is None or value == "":
+            continue
+        try:
+            taken[name] = kind.PARSE[name](_as_text(value))
+        except LabError:
+            notes.append(f"The {name.replace('_', ' ')} is left out: it is not valid as it is.")
+    state = ViewState(tab, sample, kind(**taken), upload=upload)
+    return state, [*link_notes(state), *notes]
 
 
 def link_notes(state: ViewState) -> tuple[str, ...]:

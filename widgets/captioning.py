@@ -18,6 +18,7 @@ from vlmlab.models import choices, load_model
 from vlmlab.render import map_over
 
 from .pixels import row
+from .links import Linkable
 
 
 def thumbnail_png(image: Image.Image, side: int = 320) -> bytes:
@@ -29,11 +30,16 @@ def thumbnail_png(image: Image.Image, side: int = 320) -> bytes:
     return buffer.getvalue()
 
 
-class Captioner(widgets.VBox):
+class Captioner(Linkable, widgets.VBox):
     """Decoding controls in, BLIP's caption out (with every beam under beam search).
 
     Changing a control captions again; "caption again" draws a new sample when sampling.
     """
+
+    # widget.link() and Captioner.from_link(link): see widgets/links.py
+    LINK_TAB = "captioning"
+    LINK_INIT = {"model": "model", "decoding": "decoding", "max_new_tokens": "max_new_tokens"}
+    LINK_CONTROLS = {"model": "model", "decoding": "decoding", "num_beams": "beams", "temperature": "temperature", "top_p": "top_p", "max_new_tokens": "length"}
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from vlmlab.models import choices, get_spec
 from vlmlab.render import map_over
 
 from .pixels import row
+from .links import Linkable
 
 
 def _png(image: Image.Image) -> bytes:
@@ -40,9 +41,14 @@ def _model_picker(model: str) -> widgets.Dropdown:
     return widgets.Dropdown(options=options, value=model, description="model")
 
 
-class ZeroShotClassifier(widgets.VBox):
+class ZeroShotClassifier(Linkable, widgets.VBox):
     """Labels and prompt templates in, CLIP's probabilities (with raw cosines) out, and where in
     the photo each label is found (relevance maps, the most likely labels first)."""
+
+    # widget.link() and ZeroShotClassifier.from_link(link): see widgets/links.py
+    LINK_TAB = "clip"
+    LINK_INIT = {"model": "model", "labels": "labels"}
+    LINK_CONTROLS = {"model": "model", "labels": "labels", "templates": "templates"}
 
     def __init__(
         self,

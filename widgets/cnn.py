@@ -18,6 +18,7 @@ from vlmlab.kernels import format_kernel
 from vlmlab.models import choices, get_spec
 
 from .pixels import row, unavailable
+from .links import Linkable
 
 TOP_CLASS = "the top class"
 
@@ -71,11 +72,16 @@ class PredictionView(widgets.VBox):
         self.output.value = _bars(prediction)
 
 
-class FeatureMapBrowser(widgets.VBox):
+class FeatureMapBrowser(Linkable, widgets.VBox):
     """Every channel of a layer as a grid, one channel large and over the photo.
 
     The network runs once for the photo; changing layer, order or channel only re-renders.
     """
+
+    # widget.link() and FeatureMapBrowser.from_link(link): see widgets/links.py
+    LINK_TAB = "cnn"
+    LINK_INIT = {"model": "model", "layer": "layer"}
+    LINK_CONTROLS = {"layer": "layer", "channel": "channel"}
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from vlmlab.contrastive_render import (
 from vlmlab.errors import LabError
 
 from .pixels import row
+from .links import Linkable
 
 
 def _png(image: Image.Image) -> bytes:
@@ -36,12 +37,18 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-class ContrastivePlayground(widgets.VBox):
+class ContrastivePlayground(Linkable, widgets.VBox):
     """Controls (batch size, learning rate, steps, seed, temperature) and live views.
 
     `train(wait=True)` trains in the calling thread (what a notebook run start to end wants);
     the Train button trains in a background thread.
     """
+
+    # widget.link() and ContrastivePlayground.from_link(link): see widgets/links.py
+    LINK_TAB = "contrastive"
+    LINK_INIT = {"steps": "steps", "batch_size": "batch_size", "seed": "seed"}
+    LINK_CONTROLS = {"steps": "steps", "batch_size": "batch_size", "seed": "seed", "lr": "lr", "learn_temperature": "learn_temperature"}
+    LINK_PHOTO = False
 
     def __init__(self, steps: int = 300, batch_size: int = 64, seed: int = 0, every: int = 25):
         d = contrastive.DEFAULTS

@@ -40,6 +40,7 @@ from vlmlab.kernels_render import (
 )
 from vlmlab.pixels_render import format_number
 from .pixels import error_html, png, row
+from .links import Linkable
 
 
 def _source(image):
@@ -51,12 +52,17 @@ def _source(image):
     return load_image(image)
 
 
-class KernelExplorer(widgets.VBox):
+class KernelExplorer(Linkable, widgets.VBox):
     """Edit a kernel (preset, grid or text) and watch it filter the image; step through a pixel.
 
     `image` is a photo (anything `load_image` reads) or a 2-D matrix such as
     `vlmlab.kernels.LECTURE_INPUT`, shown with its numbers.
     """
+
+    # widget.link() and KernelExplorer.from_link(link): see widgets/links.py
+    LINK_TAB = "convolution"
+    LINK_INIT = {"padding": "padding", "stride": "stride", "flip": "flip", "display": "mode"}
+    LINK_CONTROLS = {"kernel": "text", "padding": "padding", "stride": "stride", "grayscale": "grayscale", "flip": "flip", "normalise": "normalise", "display": "mode"}
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ from vlmlab.pixels_render import (
     draw_region_grids,
     tensor_facts_html,
 )
+from .links import Linkable
 
 
 def png(image: Image.Image) -> bytes:
@@ -56,8 +57,13 @@ def error_html(error: LabError) -> str:
     return f"<p style='color:#b00'>⚠️ {html.escape(str(error))}</p>"
 
 
-class PixelInspector(widgets.VBox):
+class PixelInspector(Linkable, widgets.VBox):
     """Pick a region with the sliders; read its pixels, the tensor layout and colour spaces."""
+
+    # widget.link() and PixelInspector.from_link(link): see widgets/links.py
+    LINK_TAB = "pixels"
+    LINK_INIT = {}
+    LINK_CONTROLS = {"top": "top", "left": "left", "size": "size", "space": "space"}
 
     def __init__(self, image=None, *, top: int = 130, left: int = 200, size: int = 10):
         self.image = load_image(image) if image is not None else sample_images()["chelsea"]

@@ -22,6 +22,7 @@ from vlmlab.vit_render import (
 )
 
 from .pixels import error_html, row, unavailable
+from .links import Linkable
 
 
 def _png(image: Image.Image) -> bytes:
@@ -99,8 +100,13 @@ class PatchExplorer(widgets.VBox):
         self.grid.value, self.steps.value, self.message.value = _png(grid), _png(steps), ""
 
 
-class AttentionBrowser(widgets.VBox):
+class AttentionBrowser(Linkable, widgets.VBox):
     """Where a token attends: pick a layer, a head (or the mean) and a query (CLS or a patch)."""
+
+    # widget.link() and AttentionBrowser.from_link(link): see widgets/links.py
+    LINK_TAB = "vit"
+    LINK_INIT = {"model": "model", "layer": "layer", "head": "head", "query": "query"}
+    LINK_CONTROLS = {"layer": "layer", "head": "head", "query": "query"}
 
     def __init__(
         self,

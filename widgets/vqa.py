@@ -16,13 +16,19 @@ from vlmlab.vqa_render import describe_answer_grounding, draw_answer_grounding
 
 from .captioning import thumbnail_png
 from .pixels import row
+from .links import Linkable
 
 
-class QuestionBox(widgets.VBox):
+class QuestionBox(Linkable, widgets.VBox):
     """Questions (one per line) in, each question's answers out as bars.
 
     Switch the model to compare ViLT, which picks from its answer list, with BLIP, which writes.
     """
+
+    # widget.link() and QuestionBox.from_link(link): see widgets/links.py
+    LINK_TAB = "vqa"
+    LINK_INIT = {"model": "model", "question": "questions", "top_k": "top_k"}
+    LINK_CONTROLS = {"model": "model", "question": "questions", "top_k": "top_k"}
 
     def __init__(
         self,
