@@ -14,7 +14,7 @@ import hashlib
 import html
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -185,11 +185,11 @@ def link_for_load(request: gr.Request | None) -> links.ViewState | None:
     if not params:
         return None
     view = links.decode(params)
+    if view.tab == "lecture":
+        view = replace(view, tab=None)
     if view.step is not None and view.tab is None:
         step = lecture.STEPS[view.step - 1].view()
         view = replace(step, step=view.step, projector=view.projector, notes=view.notes)
-    if view.tab == "lecture":
-        view = replace(view, tab=None)
     return view
 
 
@@ -203,9 +203,9 @@ def linked_photo(view) -> str | None:
     return str(sample_files()[view.sample or DEFAULT_SAMPLE])
 
 
-def install(lab: Lab, tab_ids: tuple[str, ...]) -> tuple[list, Callable]:
-    """Wire links for every registered tab: returns the outputs and the function that puts a
-    `ViewState` in place (used by the page load and the lecture path)."""
+def install(lab: Lab, tab_ids: tuple[str, ...]) -> tuple[list, list, Callable]:
+    """Wire links for every registered tab: returns the inputs and outputs of `put`, the function
+    that puts a `ViewState` in place (for the page load and the lecture path)."""
     registry = _registry(lab)
     entries = [registry[t] for t in tab_ids if t in registry]
     for entry in entries:
@@ -376,7 +376,6 @@ def settings_of(view, tab: str):
     return settings
 
 
-__all__ = ["copy_row", "register", "wire", "build_lecture", "linked", "settings_of", "fields"]
 
 
 def linked_values(view, tab: str, photo: str | None, **current) -> dict | None:

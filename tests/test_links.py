@@ -128,4 +128,5 @@ def test_lecture_figures_draw_the_published_numbers():
     laion = lecture_render.draw_laion()
     widths = sorted(bar.get_width() for bar in laion.axes[0].patches)
     assert widths == [1.27, 2.26, 2.32] and round(sum(widths), 2) == lecture_render.LAION_TOTAL
-    assert "Dosovitskiy" in lecture_render.VIT_CAPTION and "Schuhmann" in lecture_render.LAION_CAPTION
+    assert "Dosovitskiy" in lecture_render.VIT_CAPTION
+    assert "Schuhmann" in lecture_render.LAION_CAPTION

@@ -5,6 +5,7 @@ lecture path walks forward and back onto the right tabs; bad links load with a n
 from __future__ import annotations
 
 import hashlib
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -38,7 +39,8 @@ def fresh(browser):
 
     def open_page(url: str):
         context = browser.new_context(
-            viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"]
+            viewport={"width": 1400, "height": 1000},
+            permissions=["clipboard-read", "clipboard-write"],
         )
         context.set_default_timeout(WAIT)
         contexts.append(context)
@@ -77,10 +79,14 @@ def value_of(page, selector: str) -> str:
     return field.input_value()
 
 
+def same_text(one: str, other: str) -> bool:
+    return one.split() == other.split()
+
+
 def copy_link(page, tab: str) -> str:
     page.locator(f"#copy-link-{tab}").click()
     box = page.locator(f"#link-{tab} textarea, #link-{tab} input").first
-    expect(box).to_have_value(__import__("re").compile(r"^http.*\?tab=" + tab))
+    expect(box).to_have_value(re.compile(r"^http.*\?tab=" + tab))
     url = box.input_value()
     assert page.evaluate("() => navigator.clipboard.readText()") == url
     return url
@@ -185,7 +191,9 @@ def test_model_tabs_links_restore_the_view(lab_app, fresh):
     answers = page.locator("#vqa-answers").inner_text()
     url = copy_link(page, "vqa")
     again = fresh(url)
-    expect(again.locator("#vqa-answers")).to_have_text(answers)
+    expect(again.locator("#vqa-answers")).to_contain_text("What is in the cup?")
+    wait_idle(again)
+    assert same_text(again.locator("#vqa-answers").inner_text(), answers)
 
     # The contrastive playground: its training settings.
     page = fresh(lab_app.url + "?tab=contrastive&batch_size=16&seed=3")
@@ -242,13 +250,16 @@ def test_lecture_path_walks_forward_and_back_onto_the_right_tabs(lab_app, fresh)
 
 
 def test_bad_links_load_with_defaults_and_a_note_and_visitors_stay_apart(lab_app, fresh):
-    bad = "&".join(f"junk{i}=1" for i in range(10_000))
+    # 10 000 parameters. (The HTTP server itself refuses a request line over 64 KiB with a 400
+    # before the lab sees it, so these are short, and the long value below is 40 000 characters;
+    # tests/test_links.py decodes 100 000.)
+    bad = "&".join("p=1" for _ in range(10_000))
     page = fresh(lab_app.url + "?tab=pixels&size=5&" + bad)
     expect(page.locator("#link-notes")).to_contain_text("parameters; the rest were ignored")
     assert page.locator("#tab-pixels").get_by_label("number input for Region size (pixels)"
                                                     ).input_value() == "5"
 
-    page = fresh(lab_app.url + "?tab=vqa&question=" + "a" * 100_000)
+    page = fresh(lab_app.url + "?tab=vqa&question=" + "a" * 40_000)
     expect(page.locator("#link-notes")).to_contain_text("too long")
     expect(page.locator("#vqa-questions textarea")).not_to_have_value("a" * 100)
 

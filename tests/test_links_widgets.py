@@ -13,7 +13,9 @@ from widgets.pixels import PixelInspector
 
 
 def test_a_pixel_inspector_round_trips_through_its_link():
-    widget = PixelInspector.from_link("http://lab/?tab=pixels&sample=coffee&top=40&size=6&space=Lab")
+    widget = PixelInspector.from_link(
+        "http://lab/?tab=pixels&sample=coffee&top=40&size=6&space=Lab"
+    )
     assert (widget.top.value, widget.size.value, widget.space.value) == (40, 6, "Lab")
     assert widget.image.size == (600, 400)  # the coffee sample
     widget.left.value = 33

@@ -1,6 +1,7 @@
-"""The guided path through the lecture, in the slides' order: pixels → … → VQA. Each step has a
-title, two or three sentences, and the view it opens (a link, `vlmlab.links`); two slides with no
-live model behind them carry a small cited figure of published numbers (`lecture_render`).
+"""The guided path through the lecture, in the slides' order: pixels → … → VQA. Each step
+has a title, two or three sentences, and the view it opens (a link, `vlmlab.links`); the two
+slides with no live model behind them carry a small cited figure of published numbers
+(`vlmlab.lecture_render`).
 """
 
 from __future__ import annotations
