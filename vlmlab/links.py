@@ -11,12 +11,12 @@ projector view; `ViewState.step` is the lecture step (1-based, see `vlmlab.lectu
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import quote, unquote_plus
 
+from . import checks
 from .errors import LabError
 
 MAX_QUERY_CHARS = 20_000  # a link longer than this is cut (at a parameter's end) before parsing
@@ -37,30 +37,12 @@ def _text(value: str) -> str:
     return value
 
 
-def _whole(low: int, high: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        try:
-            number = float(value)
-        except ValueError:
-            raise LinkError("not a number") from None
-        if not math.isfinite(number) or number != int(number) or not low <= number <= high:
-            raise LinkError(f"not a whole number from {low} to {high}")
-        return int(number)
-
-    return parse
+def _whole(low: int, high: int, what: str = "value") -> Callable[[str], int]:
+    return lambda value: checks.whole_number(value, what, low, high, text=True, error=LinkError)
 
 
-def _real(low: float, high: float) -> Callable[[str], float]:
-    def parse(value: str) -> float:
-        try:
-            number = float(value)
-        except ValueError:
-            raise LinkError("not a number") from None
-        if not math.isfinite(number) or not low <= number <= high:
-            raise LinkError(f"not a number from {low:g} to {high:g}")
-        return number
-
-    return parse
+def _real(low: float, high: float, what: str = "value") -> Callable[[str], float]:
+    return lambda value: checks.finite_number(value, what, low, high, text=True, error=LinkError)
 
 
 def _flag(value: str) -> bool:
@@ -69,16 +51,11 @@ def _flag(value: str) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise LinkError("not 1 or 0")
+    raise LinkError("A switch in a link is 1 or 0.")
 
 
-def _one_of(options: Callable[[], tuple[str, ...]]) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        if value not in options():
-            raise LinkError("not one of the choices")
-        return value
-
-    return parse
+def _one_of(options: Callable[[], tuple[str, ...]], what: str = "value") -> Callable[[str], str]:
+    return lambda value: checks.choice(value, what, options(), error=LinkError)
 
 
 def _model(topic: str) -> Callable[[str], str]:
