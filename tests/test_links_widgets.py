@@ -65,3 +65,26 @@ def test_the_contrastive_playground_and_a_cnn_browser_from_links():
     assert (back.settings.model, back.settings.layer, back.settings.channel) == (
         "mobilenet_v2", "block2", 3,
     )
+
+
+@pytest.mark.parametrize(
+    "kind, link",
+    [
+        ("clip.ZeroShotClassifier", "?tab=clip&sample=coffee&labels=cup%0Acat"
+                                    "&templates=a%20sketch%20of%20a%20%7B%7D"),
+        ("vqa.QuestionBox", "?tab=vqa&sample=coffee&question=Is%20it%20hot%3F&top_k=3"),
+        ("captioning.Captioner", "?tab=captioning&sample=rocket&decoding=sampling"
+                                 "&temperature=0.7&max_new_tokens=5"),
+        ("vit.AttentionBrowser", "?tab=vit&sample=astronaut&layer=1&head=1&query=3"),
+    ],
+)
+def test_model_widgets_give_back_the_link_they_were_built_from(kind, link):
+    import importlib
+
+    module, name = kind.split(".")
+    widget = getattr(importlib.import_module(f"widgets.{module}"), name).from_link(link)
+    asked, given = links.decode(link), links.decode(widget.link())
+    assert widget.link_notes == () and given.sample == asked.sample
+    for field, value in vars(asked.settings).items():
+        if value is not None:
+            assert getattr(given.settings, field) == value, field
