@@ -195,6 +195,40 @@ def test_the_loaded_model_budget_drops_the_least_recently_used(monkeypatch):
     assert len(models.loaded_models()) == 2
 
 
+def test_an_evicted_model_is_released_by_every_cache_that_held_it(monkeypatch, chelsea):
+    """Past the budget a model leaves the registry and everything built on its weights (the
+    feature-map extractor, the feature-visualisation graphs), so its memory is really freed."""
+    import gc
+    import weakref
+
+    from vlmlab import cnn_visualize
+
+    monkeypatch.setattr(models, "_loaded", {})
+    monkeypatch.setattr(models, "_max_loaded", 2)
+    photo = chelsea.resize((96, 64))
+    first = models.load_model("mobilenet_v2", topic="cnn", pretrained=False)
+    conv = next(m for m in first.model.modules() if isinstance(m, torch.nn.Conv2d))
+    held = [weakref.ref(first.model), weakref.ref(conv)]  # the extractors share its convs
+    del conv
+    cnn.capture_features(photo, "mobilenet_v2", pretrained=False)  # builds its extractor
+    cnn_visualize.layer_module(first, cnn.layer_names("mobilenet_v2")[1])
+    gradcam.grad_cam(photo, "mobilenet_v2", pretrained=False)
+    key = first.key
+    assert key in cnn._extractors
+    del first
+    for name in ("resnet18", "squeezenet1_1"):  # two more: the first is over the budget
+        cnn.capture_features(photo, name, pretrained=False)
+    assert [m.spec.name for m in models.loaded_models()] == ["resnet18", "squeezenet1_1"]
+    assert key not in cnn._extractors
+    assert not any(k[0] == key for k in list(cnn_visualize._graphs._items))
+    gc.collect()
+    assert [ref() for ref in held] == [None, None], "something still holds the model"
+    # The survivors keep theirs, and the first loads again when asked.
+    survivor = models.loaded_models()[-1]
+    assert survivor.key in cnn._extractors
+    assert cnn.capture_features(photo, "mobilenet_v2", pretrained=False).maps
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad names: one sentence, within 5 s, nothing loaded
 

@@ -67,6 +67,12 @@ class LRUCache:
         with self._lock:
             self._items.clear()
 
+    def forget(self, matches: Callable[[Hashable], bool]) -> None:
+        """Drop every entry whose key `matches` (e.g. all of one evicted model's)."""
+        with self._lock:
+            for key in [key for key in self._items if matches(key)]:
+                del self._items[key]
+
 
 def fingerprint(image: Image.Image | np.ndarray) -> str:
     """A short digest of an image's pixels: the image half of a per-(model, image) cache key."""

@@ -35,6 +35,7 @@ from vlmlab.models import (
     get_spec,
     is_local,
     load_model,
+    on_evict,
     runtime,
     torchvision_weights,
 )
@@ -48,6 +49,12 @@ _probabilities = LRUCache(256)  # cache_key(model, photo) -> (classes,) softmax
 _captures = LRUCache(8)  # cache_key(model, photo) -> FeatureCapture; VGG's is ~60 MB
 _extractors = LRUCache(12)  # LoadedModel.key -> feature extractor (no hooks)
 _filters = LRUCache(12)  # (model, pretrained, runtime) -> Filters
+
+
+@on_evict
+def _release(loaded: LoadedModel) -> None:
+    """An evicted model's feature extractor shares its weights: drop it with the model."""
+    _extractors.forget(lambda key: key == loaded.key)
 
 Prediction = list[tuple[str, float]]
 

@@ -42,7 +42,7 @@ from vlmlab.cache import DiskCache, LRUCache
 from vlmlab.cnn_layers import DEFAULT_MODEL, TOPIC, architecture, capture_graph
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
-from vlmlab.models import LoadedModel, get_spec, load_model, torchvision_weights
+from vlmlab.models import LoadedModel, get_spec, load_model, on_evict, torchvision_weights
 
 Progress = Callable[..., object]  # progress(fraction, desc=...), like gr.Progress
 
@@ -63,6 +63,7 @@ _SCALES = [1 + (i - 5) / 50 for i in range(11)]  # 0.9 … 1.1
 _ANGLES = list(range(-10, 11)) + 5 * [0]  # degrees, no rotation a little more often
 
 _graphs = LRUCache(16)  # (LoadedModel.key, layer) -> graph module up to that layer
+on_evict(lambda loaded: _graphs.forget(lambda key: key[0] == loaded.key))  # they share its weights
 _cache: DiskCache | None = None  # finished visualisations on disk (VLMLAB_CACHE)
 
 

@@ -189,7 +189,8 @@ def set_max_loaded_models(count: int) -> None:
         raise LabError("The number of loaded models must be a whole number ≥ 1.")
     _max_loaded = count
     with _lru_lock:
-        _evict()
+        evicted = _evict()
+    _release(evicted)
 
 
 def _touch(key: tuple) -> LoadedModel | None:
@@ -204,13 +205,33 @@ def _touch(key: tuple) -> LoadedModel | None:
 def _admit(key: tuple, loaded: LoadedModel) -> None:
     with _lru_lock:
         _loaded[key] = loaded
-        _evict()
+        evicted = _evict()
+    _release(evicted)
 
 
-def _evict() -> None:
+def _evict() -> list[LoadedModel]:
     """Drop least recently used models past the budget (callers still holding one keep it)."""
+    evicted = []
     while len(_loaded) > max_loaded_models():
-        del _loaded[next(iter(_loaded))]
+        evicted.append(_loaded.pop(next(iter(_loaded))))
+    return evicted
+
+
+_releasers: list[Callable[[LoadedModel], None]] = []
+
+
+def on_evict(release: Callable[[LoadedModel], None]) -> Callable[[LoadedModel], None]:
+    """Register `release(loaded)`, called when a model leaves the budget: a module that keeps
+    objects sharing a model's weights (a feature extractor, a graph module) forgets them there,
+    so the evicted model's memory is really freed. Usable as a decorator."""
+    _releasers.append(release)
+    return release
+
+
+def _release(evicted: list[LoadedModel]) -> None:
+    for loaded in evicted:
+        for release in _releasers:
+            release(loaded)
 
 
 def load_model(
