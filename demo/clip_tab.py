@@ -36,7 +36,8 @@ own kernel."""
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
     gr.Markdown(INTRO)
-    model = gr.Dropdown(
+    model = own_model.ModelDropdown(
+        "clip",
         [(f"{get_spec(name).title} ({name})", name) for name in choices("clip")],
         value=clip.DEFAULT_MODEL,
         label="CLIP model",

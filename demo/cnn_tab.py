@@ -46,7 +46,8 @@ def build(lab: Lab) -> None:
     first_layers = cnn.layer_names(first_model)
     gr.Markdown(INTRO)
     with gr.Row():
-        model = gr.Dropdown(
+        model = own_model.ModelDropdown(
+            cnn.TOPIC,
             model_choices,
             value=first_model,
             label="Network",

@@ -18,6 +18,36 @@ HINTS = {
 }
 
 
+class ModelDropdown(gr.Dropdown):
+    """A tab's model dropdown: the curated choices, and any model by name the engine accepts.
+
+    Its API description says so: a string (the curated names are examples, not an enum) when
+    models by name are on here, the curated names alone when they are off (--models curated).
+    """
+
+    is_template = True  # the page draws it as the stock Dropdown
+
+    def __init__(self, topic: str, choices=None, **kwargs):
+        self.topic = topic
+        kwargs.setdefault("allow_custom_value", True)  # a model by name; the engine checks it
+        super().__init__(dropdown_choices(topic) if choices is None else choices, **kwargs)
+
+    def get_config(self, cls=None) -> dict:
+        return super().get_config(cls or gr.Dropdown)  # every Dropdown property, as drawn
+
+    def api_info(self) -> dict:
+        if not policy().enabled:
+            return super().api_info()
+        names = [value for _, value in self.choices]
+        return {
+            "type": "string",
+            "examples": names,
+            "additional_description": (
+                f"free text: one of {', '.join(names)}, or {HINTS[self.topic]}"
+            ),
+        }
+
+
 def dropdown_choices(topic: str, extra: str | None = None) -> list[tuple[str, str]]:
     """The curated choices, then `extra` (a model by name) if it is not one of them."""
     names = choices(topic)

@@ -76,7 +76,8 @@ def build(lab: Lab) -> None:
         cost = gr.Markdown(_cost_table(224, 224, 16))
 
     with gr.Row(equal_height=True):
-        model = gr.Dropdown(
+        model = own_model.ModelDropdown(
+            "vit",
             [(get_spec(name).title, name) for name in choices("vit")],
             value=choices("vit")[0],
             label="Vision Transformer",

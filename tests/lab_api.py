@@ -143,7 +143,8 @@ TEST_WORLD = {
 def world_values(api_name: str, info: dict) -> dict[str, Any]:
     values = dict(TEST_WORLD.get(api_name, {}))
     for parameter in info["parameters"]:
-        if TEST_CNN in (parameter.get("type", {}).get("enum") or ()):
+        schema = parameter.get("type", {})  # a list of choices, or free text with examples
+        if TEST_CNN in (schema.get("enum") or schema.get("examples") or ()):
             values[parameter["parameter_name"]] = TEST_CNN
     return values
 

@@ -3,6 +3,7 @@ CNNs by builder name, the loaded-model budget, and every bad name refused in one
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -361,6 +362,45 @@ def test_your_own_model_through_the_api(lab, chelsea, tmp_path):
     # Relevance maps follow CLIP's class token: for SigLIP the tab says so in place.
     gallery, note = predict(lab.client, "/clip_relevance", path, labels="cat", model=SIGLIP_ID)
     assert not gallery and "SigLIP" in note and "no maps" in note
+
+
+# Where the API takes a model by name: (endpoint, parameter, a curated name among the examples).
+BY_NAME_PARAMETERS = [
+    ("/classify", "model", "alexnet"),
+    ("/vit_attention", "name", "google/vit-base-patch16-224"),
+    ("/zero_shot", "model", OPENAI_ID),
+    ("/zero_shot_pair", "model", LAION_ID),
+    ("/zero_shot_pair", "other_model", OPENAI_ID),
+]
+
+
+def test_view_api_says_a_model_is_free_text_with_curated_examples(lab):
+    endpoints = lab.client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for api_name, parameter, curated in BY_NAME_PARAMETERS:
+        found = {p["parameter_name"]: p for p in endpoints[api_name]["parameters"]}[parameter]
+        schema = found["type"]
+        assert schema["type"] == "string" and "enum" not in schema, (api_name, schema)
+        assert curated in schema["examples"], (api_name, schema)
+        assert found["python_type"]["type"] == "str"
+        assert "free text" in found["python_type"]["description"], api_name
+    shown = lab.client.view_api(print_info=False, return_format="str")
+    assert re.search(r"\[Dropdown\] model: str .*\(free text: one of alexnet, vgg16", shown)
+    # A choice that takes no names stays a list of choices.
+    order = {p["parameter_name"]: p for p in endpoints["/feature_maps"]["parameters"]}
+    assert "enum" in order["order"]["type"]
+
+
+def test_with_models_by_name_off_the_api_lists_only_the_curated_models(monkeypatch):
+    from demo.own_model import ModelDropdown
+
+    monkeypatch.setattr(models_by_name, "_policy", models_by_name.ByNamePolicy(False, 2048))
+    assert ModelDropdown("clip").api_info()["enum"] == models.choices("clip")
+    # The page draws it as the stock Dropdown, with every property a Dropdown has.
+    import gradio as gr
+
+    ours, stock = ModelDropdown("clip", label="CLIP"), gr.Dropdown(models.choices("clip"))
+    assert ours.get_block_name() == "dropdown" and ours.get_config()["label"] == "CLIP"
+    assert set(ours.get_config()) == set(stock.get_config())
 
 
 def test_widgets_accept_models_by_name(chelsea):
