@@ -166,6 +166,7 @@ def build(lab: Lab) -> None:
             buttons=VIEW_BUTTONS,
             interactive=False,
         )
+        positions_note = gr.Markdown(elem_id="vit-positions-note")  # relative biases (BEiT)
 
     attention_views = [heat_map, heads, rollout, attention_text]
 
@@ -195,7 +196,8 @@ def build(lab: Lab) -> None:
             dict(i.predictions) or None,
             draw_patch_grid(i, patch_value),
             draw_patch_steps(i, patch_value),
-            draw_position_similarity(i),
+            None if i.position_note else draw_position_similarity(i),
+            i.position_note,
             gr.update(maximum=i.num_layers, value=layer_value),
             layer_value,
             gr.update(
@@ -207,7 +209,8 @@ def build(lab: Lab) -> None:
             *_attention_outputs(i, layer_value, head_value, query_value),
         )
 
-    look_outputs = [summary, predictions, grid, steps, positions, layer, layer_shown, head]
+    look_outputs = [summary, predictions, grid, steps, positions, positions_note, layer]
+    look_outputs += [layer_shown, head]
     look_outputs += [query, patch, *attention_views]
     look_inputs = [lab.photo, model, layer_shown, head, query, patch]
 

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from tiny_models import DEIT_ID, DINOV2_REG_ID, LAION_ID, REMOTE_CODE_ID, SIGLIP_ID, TINY_SPECS
+from tiny_models import BEIT_ID, DEIT_ID, DINOV2_REG_ID, LAION_ID, REMOTE_CODE_ID, SIGLIP_ID, TINY_SPECS
 
 from vlmlab import clip, clip_pair, cnn, cnn_depth, cnn_render, gradcam, models, models_by_name, vit
 from vlmlab.errors import LabError, ModelUnavailableError
@@ -83,6 +83,36 @@ def test_deit_has_a_cls_and_a_distillation_token_and_both_heads(chelsea):
     probabilities = direct.logits[0].softmax(-1)  # the mean of the class and distillation heads
     top = probabilities.topk(5)
     assert [p for _, p in inspection.predictions] == pytest.approx(top.values.tolist(), abs=1e-5)
+
+
+def test_beit_shows_patches_and_attention_and_says_it_has_relative_position_biases(chelsea):
+    from transformers import BeitForImageClassification
+
+    from vlmlab.vit_render import draw_patch_grid, draw_patch_steps
+    from widgets.vit import position_embeddings
+
+    grid = TINY_SPECS[BEIT_ID]["grid"]
+    assert models.get_spec(BEIT_ID, "vit").by_name
+    inspection = vit.inspect_vit(chelsea, BEIT_ID)
+    assert inspection.grid == (grid, grid) and inspection.special_tokens == ("CLS",)
+    assert inspection.patch_pixels.shape[0] == grid * grid
+    assert draw_patch_grid(inspection, 3).size and draw_patch_steps(inspection, 3).size
+    # Its attention (relative position biases included) is the model's own, CLS first.
+    direct = _direct(BeitForImageClassification, BEIT_ID, chelsea)
+    expected = torch.stack([a[0] for a in direct.attentions]).numpy()  # (L, heads, T, T)
+    np.testing.assert_allclose(inspection.attentions, expected, atol=1e-5)
+    cls = vit.attention_map(inspection, 2, 1, "CLS")
+    np.testing.assert_allclose(cls.weights, expected[1, 0, 0, 1:].reshape(grid, grid), atol=1e-5)
+    top = direct.logits[0].softmax(-1).topk(5)
+    assert [p for _, p in inspection.predictions] == pytest.approx(top.values.tolist(), abs=1e-5)
+    # No position table to compare: the view says why, in both faces.
+    assert inspection.position_embeddings.shape[0] == 0
+    assert "relative position biases" in inspection.position_note
+    with pytest.raises(LabError, match="relative position biases"):
+        vit.position_similarity(inspection)
+    shown = position_embeddings(chelsea, BEIT_ID)
+    assert "relative position biases" in shown.value and "⚠️" not in shown.value  # a note
+    assert "CLS" in " ".join(models_by_name.describe_found(BEIT_ID, "vit", chelsea))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ LAION_ID = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"  # curated, beside OpenAI's C
 DINOV2_REG_ID = "facebook/dinov2-with-registers-small"
 DEIT_ID = "facebook/deit-tiny-distilled-patch16-224"
 SIGLIP_ID = "google/siglip-base-patch16-224"
+BEIT_ID = "microsoft/beit-base-patch16-224"
 REMOTE_CODE_ID = "someone/remote-code-vit"  # a config that asks for remote code (no weights)
 
 #: The tiny shapes, per model id (vision side). `grid` is the patch grid of one square input.
@@ -78,6 +79,12 @@ TINY_SPECS: dict[str, dict] = {
     # DeiT distilled: CLS + distillation token; two heads. Real: 224 / 16, 1000 labels.
     DEIT_ID: {
         "image_size": 32, "patch_size": 8, "grid": 4, "layers": 2, "heads": 2, "hidden": 32,
+        "num_labels": 10,
+    },
+    # BEiT: relative position biases in every layer, no absolute position embeddings. Real:
+    # 224 / 16, 12 layers, 1000 labels.
+    BEIT_ID: {
+        "image_size": 40, "patch_size": 8, "grid": 5, "layers": 2, "heads": 2, "hidden": 32,
         "num_labels": 10,
     },
     # SigLIP: no CLS token (attention pooling), sigmoid scores, texts padded to 64. Real: 224 / 16.
@@ -389,6 +396,40 @@ def _save_deit(model_id: str, out: Path) -> None:
     ).save_pretrained(out)
 
 
+def _save_beit(model_id: str, out: Path) -> None:
+    import torch
+    from transformers import BeitConfig, BeitForImageClassification, BeitImageProcessor
+
+    s = TINY_SPECS[model_id]
+    config = BeitConfig(
+        hidden_size=s["hidden"],
+        intermediate_size=2 * s["hidden"],
+        num_hidden_layers=s["layers"],
+        num_attention_heads=s["heads"],
+        image_size=s["image_size"],
+        patch_size=s["patch_size"],
+        use_absolute_position_embeddings=False,  # as microsoft/beit-base-patch16-224
+        use_relative_position_bias=True,
+        use_mean_pooling=True,
+        id2label=dict(enumerate(VIT_LABELS)),
+        label2id={label: i for i, label in enumerate(VIT_LABELS)},
+        initializer_range=0.5,
+    )
+    model = BeitForImageClassification(config).eval()
+    with torch.no_grad():  # a bias the attention must show (the real ones are learned, not 0)
+        for name, table in model.named_parameters():
+            if name.endswith("relative_position_bias_table"):
+                table.normal_(0, 1)
+    model.save_pretrained(out)
+    size = s["image_size"]
+    BeitImageProcessor(
+        size={"height": size, "width": size},
+        do_center_crop=False,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    ).save_pretrained(out)
+
+
 def make_siglip_tokenizer(folder: Path):
     """A tiny SentencePiece word model laid out like SigLIP's (`</s>` pads and ends)."""
     import io
@@ -591,6 +632,8 @@ def _save_model(model_id: str, out: Path) -> None:
         _save_dinov2_registers(model_id, out)
     elif model_id == DEIT_ID:
         _save_deit(model_id, out)
+    elif model_id == BEIT_ID:
+        _save_beit(model_id, out)
     elif model_id == SIGLIP_ID:
         _save_siglip(model_id, out)
     elif model_id == REMOTE_CODE_ID:

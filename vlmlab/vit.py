@@ -43,10 +43,12 @@ class ViTInspection:
     attentions: np.ndarray  # (layers, heads, tokens, tokens); every row sums to 1
     patch_pixels: np.ndarray  # (patches, C, p, p): the normalised numbers the model reads
     patch_embeddings: np.ndarray  # (patches, D): the patch-embedding layer's output
-    position_embeddings: np.ndarray  # (positions, D): learned, special positions first
+    position_embeddings: np.ndarray  # (positions, D): learned, special positions first; (0, D)
+    # for a model with relative position biases instead (BEiT), and `position_note` says so
     predictions: tuple[tuple[str, float], ...] = ()  # top-5 (label, probability), if a head
     notes: tuple[str, ...] = ()  # what a user should know about this model
     special_tokens: tuple[str, ...] = ()  # names of the num_special tokens: CLS, registers…
+    position_note: str = ""  # why there is no position table to show (relative biases), if not
 
     @property
     def num_patches(self) -> int:
@@ -135,9 +137,13 @@ def inspect_loaded(loaded: LoadedModel, image: Image.Image) -> ViTInspection:
         # The patch-embedding layer, applied to the same pixels: (1, D, rows, cols) → (N, D).
         projection = _patch_projection(backbone)
         patch_embeddings = projection(inputs).flatten(2)[0].T
-        positions = _position_table(backbone.embeddings)  # (positions, D)
+        positions = _position_table(backbone)  # (positions, D), or None: relative biases
         logits = getattr(outputs, "logits", None)
     notes = _notes(loaded, logits is not None)
+    position_note = ""
+    if positions is None:
+        position_note = relative_positions_note(loaded.spec.title)
+        positions = patch_embeddings.new_zeros((0, patch_embeddings.shape[1]))  # (0, D)
     positions, resampled = _positions_on_grid(positions, (rows, cols))
     if resampled:
         notes += (resampled,)
@@ -163,6 +169,17 @@ def inspect_loaded(loaded: LoadedModel, image: Image.Image) -> ViTInspection:
         predictions=_top_k(logits, model.config) if logits is not None else (),
         notes=notes,
         special_tokens=special_token_names(backbone, num_special),
+        position_note=position_note,
+    )
+
+
+def relative_positions_note(title: str) -> str:
+    """What the position-embedding view says of a model with relative position biases (BEiT)."""
+    return (
+        f"{title} has no learned position embeddings to compare: it uses relative position "
+        "biases instead, a learned number added to each attention score for every offset "
+        "between two patches, so where a patch sits is learned inside each attention layer. "
+        "Its patches and attention maps are shown as for any ViT."
     )
 
 
@@ -241,14 +258,21 @@ def _patch_projection(backbone) -> torch.nn.Conv2d:
     return convs[0]
 
 
-def _position_table(embeddings) -> torch.Tensor:
-    """The learned position embeddings as (positions, D), special positions first."""
+def _position_table(backbone) -> torch.Tensor | None:
+    """The learned position embeddings as (positions, D), special positions first; None for a
+    model that uses relative position biases in its attention instead (BEiT)."""
+    embeddings = backbone.embeddings
     table = getattr(embeddings, "position_embeddings", None)  # ViT: a (1, T, D) parameter
     if isinstance(table, torch.Tensor):
         return table.detach().reshape(-1, table.shape[-1])
     layer = getattr(embeddings, "position_embedding", None)  # CLIP, SigLIP: an nn.Embedding
     if isinstance(layer, torch.nn.Embedding):
         return layer.weight.detach()
+    config = backbone.config
+    if getattr(config, "use_relative_position_bias", False) or getattr(
+        config, "use_shared_relative_position_bias", False
+    ):
+        return None
     raise LabError("This model has no learned position embeddings the lab can show.")
 
 
@@ -424,6 +448,8 @@ def attention_rollout(attentions: np.ndarray) -> np.ndarray:
 def position_similarity(inspection: ViTInspection) -> np.ndarray:
     """Cosine similarity of each patch position's embedding with every other:
     (rows, cols, rows, cols), as in the ViT paper's Figure 7 (centre)."""
+    if inspection.position_note:
+        raise LabError(inspection.position_note)
     positions = inspection.position_embeddings[-inspection.num_patches :]  # (N, D), patches only
     unit = positions / np.linalg.norm(positions, axis=1, keepdims=True).clip(1e-12)
     return (unit @ unit.T).reshape(*inspection.grid, *inspection.grid)

@@ -170,9 +170,12 @@ def position_embeddings(image: ImageSource, model: str | None = None) -> Image.I
     """The ViT paper's position-embedding similarity figure for `model` (displays in Jupyter);
     the sentence instead when the model cannot be had."""
     try:
-        return draw_position_similarity(vit.inspect_vit(image, model))
+        inspection = vit.inspect_vit(image, model)
     except LabError as error:
         return widgets.HTML(error_html(error))
+    if inspection.position_note:  # relative position biases (BEiT): no table to compare
+        return widgets.HTML(f"<p>{html.escape(inspection.position_note)}</p>")
+    return draw_position_similarity(inspection)
 
 
 def predictions(image: ImageSource, model: str | None = None) -> list[tuple[str, float]]:
