@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,37 @@ def test_notebooks_import_the_widgets_by_their_installed_name():
                 if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in FACES:
                     found.append(f"{path.name}: from {node.module} import …")
     assert not found, "notebooks import `vlmlab.widgets…` (works installed):\n" + "\n".join(found)
+
+
+COLAB_BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+
+
+def test_badges_and_install_lines_name_the_one_published_repository():
+    """pyproject.toml's [project.urls] Repository is the one address; every Colab badge, git-URL
+    install line and notebook install cell names it, and every notebook has its badge."""
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    repository = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"][
+        "Repository"
+    ]
+    match = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+)", repository)
+    assert match, f"Repository should be a GitHub address, not {repository!r}"
+    slug, git_url = match.group(1), f"git+{repository}.git"
+    readme = (ROOT / "README.md").read_text()
+    notebooks = sorted(path.name for path in (ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks
+
+    linked = re.findall(r"\(https://colab\.research\.google\.com/github/([^)\s]+)\)", readme)
+    expected = [f"{slug}/blob/main/notebooks/{name}" for name in notebooks]
+    assert sorted(linked) == expected, "one Colab badge per notebook, opening the repository"
+    assert readme.count(COLAB_BADGE) == len(notebooks)
+
+    installs = re.findall(r"git\+https?://[^\s\"'`)]+", readme)
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        setup = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        found = re.findall(r"git\+https?://[^\s\"'`)]+", setup.source)
+        assert found == [git_url], f"{path.name}'s first cell should install from {git_url}"
+        installs += found
+    assert installs and set(installs) == {git_url}, installs
 
 
 def test_a_checkout_names_the_faces_vlmlab_demo_and_vlmlab_widgets():
