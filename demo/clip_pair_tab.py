@@ -7,7 +7,7 @@ import gradio as gr
 
 from .clip_tab import DEFAULT_SAMPLES, YOUR_PHOTO, _gather_images, _markdown
 from .common import MODEL_EVENT, Lab, guard, open_photo, progress_callback
-from .own_model import ModelDropdown, dropdown_choices
+from .own_model import dropdown_choices, model_dropdown
 from vlmlab import clip, clip_pair, clip_render
 from vlmlab.models import load_model
 
@@ -66,7 +66,7 @@ def build(lab: Lab) -> None:
 
 
 def _model_dropdown(label: str, value: str, elem_id: str) -> gr.Dropdown:
-    return ModelDropdown(
+    return model_dropdown(
         "clip",
         dropdown_choices("clip"),
         value=value,

@@ -36,7 +36,7 @@ own kernel."""
 def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
     gr.Markdown(INTRO)
-    model = own_model.ModelDropdown(
+    model = own_model.model_dropdown(
         "clip",
         [(f"{get_spec(name).title} ({name})", name) for name in choices("clip")],
         value=clip.DEFAULT_MODEL,

@@ -46,7 +46,7 @@ def build(lab: Lab) -> None:
     first_layers = cnn.layer_names(first_model)
     gr.Markdown(INTRO)
     with gr.Row():
-        model = own_model.ModelDropdown(
+        model = own_model.model_dropdown(
             cnn.TOPIC,
             model_choices,
             value=first_model,

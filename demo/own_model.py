@@ -18,34 +18,30 @@ HINTS = {
 }
 
 
-class ModelDropdown(gr.Dropdown):
+def model_dropdown(topic: str, choices=None, **kwargs) -> gr.Dropdown:
     """A tab's model dropdown: the curated choices, and any model by name the engine accepts.
 
     Its API description says so: a string (the curated names are examples, not an enum) when
     models by name are on here, the curated names alone when they are off (--models curated).
+    (A stock Dropdown with its `api_info` replaced: a Component subclass would make Gradio
+    write a .pyi file beside this module at import.)
     """
+    kwargs.setdefault("allow_custom_value", True)  # a model by name; the engine checks it
+    dropdown = gr.Dropdown(dropdown_choices(topic) if choices is None else choices, **kwargs)
+    curated_only = dropdown.api_info  # the stock description: an enum of the choices
 
-    is_template = True  # the page draws it as the stock Dropdown
-
-    def __init__(self, topic: str, choices=None, **kwargs):
-        self.topic = topic
-        kwargs.setdefault("allow_custom_value", True)  # a model by name; the engine checks it
-        super().__init__(dropdown_choices(topic) if choices is None else choices, **kwargs)
-
-    def get_config(self, cls=None) -> dict:
-        return super().get_config(cls or gr.Dropdown)  # every Dropdown property, as drawn
-
-    def api_info(self) -> dict:
+    def api_info() -> dict:
         if not policy().enabled:
-            return super().api_info()
-        names = [value for _, value in self.choices]
+            return curated_only()
+        names = [value for _, value in dropdown.choices]
         return {
             "type": "string",
             "examples": names,
-            "additional_description": (
-                f"free text: one of {', '.join(names)}, or {HINTS[self.topic]}"
-            ),
+            "additional_description": f"free text: one of {', '.join(names)}, or {HINTS[topic]}",
         }
+
+    dropdown.api_info = api_info
+    return dropdown
 
 
 def dropdown_choices(topic: str, extra: str | None = None) -> list[tuple[str, str]]:

@@ -76,7 +76,7 @@ def build(lab: Lab) -> None:
         cost = gr.Markdown(_cost_table(224, 224, 16))
 
     with gr.Row(equal_height=True):
-        model = own_model.ModelDropdown(
+        model = own_model.model_dropdown(
             "vit",
             [(get_spec(name).title, name) for name in choices("vit")],
             value=choices("vit")[0],
