@@ -3,6 +3,7 @@ layer's learned filters, Grad-CAM class evidence and the revolution of depth."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import gradio as gr
@@ -245,7 +246,30 @@ def build(lab: Lab) -> None:
 
 DIRECTION_CHOICES = [("what it wants (maximise)", "want"), ("what it hates (minimise)", "hate")]
 MAX_STEPS = 512  # per request, and …
-TIME_LIMIT = float(os.environ.get("VLMLAB_VISUALIZE_SECONDS") or 120)  # … seconds of optimising
+DEFAULT_TIME_LIMIT = 120.0
+TIME_LIMIT_ENV = "VLMLAB_VISUALIZE_SECONDS"
+
+
+def time_limit_from_env(default: float = DEFAULT_TIME_LIMIT) -> float:
+    """Seconds of optimising per request: VLMLAB_VISUALIZE_SECONDS when it is a positive number,
+    else `default` (a setting that is not one is logged and ignored: the tab still starts)."""
+    text = os.environ.get(TIME_LIMIT_ENV, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        log.warning(
+            "%s must be a positive number of seconds, not %r; using %g.",
+            TIME_LIMIT_ENV, text[:40], default,
+        )  # fmt: skip
+        return default
+    return seconds
+
+
+TIME_LIMIT = time_limit_from_env()  # … seconds of optimising
 
 VISUALIZE_NOTE = """#### What does this channel want?
 Start from noise and change the image, step by step, until the chosen channel fires as hard as

@@ -340,3 +340,33 @@ def test_the_guarded_handler_turns_engine_errors_into_one_sentence():
     photo = str(sample_files()["chelsea"])
     with pytest.raises(gr.Error, match="Unknown layer 'conv99'"):
         next(cnn_tab.guard(cnn_tab.visualize_channel)(photo, REAL, "conv99", 0, "want", 16, None))
+
+
+@pytest.mark.parametrize("setting", ["two minutes", "nan", "-5", "0"])
+def test_a_bad_time_limit_setting_falls_back_to_the_default_with_a_warning(
+    setting, monkeypatch, caplog
+):
+    monkeypatch.setenv(cnn_tab.TIME_LIMIT_ENV, setting)
+    with caplog.at_level("WARNING", logger="vlmlab"):
+        assert cnn_tab.time_limit_from_env() == cnn_tab.DEFAULT_TIME_LIMIT
+    assert cnn_tab.TIME_LIMIT_ENV in caplog.text and repr(setting) in caplog.text
+    monkeypatch.setenv(cnn_tab.TIME_LIMIT_ENV, "45")
+    assert cnn_tab.time_limit_from_env() == 45.0
+
+
+def test_the_cnn_tab_imports_with_a_bad_time_limit_setting():
+    """The setting is read when the tab's module is imported: a typo must not stop the app."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import demo.cnn_tab as t; print(t.TIME_LIMIT)"
+    env = {**os.environ, "VLMLAB_VISUALIZE_SECONDS": "two minutes"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "120.0"
+    assert "VLMLAB_VISUALIZE_SECONDS must be a positive number" in done.stderr

@@ -18,7 +18,8 @@ recognisable pictures:
 
 Layers and channels are named as in the feature-map view (`vlmlab.cnn.layer_names`). The network
 runs only up to the chosen layer, through a graph module that shares the lab's cached model's
-weights: no hooks are registered, and gradients are taken with respect to the image alone, so
+weights (the same storage, seen as tensors that want no gradient, so autograd tracks the image
+alone): no hooks are registered, and gradients are taken with respect to the image alone, so
 nothing is left on the shared model (its parameters' `.grad` stay None).
 """
 
@@ -149,11 +150,21 @@ def layer_module(loaded: LoadedModel, layer: str) -> torch.nn.Module:
         module.recompile()
         module.delete_all_unused_submodules()
         for path, child in list(module.named_modules()):
+            own = child._parameters
+            if not path or not (getattr(child, "inplace", False) or own):
+                continue
+            parent, _, attribute = path.rpartition(".")
+            twin = copy.copy(child)  # this module's own view of the shared layer
+            twin._modules, twin._buffers = dict(child._modules), dict(child._buffers)
             if getattr(child, "inplace", False):
-                parent, _, attribute = path.rpartition(".")
-                out_of_place = copy.copy(child)
-                out_of_place.inplace = False
-                setattr(module.get_submodule(parent), attribute, out_of_place)
+                twin.inplace = False
+            # The same weights (the same storage) that want no gradient: the optimisation
+            # differentiates with respect to the image only, so autograd need not track them.
+            twin._parameters = {
+                name: None if p is None else torch.nn.Parameter(p.detach(), requires_grad=False)
+                for name, p in own.items()
+            }
+            setattr(module.get_submodule(parent), attribute, twin)
         return module.eval()
 
     return _graphs.get_or_compute((loaded.key, layer), build)
@@ -200,25 +211,30 @@ def _pixels(image: torch.Tensor) -> list[Image.Image]:
 
 
 def _transform(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """One random view of the batch (the same for every image in it)."""
-    image = F.pad(image, [_PAD] * 4, mode="constant", value=0.5)
-    image = _jitter(image, _JITTER, rng)
+    """One random view of the batch (the same for every image in it): padded by _PAD grey
+    pixels, cropped by a jitter of up to _JITTER, scaled and rotated about the centre, cropped
+    by a jitter of up to _FINE_JITTER. All four are one sampling grid, so each step resamples
+    the image once (a grey pad is the image less 0.5, padded with zeros, plus 0.5)."""
+    side = image.shape[-1]
+    padded = side + 2 * _PAD
+    shift = [int(v) for v in rng.integers(0, _JITTER, 2)]  # (x, y) of the first crop
+    cropped = padded - _JITTER
     scale, angle = float(rng.choice(_SCALES)), math.radians(float(rng.choice(_ANGLES)))
-    size = image.shape[-1]
-    out = max(1, round(size * scale))
+    out = max(1, round(cropped * scale))
     cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
     theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], device=image.device)
-    grid = F.affine_grid(
-        theta.expand(len(image), 2, 3), [len(image), 3, out, out], align_corners=False
-    )
-    image = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return _jitter(image, _FINE_JITTER, rng)
-
-
-def _jitter(image: torch.Tensor, amount: int, rng: np.random.Generator) -> torch.Tensor:
-    dx, dy = (int(v) for v in rng.integers(0, amount, 2))
-    side = image.shape[-1] - amount
-    return image[..., dy : dy + side, dx : dx + side]
+    grid = F.affine_grid(theta[None], [1, 3, out, out], align_corners=False)  # (1, out, out, 2)
+    fine = [int(v) for v in rng.integers(0, _FINE_JITTER, 2)]
+    view = out - _FINE_JITTER
+    grid = grid[:, fine[1] : fine[1] + view, fine[0] : fine[0] + view]
+    # From the cropped frame's coordinates (align_corners=False) to the image's.
+    offset = torch.tensor([cropped + 2 * (shift[0] - _PAD), cropped + 2 * (shift[1] - _PAD)])
+    grid = (grid * cropped + offset.to(grid)) / side - 1
+    grey = F.grid_sample(
+        image - 0.5, grid.expand(len(image), -1, -1, -1), mode="bilinear",
+        padding_mode="zeros", align_corners=False,
+    )  # fmt: skip
+    return grey + 0.5
 
 
 # ---------------------------------------------------------------------------------------------
