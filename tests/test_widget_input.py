@@ -81,3 +81,19 @@ def test_model_widgets_say_a_missing_model_inside_themselves(chelsea):
         assert [expected in child.value for child in widget.children] == [True]
     assert cnn.first_available(["alexnet"], otherwise="alexnet") == "alexnet"
     assert cnn.first_available(["alexnet", "mobilenet_v2"], otherwise="alexnet") == "mobilenet_v2"
+
+
+def test_notebook_cells_pick_a_model_that_is_here_and_say_when_none_is(capsys):
+    """AlexNet's weights are not in the test world, MobileNetV2's are: `pick` falls back to it,
+    and `ready` shows the sentence in a widget (False: the cell skips its work)."""
+    from vlmlab.widgets.notebook import pick, ready
+
+    assert pick("cnn") == "mobilenet_v2"  # the topic's models, its default (AlexNet) first
+    assert pick("cnn", "alexnet", "mobilenet_v2") == "mobilenet_v2"
+    assert pick("cnn", "alexnet", "vgg16") == "alexnet"  # none here: the lecture's own
+    assert pick("captioning") == captioning.DEFAULT_MODEL  # here: the default itself
+    assert ready("mobilenet_v2", captioning.DEFAULT_MODEL) is True
+    assert capsys.readouterr().out == ""
+    assert ready("mobilenet_v2", "alexnet") is False
+    shown = capsys.readouterr().out  # outside a notebook, display() prints the widget
+    assert "HTML(" in shown and "AlexNet" in shown and "is not on this machine" in shown

@@ -333,15 +333,9 @@ def _load_torchvision(spec: ModelSpec, pretrained: bool):
     weights = torchvision_weights(spec.name)
     if not pretrained:
         return torchvision.models.get_model(spec.name, weights=None), weights.transforms(), weights
-    filename = os.path.basename(weights.url)
-    path = torch_checkpoints() / filename
+    path = torch_checkpoints() / os.path.basename(weights.url)
     if not path.exists():
-        _require_network(
-            spec,
-            weights.url,
-            "PyTorch's download server",
-            f"or copy {filename} into the hub/checkpoints folder under TORCH_HOME",
-        )
+        _require_download(spec)
     try:
         model = torchvision.models.get_model(spec.name, weights=weights)
     except Exception as error:  # a broken download or file
@@ -376,12 +370,7 @@ def _load_transformers(spec: ModelSpec, attn: str | None, pretrained: bool):
     else:
         cached = hf_snapshot(spec.name) is not None
     if not cached:
-        _require_network(
-            spec,
-            _hf_endpoint(),
-            "the Hugging Face Hub",
-            "or point HF_HOME at a copied Hugging Face cache that holds it and set HF_HUB_OFFLINE=1",
-        )
+        _require_download(spec)
     import transformers
 
     model_name, processor_name = _HF_CLASSES[spec.kind]
@@ -557,6 +546,47 @@ def reachable(url: str) -> bool:
     with _probes_lock:
         _probes[address] = (time.monotonic(), ok)
     return ok
+
+
+def check_available(name: str, topic: str | None = None) -> None:
+    """Whether model `name` can be had here, without loading it: its files are cached, or its
+    download server answers; else the `ModelUnavailableError` loading it would raise."""
+    spec = get_spec(name, topic)
+    if not is_local(spec.name):
+        _require_download(spec)
+
+
+def first_available(topic: str, names: list[str] | tuple[str, ...] = ()) -> str:
+    """The first of `names` (default: the topic's choices, its default first) that can be had
+    here, e.g. MobileNetV2 offline where AlexNet's weights are missing; when none can, the
+    first, whose views then say how to get it. Nothing is loaded."""
+    names = list(names) or choices(topic)
+    for name in names:
+        try:
+            check_available(name, topic)
+            return name
+        except ModelUnavailableError:
+            continue
+    return names[0]
+
+
+def _require_download(spec: ModelSpec) -> None:
+    """Fail fast, naming the way to get it, when `spec` is not here and cannot be downloaded."""
+    if spec.kind == "torchvision":
+        url = torchvision_weights(spec.name).url
+        _require_network(
+            spec,
+            url,
+            "PyTorch's download server",
+            f"or copy {os.path.basename(url)} into the hub/checkpoints folder under TORCH_HOME",
+        )
+    else:
+        _require_network(
+            spec,
+            _hf_endpoint(),
+            "the Hugging Face Hub",
+            "or point HF_HOME at a copied Hugging Face cache that holds it and set HF_HUB_OFFLINE=1",
+        )
 
 
 def _require_network(spec: ModelSpec, url: str, server: str, alternative: str) -> None:

@@ -178,14 +178,15 @@ def position_embeddings(image: ImageSource, model: str | None = None) -> Image.I
     return draw_position_similarity(inspection)
 
 
-def predictions(image: ImageSource, model: str | None = None) -> list[tuple[str, float]]:
-    """The classifier's top-5 (empty, with a note printed, for models without a head or when
-    the model cannot be had)."""
+def predictions(
+    image: ImageSource, model: str | None = None
+) -> list[tuple[str, float]] | widgets.HTML:
+    """The classifier's top-5 (empty, with a note printed, for models without a head); the
+    sentence in a widget when the model cannot be had."""
     try:
         inspection = vit.inspect_vit(image, model)
     except LabError as error:
-        print(error)
-        return []
+        return widgets.HTML(error_html(error))
     for note in inspection.notes:
         print(note)
     return list(inspection.predictions)
