@@ -10,7 +10,15 @@ import time
 import numpy as np
 import pytest
 import torch
-from tiny_models import BEIT_ID, DEIT_ID, DINOV2_REG_ID, LAION_ID, REMOTE_CODE_ID, SIGLIP_ID, TINY_SPECS
+from tiny_models import (
+    BEIT_ID,
+    DEIT_ID,
+    DINOV2_REG_ID,
+    LAION_ID,
+    REMOTE_CODE_ID,
+    SIGLIP_ID,
+    TINY_SPECS,
+)
 
 from vlmlab import clip, clip_pair, cnn, cnn_depth, cnn_render, gradcam, models, models_by_name, vit
 from vlmlab.errors import LabError, ModelUnavailableError
