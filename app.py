@@ -14,6 +14,7 @@ keep_memory_flat()  # before gradio starts its threads
 from demo import build_demo, launch_options  # noqa: E402
 from demo.admission import admission_of  # noqa: E402
 from vlmlab.cli import (  # noqa: E402
+    choose_backend,
     choose_device,
     choose_models,
     launch_settings,
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     choose_device(args)
     if choose_models(args):  # "your own model" boxes show only with models by name on
         demo = build_demo()
+    choose_backend(args)  # --ray: the models on Ray Serve, this app their front
     if args.wait_budget is not None:
         admission_of(demo).budget_s = args.wait_budget
     serve(demo, launch_options(**launch_settings(args)))

@@ -16,6 +16,7 @@ from .common import (
     when_shown,
 )
 from vlmlab import captioning
+from vlmlab.backend import backend
 from vlmlab.captioning_render import (
     BEAM_HEADERS,
     beam_rows,
@@ -112,14 +113,18 @@ def build(lab: Lab) -> None:
         """Caption the photo; streams the growing caption, then the final one with every number
         (and, with `maps`, each word's map and what the maps are)."""
         image = open_photo(path).image
-        loaded = load_model(name, topic="captioning", progress=progress_callback(progress))
+        loaded = backend().load(
+            load_model, name, topic="captioning", progress=progress_callback(progress)
+        )
         settings = captioning.settings_for(
             how, num_beams=beam_count, temperature=heat, top_p=nucleus, max_new_tokens=max_tokens
         )
         waiting = "searching the beams…" if settings["num_beams"] > 1 else "looking at the photo…"
         yield "", [], f'<div style="opacity:.6">BLIP is {waiting}</div>', "", [], ""
+        if maps and loaded is None:  # served elsewhere: drawing the maps needs the model here
+            loaded = load_model(name, topic="captioning")
         seen = captioning.model_view(loaded, image) if maps else None
-        stream = captioning.caption_stream(image, model=name, prompt=start, maps=maps, **settings)
+        stream = backend().caption_stream(image, model=name, prompt=start, maps=maps, **settings)
         for part in stream:
             html = caption_html(part, show_beams=False)
             about = grounding_notes() if part.done and maps else ""

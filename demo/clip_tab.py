@@ -11,6 +11,7 @@ import gradio as gr
 from . import links, own_model
 from .common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
 from vlmlab import clip, clip_probe, clip_render
+from vlmlab.backend import backend
 from vlmlab.cnn import default_choice
 from vlmlab.errors import LabError
 from vlmlab.images import FILE_TYPES, load_image, sample_files
@@ -218,7 +219,7 @@ def classify_batch(photo: list, labels: list, templates: list, model: list):
             continue
         requests.append(clip.ZeroShotRequest(image, label_text, name, template_text))
         places.append(i)
-    for i, result in zip(places, clip.zero_shot_batch(requests)):
+    for i, result in zip(places, backend().zero_shot_batch(requests)):
         answers[i] = result
     if len(answers) == 1 and isinstance(answers[0], Exception):
         raise answers[0]

@@ -22,6 +22,7 @@ from .common import (
     when_shown,
 )
 from vlmlab import cnn, cnn_depth, cnn_render, cnn_visualize, cnn_visualize_render, gradcam
+from vlmlab.backend import backend
 from vlmlab.errors import LabError, user_message
 from vlmlab.cnn_render import draw_depth_chart
 from vlmlab.kernels import format_kernel
@@ -352,7 +353,9 @@ def classify_batch(photo: list, model: list, top_k: list) -> list[list]:
     for name in dict.fromkeys(model[i] for i in images):
         where = [i for i in images if model[i] == name]
         try:
-            found = cnn.classify_many([images[i] for i in where], name, [top_k[i] for i in where])
+            found = backend().classify_many(
+                [images[i] for i in where], [name] * len(where), [top_k[i] for i in where]
+            )
         except Exception as error:  # noqa: BLE001 - reported to these requests only
             found = [_reason(error)] * len(where)
         for i, answer in zip(where, found):

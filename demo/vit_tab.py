@@ -15,6 +15,7 @@ from .common import (
     when_shown,
 )
 from vlmlab import vit, vit_cost
+from vlmlab.backend import backend
 from vlmlab.errors import LabError
 from vlmlab.models import choices, get_spec
 from vlmlab.vit_render import (
@@ -39,7 +40,7 @@ Click a patch to follow it; pick a layer and a head to see where a token looks."
 
 
 def _inspection(path: str | None, model: str) -> vit.ViTInspection:
-    return vit.inspect_vit(open_photo(path).image, model)
+    return backend().inspect_vit(open_photo(path).image, model)
 
 
 def _cost_table(height, width, patch) -> str:
@@ -182,7 +183,7 @@ def build(lab: Lab) -> None:
         patch_value,
         progress=gr.Progress(),  # noqa: B008 (Gradio injects a fresh tracker per call)
     ):
-        vit.load_vit(name, progress=progress_callback(progress))
+        backend().load(vit.load_vit, name, progress=progress_callback(progress))
         i = _inspection(path, name)
         layer_value = _kept(lambda v: vit.check_layer(i, v), layer_value, i.num_layers)
         head_value = _kept(lambda v: vit.check_head(i, v), head_value, vit.MEAN)

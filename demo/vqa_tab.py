@@ -15,6 +15,7 @@ from .common import (
     when_shown,
 )
 from vlmlab import vqa, vqa_render
+from vlmlab.backend import backend
 from vlmlab.models import choices, get_spec, load_model
 from vlmlab.vqa_render import describe_answer_grounding, draw_answer_grounding
 
@@ -77,8 +78,8 @@ def build(lab: Lab) -> None:
     def answer(path, asked, name, k, progress=gr.Progress()):
         """Answer every question about the photo: the table, the bars, and any notes."""
         image = open_photo(path).image
-        load_model(name, topic="vqa", progress=progress_callback(progress))
-        sheet = vqa.answer_questions(image, asked, model=name, top_k=k)
+        backend().load(load_model, name, topic="vqa", progress=progress_callback(progress))
+        sheet = backend().answer_questions(image, asked, model=name, top_k=k)
         notes = "\n\n".join(sheet.notes)
         return vqa_render.answer_rows(sheet), vqa_render.answers_html(sheet), notes
 

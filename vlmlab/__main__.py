@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from vlmlab.cli import choose_device, choose_models, launch_settings, parse_args, serve
+from vlmlab.cli import (
+    choose_backend,
+    choose_device,
+    choose_models,
+    launch_settings,
+    parse_args,
+    serve,
+)
 from vlmlab.memory import keep_memory_flat
 
 
@@ -11,6 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     keep_memory_flat()  # before gradio starts its threads
     choose_device(args)
     choose_models(args)
+    choose_backend(args)
     from vlmlab.demo import build_demo, launch_options
 
     serve(build_demo(wait_budget=args.wait_budget), launch_options(**launch_settings(args)))

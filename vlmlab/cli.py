@@ -51,6 +51,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="models kept in memory at once, least recently used dropped first (default 12)",
     )
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve the models from Ray Serve deployments, this app a thin front (make cluster; "
+        "needs requirements-ray.txt): a local Ray head, or the cluster at --ray-address",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="with --ray: the Ray cluster to join (default: $RAY_ADDRESS, else a local head)",
+    )
+    parser.add_argument(
+        "--ray-config",
+        default=None,
+        metavar="YAML",
+        help="with --ray: the deployments' replicas, CPUs/GPUs and batching "
+        "(default: vlmlab/serve/serve.yaml)",
+    )
     return parser.parse_args(argv)
 
 
@@ -87,6 +106,27 @@ def choose_models(args: argparse.Namespace) -> bool:
     if args.max_loaded_models is not None:
         set_max_loaded_models(args.max_loaded_models)
     return policy().enabled != offered
+
+
+def choose_backend(args: argparse.Namespace) -> None:
+    """With --ray, deploy the models on Ray Serve and send the tabs' model calls there."""
+    if not args.ray:
+        return
+    try:
+        from vlmlab import serve as ray_serve
+    except ImportError:
+        raise SystemExit(
+            "vlmlab: --ray needs Ray Serve: pip install -r requirements-ray.txt (make cluster "
+            "installs it)."
+        ) from None
+    from vlmlab.backend import use
+
+    print("vlmlab: starting the model deployments on Ray Serve…", flush=True)
+    remote = ray_serve.start(args.ray_config, address=args.ray_address)
+    use(remote)
+    for family, report in remote.report().items():
+        for model, problem in report["problems"].items():
+            print(f"vlmlab: {family}: {model} could not be loaded: {problem}", flush=True)
 
 
 def launch_settings(args: argparse.Namespace) -> dict:

@@ -1,0 +1,238 @@
+"""vlmlab past one machine: the engine's model calls on Ray Serve, the Gradio app a thin front.
+
+`start()` joins (or starts) a Ray cluster, deploys one Serve deployment per model family from
+`serve.yaml` (replicas, CPUs/GPUs per replica, batch sizes, autoscaling), and returns a
+`RayBackend`: the `vlmlab.backend` seam's calls, sent through `DeploymentHandle`s. The tabs
+then call `backend()` as always and get the engine's own results back.
+
+This package is the only part of vlmlab that imports Ray (`pip install -r requirements-ray.txt`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+import yaml
+from ray import serve
+from ray.serve.exceptions import BackPressureError
+
+from vlmlab.errors import LabError
+
+log = logging.getLogger("vlmlab")
+
+CONFIG = Path(__file__).with_name("serve.yaml")
+APP_PREFIX = "vlmlab-"  # each family is its own Serve application: vlmlab-CLIP, …
+TALLY = "vlmlab-tally"  # a small actor counting each replica's batches (what `batches()` reads)
+AGENT_TIMEOUT_MS = 300_000
+ANSWER_TIMEOUT_S = 600.0  # the longest a front waits for one answer (a long caption on a CPU)
+# Environment the replicas need to find the same models and settings as the front.
+PASSED_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TORCH_HOME",
+              "VLMLAB_CACHE", "VLMLAB_MAX_LOADED_MODELS", "VLMLAB_CPU_DTYPE", "VLMLAB_DEVICE",
+              "VLMLAB_MODELS", "HF_HUB_DISABLE_TELEMETRY", "TOKENIZERS_PARALLELISM")  # fmt: skip
+
+BUSY = "The lab is busy right now; please try again in a few seconds."
+LOST = (
+    "The model server handling your request stopped before it answered; "
+    "please try again (it is being restarted)."
+)
+
+
+class LabBusyError(LabError):
+    """Serve's queues for a model family are full (`max_queued_requests`)."""
+
+
+class ReplicaLostError(LabError):
+    """The replica working on a request died; Serve starts another."""
+
+
+@ray.remote(num_cpus=0)
+class Tally:
+    """Batch sizes per (deployment, replica process), as replicas report them."""
+
+    def __init__(self):
+        self.sizes: dict[tuple[str, int], list[int]] = {}
+
+    def add(self, deployment: str, pid: int, size: int) -> None:
+        self.sizes.setdefault((deployment, pid), []).append(size)
+
+    def read(self) -> dict:
+        return {key: list(sizes) for key, sizes in self.sizes.items()}
+
+
+def load_config(path: str | os.PathLike | None = None) -> dict[str, dict]:
+    """The deployments' options from a Serve-style config file (`serve.yaml` by default)."""
+    text = Path(path or CONFIG).read_text()
+    entries = (yaml.safe_load(text) or {}).get("deployments") or []
+    from vlmlab.serve.deployments import FAMILIES
+
+    config = {}
+    for entry in entries:
+        entry = dict(entry)
+        name = entry.pop("name", None)
+        if name not in FAMILIES:
+            raise LabError(f"{path or CONFIG}: unknown deployment {name!r}; known: "
+                           f"{', '.join(FAMILIES)}.")  # fmt: skip
+        config[name] = entry
+    return config
+
+
+def runtime_env(extra: dict | None = None) -> dict:
+    """What every worker needs: this checkout on its path, the caches and settings of the front."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+    path = [root, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+    env.update(extra or {})
+    return {"env_vars": env}
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
+    """Join the Ray cluster at `address` (default: $RAY_ADDRESS); without one, start a head on
+    this machine (loopback, no dashboard; `stop()` ends it). Nothing if already joined."""
+    if ray.is_initialized():
+        return
+    # Ray's node agents start slowly on a busy machine; its default 30 s wait is too tight there.
+    os.environ.setdefault("RAY_agent_register_timeout_ms", str(AGENT_TIMEOUT_MS))
+    address = address or os.environ.get("RAY_ADDRESS")
+    local = {} if address else {"num_cpus": num_cpus, "_node_ip_address": "127.0.0.1"}
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        runtime_env=runtime_env(),
+        configure_logging=False,
+        **local,
+    )
+
+
+def start(
+    config: str | os.PathLike | dict | None = None,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    families: Sequence[str] | None = None,
+) -> RayBackend:
+    """Join the Ray cluster at `address` (default: $RAY_ADDRESS, else start one on this machine),
+    deploy the families of `config` (a path or a parsed `load_config`) and return their back end.
+    """
+    options = config if isinstance(config, dict) else load_config(config)
+    connect(address, num_cpus=num_cpus)
+    serve.start(proxy_location="Disabled")
+    tally = Tally.options(name=TALLY, namespace="vlmlab", get_if_exists=True, lifetime="detached").remote()
+    from vlmlab.serve.deployments import FAMILIES
+
+    handles = {}
+    for name, cls in FAMILIES.items():
+        if families is not None and name not in families:
+            continue
+        settings = dict(options.get(name, {}))
+        app = cls.options(**settings).bind()
+        handles[name] = serve.run(app, name=APP_PREFIX + name, route_prefix=None)
+    del tally  # it lives on (detached) until `stop()`
+    return RayBackend(handles)
+
+
+def stop() -> None:
+    """Remove the lab's deployments and the tally and leave the Ray cluster (a head that
+    `connect` started ends with it; a cluster joined by address keeps running)."""
+    if not ray.is_initialized():
+        return
+    serve.shutdown()
+    try:
+        ray.kill(ray.get_actor(TALLY, namespace="vlmlab"))
+    except ValueError:
+        pass
+    ray.shutdown()
+
+
+def batches() -> dict[tuple[str, int], list[int]]:
+    """Every batch formed so far: {(deployment, replica pid): [sizes in order]}."""
+    return ray.get(ray.get_actor(TALLY, namespace="vlmlab").read.remote())
+
+
+def _result(response) -> Any:
+    """A handle's answer, with Serve's and Ray's failures turned into one sentence each."""
+    try:
+        return _raised(response.result(timeout_s=ANSWER_TIMEOUT_S))
+    except LabError:
+        raise
+    except BackPressureError:
+        raise LabBusyError(BUSY) from None
+    except TimeoutError:
+        raise LabBusyError(BUSY) from None
+    except ray.exceptions.RayError as error:
+        log.warning("vlmlab: a replica was lost: %s", error)
+        raise ReplicaLostError(LOST) from None
+
+
+def _raised(answer):
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
+
+
+class RayBackend:
+    """The `vlmlab.backend` seam on Ray Serve: the same calls, answered by deployments."""
+
+    remote = True
+
+    def __init__(self, handles: dict):
+        self.handles = handles
+
+    def _handle(self, family: str):
+        if family not in self.handles:
+            raise LabError(f"{family} is not deployed on this cluster (see serve.yaml).")
+        return self.handles[family]
+
+    def load(self, loader, *args, **kwargs) -> None:
+        """Replicas load their own models; the front loads nothing."""
+        return None
+
+    def classify_many(self, images, models, top_ks) -> list:
+        handle = self._handle("CNN")
+        responses = [handle.classify.remote(*request) for request in zip(images, models, top_ks)]
+        return [_result(response) for response in responses]
+
+    def inspect_vit(self, image, model: str):
+        return _result(self._handle("ViT").inspect.remote(image, model))
+
+    def zero_shot_batch(self, requests) -> list:
+        handle = self._handle("CLIP")
+        responses = [handle.zero_shot.remote(request) for request in requests]
+        answers = []
+        for response in responses:
+            try:
+                answers.append(_result(response))
+            except LabError as error:  # in its place, as in process
+                answers.append(error)
+        return answers
+
+    def caption_stream(self, image, **settings) -> Iterator:
+        stream = self._handle("Captioning").options(stream=True)
+        parts = stream.caption_stream.remote(image, settings)
+        try:
+            for part in parts:
+                yield _raised(part)
+        except LabError:
+            raise
+        except BackPressureError:
+            raise LabBusyError(BUSY) from None
+        except ray.exceptions.RayError as error:
+            log.warning("vlmlab: a captioning replica was lost: %s", error)
+            raise ReplicaLostError(LOST) from None
+        finally:
+            parts.cancel()
+
+    def answer_questions(self, image, questions, *, model: str, top_k: int):
+        return _result(self._handle("VQA").answer.remote(image, questions, model, top_k))
+
+    def report(self) -> dict[str, dict]:
+        """One replica's report per family: models that failed to load, batches, requests."""
+        return {name: _result(handle.report.remote()) for name, handle in self.handles.items()}
+
+    def close(self) -> None:
+        stop()
