@@ -21,7 +21,7 @@ from bench import world
 
 AREAS = (
     "kernels", "cnn", "featurevis", "vit", "contrastive", "clip", "captioning", "endpoints", "hall",
-    "startup", "memory", "speedups",
+    "startup", "memory", "speedups", "ray",
 )  # fmt: skip
 
 

@@ -3,6 +3,8 @@
 #   bench/gpu.sh [area …]      → prints the table, writes artifacts/bench-gpu.md
 # A fresh machine gets the venv first (make setup). Models run in float16 on the GPU, as the lab
 # runs them there; the bfloat16 rows are CPU-only and say so. torch.compile is skipped (minutes).
+# The cluster variant comes with it (area "ray"; `bench/gpu.sh ray` alone): a local Ray head with
+# the CNN and CLIP deployments, each replica given a quarter of the GPU (num_gpus: 0.25).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make setup

@@ -65,6 +65,25 @@ def lab():
     finally:
         lab_serve.stop()
     assert not ray.is_initialized()
+    # The local head ended with the session: none of Ray's processes is left behind.
+    deadline = time.monotonic() + 60
+    while _ray_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _ray_processes(), _ray_processes()
+
+
+def _ray_processes() -> list[str]:
+    """Ray's processes started from this test process, still running (zombies excepted)."""
+    import psutil
+
+    left = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                left.append(" ".join(child.cmdline())[:120])
+        except psutil.NoSuchProcess:
+            pass
+    return [line for line in left if "ray" in line]
 
 
 def photos(count: int, seed: int = 0) -> list[Image.Image]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 CPU_DTYPES = ("float32", "bfloat16")  # vlmlab.device.CPU_DTYPES, named here so --help stays light
 
@@ -121,6 +122,15 @@ def choose_backend(args: argparse.Namespace) -> None:
         ) from None
     from vlmlab.backend import use
 
+    # The replicas read the same choices from their environment (vlmlab.serve.runtime_env).
+    chosen = {
+        "VLMLAB_DEVICE": None if args.device == "auto" else args.device,
+        "VLMLAB_CPU_DTYPE": args.cpu_dtype,
+        "VLMLAB_MODELS": args.models,
+        "VLMLAB_MAX_DOWNLOAD_MB": args.max_download_mb,
+        "VLMLAB_MAX_LOADED_MODELS": args.max_loaded_models,
+    }
+    os.environ.update({name: str(value) for name, value in chosen.items() if value is not None})
     print("vlmlab: starting the model deployments on Ray Serve…", flush=True)
     remote = ray_serve.start(args.ray_config, address=args.ray_address)
     use(remote)

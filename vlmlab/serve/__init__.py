@@ -10,9 +10,10 @@ This package is the only part of vlmlab that imports Ray (`pip install -r requir
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ ANSWER_TIMEOUT_S = 600.0  # the longest a front waits for one answer (a long cap
 # Environment the replicas need to find the same models and settings as the front.
 PASSED_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TORCH_HOME",
               "VLMLAB_CACHE", "VLMLAB_MAX_LOADED_MODELS", "VLMLAB_CPU_DTYPE", "VLMLAB_DEVICE",
-              "VLMLAB_MODELS", "HF_HUB_DISABLE_TELEMETRY", "TOKENIZERS_PARALLELISM")  # fmt: skip
+              "VLMLAB_MODELS", "VLMLAB_MAX_DOWNLOAD_MB", "HF_HUB_DISABLE_TELEMETRY",
+              "TOKENIZERS_PARALLELISM", "HF_ENDPOINT")  # fmt: skip
 
 BUSY = "The lab is busy right now; please try again in a few seconds."
 LOST = (
@@ -154,19 +156,22 @@ def batches() -> dict[tuple[str, int], list[int]]:
     return ray.get(ray.get_actor(TALLY, namespace="vlmlab").read.remote())
 
 
-def _result(response) -> Any:
-    """A handle's answer, with Serve's and Ray's failures turned into one sentence each."""
-    try:
-        return _raised(response.result(timeout_s=ANSWER_TIMEOUT_S))
-    except LabError:
-        raise
-    except BackPressureError:
-        raise LabBusyError(BUSY) from None
-    except TimeoutError:
-        raise LabBusyError(BUSY) from None
-    except ray.exceptions.RayError as error:
-        log.warning("vlmlab: a replica was lost: %s", error)
-        raise ReplicaLostError(LOST) from None
+def _result(submit: Callable[[], Any], response=None) -> Any:
+    """The answer to `submit()` (a handle call; `response` if already sent), with Serve's and
+    Ray's failures turned into one sentence each. The engine's calls are pure, so a call whose
+    replica died is sent once more (to a live replica) before its student is told to retry."""
+    for attempt in range(2):
+        try:
+            response = response if response is not None else submit()
+            return _raised(response.result(timeout_s=ANSWER_TIMEOUT_S))
+        except LabError:
+            raise
+        except (BackPressureError, TimeoutError):
+            raise LabBusyError(BUSY) from None
+        except ray.exceptions.RayError as error:
+            log.warning("vlmlab: a replica was lost (attempt %d): %s", attempt + 1, error)
+            response = None
+    raise ReplicaLostError(LOST)
 
 
 def _raised(answer):
@@ -194,19 +199,22 @@ class RayBackend:
 
     def classify_many(self, images, models, top_ks) -> list:
         handle = self._handle("CNN")
-        responses = [handle.classify.remote(*request) for request in zip(images, models, top_ks)]
-        return [_result(response) for response in responses]
+        calls = [functools.partial(handle.classify.remote, *request)
+                 for request in zip(images, models, top_ks)]  # fmt: skip
+        sent = [(call, call()) for call in calls]  # all at once: the deployment batches them
+        return [_result(call, response) for call, response in sent]
 
     def inspect_vit(self, image, model: str):
-        return _result(self._handle("ViT").inspect.remote(image, model))
+        return _result(functools.partial(self._handle("ViT").inspect.remote, image, model))
 
     def zero_shot_batch(self, requests) -> list:
         handle = self._handle("CLIP")
-        responses = [handle.zero_shot.remote(request) for request in requests]
+        calls = [functools.partial(handle.zero_shot.remote, request) for request in requests]
+        sent = [(call, call()) for call in calls]
         answers = []
-        for response in responses:
+        for call, response in sent:
             try:
-                answers.append(_result(response))
+                answers.append(_result(call, response))
             except LabError as error:  # in its place, as in process
                 answers.append(error)
         return answers
@@ -228,11 +236,12 @@ class RayBackend:
             parts.cancel()
 
     def answer_questions(self, image, questions, *, model: str, top_k: int):
-        return _result(self._handle("VQA").answer.remote(image, questions, model, top_k))
+        handle = self._handle("VQA")
+        return _result(functools.partial(handle.answer.remote, image, questions, model, top_k))
 
     def report(self) -> dict[str, dict]:
         """One replica's report per family: models that failed to load, batches, requests."""
-        return {name: _result(handle.report.remote()) for name, handle in self.handles.items()}
+        return {name: _result(handle.report.remote) for name, handle in self.handles.items()}
 
     def close(self) -> None:
         stop()
