@@ -100,14 +100,18 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
         return
     # Ray's node agents start slowly on a busy machine; its default 30 s wait is too tight there.
     os.environ.setdefault("RAY_agent_register_timeout_ms", str(AGENT_TIMEOUT_MS))
+    # The lab reads no Ray metrics; without them a worker waits on one agent less at start.
+    os.environ.setdefault("RAY_enable_metrics_collection", "0")
+    # A worker that cannot reach Ray's control store for this long ends itself (default 60 s,
+    # which a machine loaded far past its cores can exceed).
+    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", "300")
     address = address or os.environ.get("RAY_ADDRESS")
-    local = {} if address else {"num_cpus": num_cpus, "_node_ip_address": "127.0.0.1"}
+    local = {"num_cpus": num_cpus, "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
     ray.init(
         address=address,
-        include_dashboard=False,
         runtime_env=runtime_env(),
         configure_logging=False,
-        **local,
+        **({} if address else local),
     )
 
 
@@ -124,7 +128,9 @@ def start(
     options = config if isinstance(config, dict) else load_config(config)
     connect(address, num_cpus=num_cpus)
     serve.start(proxy_location="Disabled")
-    tally = Tally.options(name=TALLY, namespace="vlmlab", get_if_exists=True, lifetime="detached").remote()
+    tally = Tally.options(
+        name=TALLY, namespace="vlmlab", get_if_exists=True, lifetime="detached"
+    ).remote()
     from vlmlab.serve.deployments import FAMILIES
 
     handles = {}
