@@ -38,8 +38,6 @@ def test_ray_serve_cases_pass_in_their_own_process():
     for line in output.splitlines():  # the figures the cases print (batch sizes, a lost replica)
         if line.startswith(("CNN:", "CLIP:", "kill mid-crowd:")):
             print(line)
-    if run.returncode == 0 and summary and "passed" not in summary[-1]:
-        pytest.skip(f"the Ray cases were skipped: {_tail(output, 600)}")
     assert run.returncode == 0, _tail(output)
     assert summary and "passed" in summary[-1], _tail(output)
 
