@@ -21,7 +21,7 @@ ray = pytest.importorskip("ray")  # requirements-ray.txt (make test installs it)
 from ray import serve  # noqa: E402
 
 from vlmlab import backend as seam  # noqa: E402
-from vlmlab import captioning, clip, cnn, vit, vqa  # noqa: E402
+from vlmlab import captioning, clip, vit, vqa, vqa_render  # noqa: E402
 from vlmlab.errors import LabError  # noqa: E402
 from vlmlab.models import default_model  # noqa: E402
 
@@ -172,7 +172,7 @@ def test_every_family_answers_as_in_process(lab, chelsea, coffee):
     # VQA
     a = lab.answer_questions(coffee, "What is it?\nIs it hot?", model=vqa.DEFAULT_MODEL, top_k=3)
     b = here.answer_questions(coffee, "What is it?\nIs it hot?", model=vqa.DEFAULT_MODEL, top_k=3)
-    assert type(a) is type(b) and vqa.answer_rows(a) == vqa.answer_rows(b)
+    assert type(a) is type(b) and vqa_render.answer_rows(a) == vqa_render.answer_rows(b)
 
     # A bad request gets the engine's own sentence, through Ray as in process
     with pytest.raises(LabError) as through_ray:
