@@ -28,6 +28,7 @@ from vlmlab.models import default_model  # noqa: E402
 CNN = "mobilenet_v2"  # the CNN with real weights in the test world
 VIT = default_model("vit")
 STUDENTS = 30
+STARTED = "vlmlab-ray-cases: Ray started"
 
 # Two replicas of the batched families; a small CPU share each so seven replicas fit.
 CONFIG = {
@@ -60,6 +61,7 @@ def lab():
     # A local head on loopback, no dashboard. Started from the main thread: Ray's processes end
     # with the thread that started them.
     lab_serve.connect(num_cpus=2)
+    print(STARTED, flush=True)  # tests/test_ray.py watches for it
     try:
         remote = lab_serve.start(CONFIG)
         previous = seam.use(remote)
