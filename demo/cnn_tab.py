@@ -231,6 +231,7 @@ def build(lab: Lab) -> None:
         {"model": model, "layer": layer, "channel": channel, "top_k": top_k},
         links.shown_step(lab, TITLE),
         (show_linked_channel, [lab.photo, model, layer, order], view_outputs, MODEL_EVENT),
+        adapt={"layer": linked_layer},
     )
     if "kernel_text" in lab.shared:
         send.click(
@@ -386,6 +387,17 @@ def show_feature_maps(photo, model, layer, order, channel, progress=gr.Progress(
     load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
     image = open_photo(photo).image
     return _view_outputs(cnn.feature_maps(image, model, layer, order or "activation", channel))
+
+
+def linked_layer(layer: str, settings):
+    """A link's layer with the layer list of the link's network (the engine checks the name)."""
+    if settings.model is None:
+        return layer
+    try:
+        names = cnn.layer_names(settings.model)
+    except LabError:
+        return layer
+    return gr.Dropdown(choices=names, value=layer)
 
 
 @guard

@@ -58,6 +58,7 @@ class Registration:
 
     tab: str
     controls: dict[str, Any]  # field → component, or a tuple of components set together
+    adapt: dict[str, Callable] = field(default_factory=dict)  # field → fn(value, settings)
     shows: list[tuple[Callable, list, list, dict]] = field(default_factory=list)
     trigger: Any = None  # a gr.State bumped when a link opens this tab
     row: Any = None  # (button, textbox, note) of the tab's copy row
@@ -87,12 +88,14 @@ def copy_row(lab: Lab, tab: str) -> None:
     _registry(lab)[tab] = Registration(tab, {}, row=(button, box, note))
 
 
-def register(lab: Lab, tab: str, controls: dict[str, Any], *shows) -> None:
+def register(lab: Lab, tab: str, controls: dict[str, Any], *shows, adapt=None) -> None:
     """Register a tab's controls (link field → component) and the steps that compute its result
     when a link opens it: `(fn, inputs, outputs)` or `(fn, inputs, outputs, events)`; `fn` is
-    called as `fn(view, *inputs)` with the link's `ViewState`."""
+    called as `fn(view, *inputs)` with the link's `ViewState`. `adapt` maps a field to
+    `fn(value, settings)` → the control's update (say, a dropdown's choices with its value)."""
     entry = _registry(lab).setdefault(tab, Registration(tab, {}))
     entry.controls = controls
+    entry.adapt = dict(adapt or {})
     entry.shows = [(s[0], s[1], s[2], s[3] if len(s) > 3 else {}) for s in shows]
     if entry.row is not None:
         button, box, note = entry.row
@@ -243,6 +246,8 @@ def install(lab: Lab, tab_ids: tuple[str, ...]) -> tuple[list, list, Callable]:
         for entry, name, _ in controls:
             settings = linked(view, entry.tab)
             value = getattr(settings, name, None) if settings is not None else None
+            if value is not None and name in entry.adapt:
+                value = entry.adapt[name](value, settings)
             result.append(gr.skip() if value is None else value)
         return result
 
