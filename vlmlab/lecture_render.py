@@ -74,7 +74,7 @@ def draw_laion(*, scale: float = 1.0) -> Figure:
     axes.set_xlim(0, 2.9)
     axes.set_xlabel("billion image–text pairs", fontsize=10 * scale, color="black")
     axes.set_title(
-        f"LAION-5B: {LAION_TOTAL} billion pairs, filtered by CLIP similarity "
+        f"LAION-5B: {LAION_TOTAL} billion pairs, filtered by CLIP similarity\n"
         f"(≥ {LAION_THRESHOLDS['English']} English, ≥ {LAION_THRESHOLDS['other']} other)",
         fontsize=10 * scale, color="black",
     )
