@@ -141,7 +141,7 @@ def first_word(ctx, encoder_share: float) -> Row:
     firsts, wholes = [], []
     for i, path in enumerate(paths):
         start = time.perf_counter()
-        job = submit(client, "caption", path, max_tokens=TOKENS)  # greedy, the tab's default
+        job = submit(client, "caption", path, max_new_tokens=TOKENS)  # greedy, the tab's default
         first = None
         for update in job:
             if first is None and update[0].strip():  # the caption text box has a word in it

@@ -109,22 +109,24 @@ def build(lab: Lab) -> None:
 
     # -- handlers: an engine call and a few lines each ------------------------------------------
 
-    def views(path, name, how, beam_count, heat, nucleus, max_tokens, start, progress, maps):
+    def views(photo, model, decoding, num_beams, temperature, top_p, max_new_tokens, prompt,
+              progress, maps):  # fmt: skip
         """Caption the photo; streams the growing caption, then the final one with every number
         (and, with `maps`, each word's map and what the maps are)."""
-        image = open_photo(path).image
+        image = open_photo(photo).image
         loaded = backend().load(
-            load_model, name, topic="captioning", progress=progress_callback(progress)
+            load_model, model, topic="captioning", progress=progress_callback(progress)
         )
         settings = captioning.settings_for(
-            how, num_beams=beam_count, temperature=heat, top_p=nucleus, max_new_tokens=max_tokens
-        )
+            decoding, num_beams=num_beams, temperature=temperature, top_p=top_p,
+            max_new_tokens=max_new_tokens,
+        )  # fmt: skip
         waiting = "searching the beams…" if settings["num_beams"] > 1 else "looking at the photo…"
         yield "", [], f'<div style="opacity:.6">BLIP is {waiting}</div>', "", [], ""
         if maps and loaded is None:  # served elsewhere: drawing the maps needs the model here
-            loaded = load_model(name, topic="captioning")
+            loaded = load_model(model, topic="captioning")
         seen = captioning.model_view(loaded, image) if maps else None
-        stream = backend().caption_stream(image, model=name, prompt=start, maps=maps, **settings)
+        stream = backend().caption_stream(image, model=model, prompt=prompt, maps=maps, **settings)
         for part in stream:
             html = caption_html(part, show_beams=False)
             about = grounding_notes() if part.done and maps else ""
@@ -141,20 +143,24 @@ def build(lab: Lab) -> None:
 
     @guard
     def caption(
-        path, name, how, beam_count, heat, nucleus, max_tokens, start, progress=gr.Progress()
-    ):
-        """Caption the photo; streams the growing caption, then the final one with every number."""
-        settings = (path, name, how, beam_count, heat, nucleus, max_tokens, start, progress)
-        for update in views(*settings, maps=False):
+        photo, model, decoding, num_beams, temperature, top_p, max_new_tokens, prompt,
+        progress=gr.Progress(),
+    ):  # fmt: skip
+        """Caption the photo; streams the growing caption, then the final one with every number.
+        `decoding` is greedy, beam search (`num_beams`) or sampling (transformers' do_sample,
+        with `temperature` and `top_p`)."""
+        settings = (photo, model, decoding, num_beams, temperature, top_p, max_new_tokens, prompt)
+        for update in views(*settings, progress, maps=False):
             yield update[:4]
 
     @guard
     def caption_with_maps(
-        path, name, how, beam_count, heat, nucleus, max_tokens, start, progress=gr.Progress()
-    ):
+        photo, model, decoding, num_beams, temperature, top_p, max_new_tokens, prompt,
+        progress=gr.Progress(),
+    ):  # fmt: skip
         """`caption`, with each word's map in the strip under the words as the caption grows."""
-        settings = (path, name, how, beam_count, heat, nucleus, max_tokens, start, progress)
-        yield from views(*settings, maps=True)
+        settings = (photo, model, decoding, num_beams, temperature, top_p, max_new_tokens, prompt)
+        yield from views(*settings, progress, maps=True)
 
     @guard
     def caption_grounding(photo, text, model, layer, progress=gr.Progress()):

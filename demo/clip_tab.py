@@ -43,7 +43,6 @@ def build(lab: Lab) -> None:
         value=clip.DEFAULT_MODEL,
         label="CLIP model",
         elem_id="clip-model",
-        allow_custom_value=True,  # a CLIP or SigLIP id by name; the engine checks it
     )
     own_model.build(lab, "clip", model)
     _build_zero_shot(lab, model)
@@ -464,16 +463,16 @@ def run_probe(
     photo: str | None,
     distortions: list[str] | None,
     strength: float,
-    model: str,
-    cnn: str,
+    clip_model: str,
+    cnn_model: str,
     kernel_text: str | None = None,
     progress=gr.Progress(),  # noqa: B008 (how Gradio passes a progress bar)
 ):
     """The probe's table as a figure, and a line on what ✓ and ✗ mean."""
     image = open_photo(photo).image
-    clip_spec, cnn_spec = get_spec(model, "clip"), get_spec(cnn, "cnn")
+    clip_spec, cnn_spec = get_spec(clip_model, "clip"), get_spec(cnn_model, "cnn")
     try:  # load with a progress bar; a missing model is shown in its cells by the probe
-        load_model(model, topic="clip", progress=progress_callback(progress))
+        load_model(clip_model, topic="clip", progress=progress_callback(progress))
     except LabError:
         pass
     result = clip_probe.probe(
@@ -481,8 +480,8 @@ def run_probe(
         distortions=distortions or (),
         strength=strength,
         kernel_text=kernel_text,
-        clip_model=model,
-        cnn_model=cnn,
+        clip_model=clip_model,
+        cnn_model=cnn_model,
     )
     figure = clip_render.draw_probe(
         result,

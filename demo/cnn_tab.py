@@ -17,6 +17,7 @@ from .common import (
     Lab,
     guard,
     log,
+    open_dropdown,
     open_photo,
     progress_callback,
     when_shown,
@@ -63,9 +64,10 @@ def build(lab: Lab) -> None:
 
     with gr.Accordion("What each layer sees: feature maps", open=True):
         with gr.Row():
-            layer = gr.Dropdown(
-                first_layers, value=first_layers[0], label="Layer", allow_custom_value=True
-            )
+            layer = open_dropdown(  # the layers of a network chosen by name, too
+                first_layers, value=first_layers[0], label="Layer",
+                api_note="a layer of the chosen network, named as in its list (conv1, …)",
+            )  # fmt: skip
             order = gr.Radio(ORDER_CHOICES, value="activation", label="Order the channels")
             channel = gr.Number(None, precision=0, label="Channel (click a tile)", minimum=0)
             show = gr.Button("Show feature maps", variant="primary")
@@ -108,9 +110,12 @@ def build(lab: Lab) -> None:
     with gr.Accordion("Where is the evidence? Grad-CAM", open=False):
         gr.Markdown(f"_{gradcam.NOTE}_")
         with gr.Row():
-            target = gr.Dropdown(
-                _class_choices(first_model), value=TOP_CLASS, label="Class", scale=3
-            )
+            target = open_dropdown(
+                _class_choices(first_model), value=TOP_CLASS, label="Class", scale=3,
+                api_types=({"type": "integer"}, {"type": "string"}), api_listed=False,
+                api_note=f"{TOP_CLASS} for the network's top class, a class number (0 to 999 "
+                "for ImageNet), or a class name such as 'tabby'",
+            )  # fmt: skip
             explain = gr.Button("Show the evidence", variant="primary", scale=1)
         with gr.Row():
             evidence = gr.Image(label="Grad-CAM heat over what the network saw", interactive=False)
@@ -467,7 +472,7 @@ def send_filter(model, index):
 
 def show_evidence(photo, model, target, progress=gr.Progress()):
     load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
-    chosen = None if target in (None, TOP_CLASS) else target
+    chosen = None if target in (None, "", TOP_CLASS, str(TOP_CLASS)) else target
     found = gradcam.grad_cam(open_photo(photo).image, model, chosen)
     text = (
         f"**{found.label}** (class {found.class_index}, probability {found.probability:.1%}), "

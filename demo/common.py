@@ -44,6 +44,32 @@ class Lab:
     link: Any = None
 
 
+def open_dropdown(
+    choices=None,
+    *,
+    api_types: tuple[dict, ...] = ({"type": "string"},),
+    api_note: str = "",
+    api_listed: bool = True,
+    **kwargs,
+) -> gr.Dropdown:
+    """A dropdown that also takes values off its list (typed on the page, or sent by a script),
+    described truthfully to `client.view_api()`: Gradio's own description lists only the choices.
+
+    `api_types` are the JSON schemas accepted besides the listed choices (or instead of them,
+    with `api_listed=False`); `api_note` says in words what a value may be. (A subclass of
+    gr.Dropdown would do too, but Gradio writes a .pyi file beside every component class.)
+    """
+    dropdown = gr.Dropdown(choices, allow_custom_value=True, **kwargs)
+    listed = dropdown.api_info  # Gradio's description: the choices as they are when asked
+
+    def api_info() -> dict[str, Any]:
+        schemas = [listed(), *api_types] if api_listed else list(api_types)
+        return {"anyOf": schemas, "additional_description": api_note}
+
+    dropdown.api_info = api_info  # what the app's API description reads for this component
+    return dropdown
+
+
 def open_photo(path: str | None) -> Intake:
     """The session's photo, decoded safely (cached per file), or a clear error if there is none."""
     if not path:

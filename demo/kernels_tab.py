@@ -288,10 +288,11 @@ def build(lab: Lab) -> None:
 # Handlers: an engine call plus a few lines each
 
 
-def show_result(photo, text, padding, stride, grayscale, flip, mode, normalise=False):
-    """apply_kernel on the session's photo → (the result as displayed, the output-size text)."""
+def show_result(photo, kernel, padding, stride, grayscale, flip, mode, normalise=False):
+    """apply_kernel on the session's photo → (the result as displayed, the output-size text).
+    `kernel` is its text: rows of numbers (R, G, B blocks separated by blank lines)."""
     settings = Convolution(padding, stride, grayscale, flip, normalise)
-    view = render_kernel(open_photo(photo).image, parse_kernel(text), settings, mode=mode)
+    view = render_kernel(open_photo(photo).image, parse_kernel(kernel), settings, mode=mode)
     view.image.encoderinfo = dict(JPEG_SETTINGS)  # Pillow ≥ 11 keeps these when Gradio saves
     return view.image, view.arithmetic
 
@@ -452,10 +453,11 @@ def lecture_example():
     )
 
 
-def show_layer(photo, filters_text, bias_text, padding, stride, relu):
-    """The layer's N output maps for the photo, and the tensor shapes in and out."""
-    filters = parse_filters(filters_text)
-    bias_text = bias_text if isinstance(bias_text, str) else ""
+def show_layer(photo, filters, bias, padding, stride, relu):
+    """The layer's N output maps for the photo, and the tensor shapes in and out. `filters` and
+    `bias` are text: the filters' blocks separated by ---, one number per filter."""
+    bias_text = bias if isinstance(bias, str) else ""
+    filters = parse_filters(filters)
     bias = (
         parse_numbers(bias_text, what="bias", max_count=len(filters)) if bias_text.strip() else None
     )

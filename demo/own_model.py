@@ -66,9 +66,10 @@ def build(lab: Lab, topic: str, dropdown: gr.Dropdown):
         use = gr.Button("Use it", scale=1, size="sm")
     found = gr.Markdown(elem_id=f"{topic}-own-model-found")
 
-    def use_model(model, *photo, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
-        """Check the name, load the model, say what the lab found, select it."""
-        image = open_photo(photo[0]).image if topic == "vit" else None  # tokens are counted on it
+    def use_model(model, photo=None, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+        """Check the name, load the model, say what the lab found, select it (ViT: the photo its
+        tokens are counted on)."""
+        image = open_photo(photo).image if topic == "vit" else None
         name = get_spec(str(model or "").strip(), topic).name
         if topic != "cnn":
             load_model(

@@ -10,6 +10,7 @@ from .common import (
     MODEL_EVENT,
     Lab,
     guard,
+    open_dropdown,
     open_photo,
     progress_callback,
     when_shown,
@@ -83,7 +84,6 @@ def build(lab: Lab) -> None:
             value=choices("vit")[0],
             label="Vision Transformer",
             scale=2,
-            allow_custom_value=True,  # a Hugging Face id; the engine checks it
         )
         run = gr.Button("Look inside", variant="primary", scale=1)
     own_model.build(lab, "vit", model)
@@ -121,7 +121,11 @@ def build(lab: Lab) -> None:
             # value against its bound *now*, and an earlier look (opening the tab, a new photo)
             # may have lowered the bound since this event was sent.
             layer_shown = gr.State(LAYER_BOUND)
-            head = gr.Dropdown([vit.MEAN], value=vit.MEAN, label="head", allow_custom_value=True)
+            head = open_dropdown(
+                [vit.MEAN], value=vit.MEAN, label="head", api_types=({"type": "integer"},),
+                api_note=f"{vit.MEAN!r} (the mean over heads) or a head number from 1 to the "
+                "model's number of heads",
+            )  # fmt: skip
             query = gr.Textbox(
                 vit.CLS, label="query: CLS or a patch number (or click the grid)", max_lines=1
             )
@@ -216,15 +220,16 @@ def build(lab: Lab) -> None:
     look_inputs = [lab.photo, model, layer_shown, head, query, patch]
 
     @guard
-    def vit_attention(path, name, layer_value, head_value, query_value):
-        """Where a token attends: heat map over the photo, all heads of the layer, rollout, text."""
-        return _attention_outputs(_inspection(path, name), layer_value, head_value, query_value)
+    def vit_attention(photo, model, layer, head, query):
+        """Where a token attends: heat map over the photo, all heads of the layer, rollout, text.
+        `head` is "mean" or a head number; `query` is "CLS" or a patch number."""
+        return _attention_outputs(_inspection(photo, model), layer, head, query)
 
-    def typed_attention(path, name, layer_value, head_value, query_value):
+    def typed_attention(photo, model, layer, head, query):
         """`vit_attention` as the layer box is typed in: a box emptied to type anew waits."""
-        if layer_value is None:
+        if layer is None:
             return [gr.skip()] * len(attention_views)
-        return vit_attention(path, name, layer_value, head_value, query_value)
+        return vit_attention(photo, model, layer, head, query)
 
     @guard
     def pick_patch(path, name, layer_value, head_value, event: gr.SelectData):

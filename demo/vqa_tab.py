@@ -75,11 +75,11 @@ def build(lab: Lab) -> None:
     # -- handlers -------------------------------------------------------------------------------
 
     @guard
-    def answer(path, asked, name, k, progress=gr.Progress()):
+    def answer(photo, questions, model, top_k, progress=gr.Progress()):
         """Answer every question about the photo: the table, the bars, and any notes."""
-        image = open_photo(path).image
-        backend().load(load_model, name, topic="vqa", progress=progress_callback(progress))
-        sheet = backend().answer_questions(image, asked, model=name, top_k=k)
+        image = open_photo(photo).image
+        backend().load(load_model, model, topic="vqa", progress=progress_callback(progress))
+        sheet = backend().answer_questions(image, questions, model=model, top_k=top_k)
         notes = "\n\n".join(sheet.notes)
         return vqa_render.answer_rows(sheet), vqa_render.answers_html(sheet), notes
 
@@ -92,9 +92,10 @@ def build(lab: Lab) -> None:
         return draw_answer_grounding(found), "\n\n".join(describe_answer_grounding(found))
 
     @guard
-    def answer_and_grounding(path, asked, name, k, progress=gr.Progress()):
+    def answer_and_grounding(photo, questions, model, top_k, progress=gr.Progress()):
         """Both views at once (the tab shows its answer when it is opened)."""
-        return *answer(path, asked, name, k, progress), *grounding(path, asked, name, progress)
+        answers = answer(photo, questions, model, top_k, progress)
+        return *answers, *grounding(photo, questions, model, progress)
 
     # -- events ---------------------------------------------------------------------------------
 

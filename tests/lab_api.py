@@ -135,7 +135,7 @@ def required_arguments(info: dict) -> dict[str, Any]:
 TEST_CNN = "mobilenet_v2"
 # The Similarity endpoint uses the lab's photo only when "your photo" is ticked.
 TEST_WORLD = {
-    "/vit_attention": {"layer_value": 1},
+    "/vit_attention": {"layer": 1},
     "/similarity": {"picked": ["your photo", "chelsea"]},
 }
 

@@ -147,7 +147,7 @@ def join_like_a_page(lab_app, session: str, photo_path: str) -> httpx.Response:
     hall = Hall(lab_app.url, lab_app.client)
     fn = fn_named(lab_app.demo, "/caption")
     body = {
-        "data": hall.data("/caption", photo_path, {"max_tokens": 4}),
+        "data": hall.data("/caption", photo_path, {"max_new_tokens": 4}),
         "fn_index": fn._id,
         "session_hash": session,
         "event_data": None,
@@ -196,7 +196,7 @@ def test_light_events_are_served_while_the_model_line_is_held(lab_app):
 
     def caption():
         file = {"path": photo, "meta": {"_type": "gradio.FileData"}}
-        results["caption"] = call_raw(lab_app.url, lab_app.client, "/caption", file, max_tokens=4)
+        results["caption"] = call_raw(lab_app.url, lab_app.client, "/caption", file, max_new_tokens=4)
 
     with paused_model_line(demo) as line:
         waiting = threading.Thread(target=caption)

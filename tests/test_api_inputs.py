@@ -63,7 +63,7 @@ def identity(api, photo) -> np.ndarray:
         api.client,
         "/apply_kernel",
         photo,
-        text=IDENTITY,
+        kernel=IDENTITY,
         mode="clip",
         grayscale=False,
         flip=False,
@@ -260,7 +260,7 @@ def test_similarity_texts_are_checked(api, photo):
     ids=["empty", "100,000 characters", "NUL", "emoji", "50 questions"],
 )
 def test_questions_sent_straight_to_the_api(api, photo, question):
-    result, message = outcome(api.client, api.url, "/answer", photo, asked=question)
+    result, message = outcome(api.client, api.url, "/answer", photo, questions=question)
     if message is None:
         rows = result[0]["data"]
         assert rows and all("\x00" not in str(cell) for row in rows for cell in row)
@@ -273,7 +273,7 @@ def test_questions_sent_straight_to_the_api(api, photo, question):
     "prefix", ["x" * 100_000, "a photo\x00 of", "🐱"], ids=["100,000 characters", "NUL", "emoji"]
 )
 def test_caption_prefixes(api, photo, prefix):
-    result, message = outcome(api.client, api.url, "/caption", photo, start=prefix, max_tokens=5)
+    result, message = outcome(api.client, api.url, "/caption", photo, prompt=prefix, max_new_tokens=5)
     if message is None:
         assert isinstance(result[0], str) and "\x00" not in result[0]
 
@@ -303,7 +303,7 @@ KERNELS = {
 def test_kernels_typed_as_text(api, upload, case):
     text, expected, may_work = KERNELS[case]
     small = upload("small.png", encode(solid((90, 90, 90), (4, 4)), "PNG"))
-    for api_name, field in (("/apply_kernel", "text"), ("/robustness", "kernel_text")):
+    for api_name, field in (("/apply_kernel", "kernel"), ("/robustness", "kernel_text")):
         if api_name not in endpoints(api.client):
             continue
         if api_name == "/apply_kernel":
@@ -321,11 +321,11 @@ def test_kernels_typed_as_text(api, upload, case):
 @pytest.mark.parametrize(
     "field, text",
     [
-        ("filters_text", "nan nan nan\nnan nan nan\nnan nan nan"),
-        ("filters_text", "__import__('os')"),
-        ("filters_text", "\n\n".join(["1 0\n0 1"] * 3)),
-        ("bias_text", "1e309 0 0 0"),
-        ("bias_text", "1 2"),
+        ("filters", "nan nan nan\nnan nan nan\nnan nan nan"),
+        ("filters", "__import__('os')"),
+        ("filters", "\n\n".join(["1 0\n0 1"] * 3)),
+        ("bias", "1e309 0 0 0"),
+        ("bias", "1 2"),
     ],
 )
 def test_conv_layer_text(api, photo, field, text):

@@ -149,12 +149,12 @@ def test_start_up_says_which_models_are_missing(bare_lab):
         ("/feature_maps", {}, "alexnet"),
         ("/grad_cam", {}, "alexnet"),
         ("/vit_attention", {}, "google/vit-base-patch16-224"),
-        ("/vit_attention", {"name": "openai/clip-vit-base-patch32"}, "openai/clip-vit-base-patch32"),
+        ("/vit_attention", {"model": "openai/clip-vit-base-patch32"}, "openai/clip-vit-base-patch32"),
         ("/zero_shot", {}, "openai/clip-vit-base-patch32"),
         ("/similarity", {}, "openai/clip-vit-base-patch32"),
         ("/caption", {}, "Salesforce/blip-image-captioning-base"),
         ("/answer", {}, "dandelin/vilt-b32-finetuned-vqa"),
-        ("/answer", {"name": "Salesforce/blip-vqa-base"}, "Salesforce/blip-vqa-base"),
+        ("/answer", {"model": "Salesforce/blip-vqa-base"}, "Salesforce/blip-vqa-base"),
     ],
 )
 def test_every_model_endpoint_names_the_missing_model_at_once(bare_lab, api_name, values, model):

@@ -235,7 +235,7 @@ def caption_hall(students: int, max_tokens: int = 4) -> list[Request]:
         async def check(outputs, http) -> str:
             return "" if outputs[0] == expected else f"expected {expected!r}, got {outputs[0]!r}"
 
-        values = {"max_tokens": max_tokens}
+        values = {"max_new_tokens": max_tokens}
         return Request("/caption", photo, values, check, name=name)
 
     return [student(i) for i in range(students)]
@@ -407,7 +407,7 @@ def mixed_request(i: int, rng: random.Random, pool: list[bytes], names: list[str
         },
         "/color_space": {"space": choose(["HSV", "HSL", "Lab", "LUV", "XYZ", "CMYK"])},
         "/apply_kernel": {
-            "text": choose([IDENTITY, SIMPLE, SOBEL]),
+            "kernel": choose([IDENTITY, SIMPLE, SOBEL]),
             "mode": choose(["clip", "abs", "minmax"]),
         },
         "/conv_layer": {"relu": choose([True, False])},
@@ -418,12 +418,12 @@ def mixed_request(i: int, rng: random.Random, pool: list[bytes], names: list[str
             "channel": choose([None, 0, 3]),
         },
         "/grad_cam": {"target": choose([-1, 281, 504])},
-        "/vit_attention": {"query_value": choose(["CLS", "1", "7"])},
+        "/vit_attention": {"query": choose(["CLS", "1", "7"])},
         "/zero_shot": {"labels": choose(["cat\ndog", "cup of coffee\nrocket\ncat", "tree, car"])},
         "/similarity": {"texts": choose(["a cat\na cup", "a rocket\na tree\na face"])},
-        "/caption": {"max_tokens": choose([4, 6])},
+        "/caption": {"max_new_tokens": choose([4, 6])},
         "/caption_grounding": {"text": choose(["a cat on a red couch", "a cup of coffee"])},
-        "/answer": {"asked": choose(["What is this?", "What colour is it?\nIs it big?"])},
+        "/answer": {"questions": choose(["What is this?", "What colour is it?\nIs it big?"])},
         "/robustness": {"distortions": ["original", choose(["blur", "noise", "sketch"])]},
     }.get(api_name, {})
     return Request(api_name, photo, values, session=f"soak-student-{i % STUDENTS}")

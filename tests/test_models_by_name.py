@@ -338,7 +338,7 @@ def lab(launch_tabs):
 API_REFUSALS = [
     ("/vit_model_by_name", {"model": "someone/not-here"}, "not on this machine"),
     ("/zero_shot", {"model": "https://huggingface.co/openai/clip-vit-base-patch32"}, "web address"),
-    ("/vit_attention", {"name": "/etc/passwd", "layer_value": 1}, "not a file path"),
+    ("/vit_attention", {"model": "/etc/passwd", "layer": 1}, "not a file path"),
     ("/clip_model_by_name", {"model": DINOV2_REG_ID}, "the CLIP tab takes CLIP, SigLIP"),
     ("/vit_model_by_name", {"model": REMOTE_CODE_ID}, "remote code"),
     ("/classify", {"model": "fasterrcnn_resnet50_fpn"}, "torchvision classifier by its builder"),
@@ -385,7 +385,7 @@ def test_your_own_model_through_the_api(lab, chelsea, tmp_path):
     assert chosen["value"] == "convnext_tiny" and "Grad-CAM looks at stage4" in found
     chosen, found = predict(lab.client, "/clip_model_by_name", model=SIGLIP_ID)
     assert "sigmoid for each label" in found and "padded to 64 tokens" in found
-    heat, *_ = predict(lab.client, "/vit_attention", path, name=DINOV2_REG_ID, layer_value=1)
+    heat, *_ = predict(lab.client, "/vit_attention", path, model=DINOV2_REG_ID, layer=1)
     assert heat
     left, left_text, right, right_text = predict(
         lab.client,

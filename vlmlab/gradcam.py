@@ -54,9 +54,11 @@ class Evidence:
 
 
 def class_index(target: int | str | None, names: Sequence[str], probs: np.ndarray) -> int:
-    """Resolve a class given by number or name (None: the top class)."""
+    """Resolve a class given by number or name, "281" or "tabby" (None: the top class)."""
     if target is None or (isinstance(target, str) and not target.strip()):
         return int(np.argmax(probs))
+    if isinstance(target, str) and target.strip().lstrip("+-").isdigit():
+        target = int(target.strip())  # a number typed or sent as text
     if isinstance(target, str):
         wanted = target.strip().lower()
         matches = [i for i, name in enumerate(names) if name.lower() == wanted]
@@ -98,8 +100,8 @@ def grad_cam(
     name = get_spec(model, TOPIC).name
     image = rgb_image(image)
     names = categories(name)
-    if target is not None and not isinstance(target, str):
-        class_index(target, names, np.zeros(len(names)))  # a bad number fails before any forward
+    if target is not None:  # a bad number or name fails before any forward
+        class_index(target, names, np.ones(len(names)))
     probs = probabilities([image], name, pretrained=pretrained)[0]
     index = class_index(target, names, probs)
 
