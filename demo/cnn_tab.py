@@ -1,5 +1,5 @@
-"""The CNN tab: inside AlexNet, VGG and ResNet: predictions, every layer's feature maps, the first
-layer's learned filters, Grad-CAM class evidence and the revolution of depth."""
+"""The CNN tab: inside AlexNet, VGG, ResNet and MobileNetV2: predictions, every layer's feature
+maps, the first layer's learned filters, Grad-CAM class evidence and the revolution of depth."""
 
 from __future__ import annotations
 
@@ -239,12 +239,12 @@ def build(lab: Lab) -> None:
         adapt={"layer": linked_layer},
     )
     if "kernel_text" in lab.shared:
-        send.click(
+        send.click(  # the filters are cached; a miss loads the network: the model slot
             guard(send_filter),
             [model, filter_index],
             [lab.shared["kernel_text"], lab.tabs],
             **private,
-            **LIGHT_EVENT,
+            **MODEL_EVENT,
         )
 
 

@@ -279,6 +279,8 @@ def build(lab: Lab) -> None:
     )
     # A typed layer number counts as soon as it is typed (the box sends `input`, and `release`
     # only when it loses focus); dragging redraws the last position reached.
+    # Every view below re-draws from the cached forward, but a cache miss (another photo or
+    # model, an evicted entry) loads and runs the model: so they all wait for the model slot.
     gr.on(
         [layer.input, layer.release, head.input, query.submit],
         typed_attention,
@@ -286,24 +288,24 @@ def build(lab: Lab) -> None:
         attention_views,
         api_visibility="private",
         trigger_mode="always_last",
-        **LIGHT_EVENT,
+        **MODEL_EVENT,
     )
     cls_button.click(lambda: vit.CLS, None, query, api_visibility="private", **LIGHT_EVENT).then(
-        vit_attention, attention_inputs, attention_views, api_visibility="private", **LIGHT_EVENT
+        vit_attention, attention_inputs, attention_views, api_visibility="private", **MODEL_EVENT
     )
     grid.select(
         pick_patch,
         [lab.photo, model, layer, head],
         [patch, query, grid, steps, *attention_views],
         api_visibility="private",
-        **LIGHT_EVENT,
+        **MODEL_EVENT,
     )
     patch.submit(
         show_patch,
         [lab.photo, model, patch],
         [grid, steps],
         api_visibility="private",
-        **LIGHT_EVENT,
+        **MODEL_EVENT,
     )
     gr.on(
         [height.submit, width.submit, patch_side.submit, height.blur, width.blur, patch_side.blur],

@@ -90,3 +90,18 @@ def test_a_vit_head_may_be_sent_as_a_number(lab_app):
     first = [np.asarray(Image.open(r[0]["value"] if isinstance(r[0], dict) else r[0])) for r in
              (by_number, by_text, mean)]  # fmt: skip
     assert np.array_equal(first[0], first[1]) and not np.array_equal(first[0], first[2])
+
+
+def test_every_event_that_can_load_a_model_waits_for_the_model_slot(lab_app):
+    """Views that re-draw from a cached forward still load and run the model on a cache miss."""
+    from demo import cnn_tab, vit_tab  # noqa: F401 - the handlers named below live there
+
+    may_load = {"look_inside", "vit_attention", "typed_attention", "pick_patch", "show_patch",
+                "send_filter", "show_learned_filters", "pick_filter", "show_evidence"}  # fmt: skip
+    found = {}
+    for fn in lab_app.demo.fns.values():
+        name = getattr(fn.fn, "__name__", "")
+        if name in may_load:
+            found.setdefault(name, set()).add(fn.concurrency_id)
+    assert set(found) == may_load, may_load - set(found)
+    assert all(ids == {"model"} for ids in found.values()), found

@@ -1,8 +1,8 @@
-"""Drawing captions and answers as HTML, for the Gradio tabs and the Jupyter widgets alike.
+"""Drawing captions as HTML, for the Gradio tabs and the Jupyter widgets alike.
 
 Each caption token sits on a colour for its probability, with the number under it (colour is
-never the only cue); each answer gets a bar as long as its score. Under the words, each word's
-cross-attention map over the photo (a strip of small maps; one large when chosen).
+never the only cue). Under the words, each word's cross-attention map over the photo (a strip
+of small maps; one large when chosen). VQA's answer bars are drawn in `vqa_render`.
 """
 
 from __future__ import annotations

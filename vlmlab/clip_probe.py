@@ -141,7 +141,8 @@ def _edge_sketch(photo: Image.Image) -> Image.Image:
 
 
 def _filter_with_kernel(photo: Image.Image, kernel_text: str | None) -> Image.Image:
-    """The Convolution tab's kernel over the photo, scaled for display as that tab would."""
+    """The Convolution tab's kernel over the photo, its raw output brought to 0–255: divided by
+    the kernel's sum (a blur keeps its brightness), or an edge response's strength, stretched."""
     from vlmlab.kernels import apply_kernel, parse_kernel
 
     if not kernel_text or not str(kernel_text).strip():
