@@ -30,6 +30,14 @@ from PIL import Image
 
 from demo.common import FAULT
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (`make browser`); Playwright drives it
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ALIVE_TIMEOUT = 2.0  # seconds: the lab must still answer GET / this quickly after every case
 
 # The public endpoints the issues name; each takes the lab's photo as a file.

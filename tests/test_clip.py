@@ -323,7 +323,6 @@ def test_a_missing_cnn_shows_its_message_in_its_cells_and_clip_still_answers(che
 
 
 def test_the_users_kernel_is_applied_as_the_convolution_tab_would(chelsea):
-    pytest.importorskip("vlmlab.kernels")
     from vlmlab.kernels import apply_kernel, parse_kernel
 
     box = "1/9 1/9 1/9\n1/9 1/9 1/9\n1/9 1/9 1/9"
@@ -359,9 +358,17 @@ def test_the_similarity_heat_map_outlines_true_pairs_only_when_asked(chelsea, co
     np.testing.assert_allclose(matrix.probabilities().sum(axis=1), 1.0, rtol=1e-6)
 
 
-def test_zero_shot_bars_draw(chelsea):
-    image = clip_render.draw_zero_shot(clip.score_labels(chelsea, LABELS))
-    assert image.mode == "RGB" and image.height > 100
+def test_zero_shot_bars_are_one_per_label_most_likely_on_top(chelsea):
+    result = clip.score_labels(chelsea, LABELS)
+    image = np.asarray(clip_render.draw_zero_shot(result)).astype(int)
+    bar = np.abs(image - (0x4E, 0x79, 0xA7)).sum(axis=-1) < 30  # the bars' colour
+    rows = np.flatnonzero(bar.any(axis=1))
+    bands = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)  # one run of rows per bar
+    assert len(bands) == len(LABELS)
+    lengths = np.array([bar[band].sum(axis=1).max() for band in bands], dtype=float)
+    probabilities = np.array([p for _, p, _, _ in result.table(10)])
+    assert list(lengths) == sorted(lengths, reverse=True)
+    np.testing.assert_allclose(lengths / lengths[0], probabilities / probabilities[0], atol=0.05)
 
 
 # ---------------------------------------------------------------------------------------------

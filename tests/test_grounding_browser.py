@@ -5,8 +5,7 @@ helpers of tests/test_browser.py)."""
 from __future__ import annotations
 
 import pytest
-from test_browser import (  # noqa: F401 - browser and page are fixtures
-    browser,
+from test_browser import (  # noqa: F401 - page is a fixture
     click,
     expect,
     image_size,

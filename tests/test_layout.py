@@ -27,16 +27,19 @@ def test_the_engine_imports_neither_gradio_nor_ipywidgets():
     assert result.stdout.strip() == "[]"
 
 
-def test_launch_defaults_are_safe():
-    from demo import MAX_QUEUE, launch_options
+def test_launch_defaults_are_safe_and_the_launched_lab_keeps_them(lab_app):
+    from demo import MAX_QUEUE, MAX_UPLOAD, launch_options
 
     options = launch_options()
-    assert options["share"] is False
-    assert options["server_name"] == "127.0.0.1"
-    assert options["allowed_paths"] == []
-    assert options["max_file_size"]
-    assert options["enable_monitoring"] is False
-    assert MAX_QUEUE > 0
+    assert options["share"] is False and options["server_name"] == "127.0.0.1"
+    assert options["allowed_paths"] == [] and options["enable_monitoring"] is False
+    asked = launch_options(host="0.0.0.0", share=True, port=9000)
+    assert (asked["server_name"], asked["share"], asked["server_port"]) == ("0.0.0.0", True, 9000)
+    demo = lab_app.demo  # launched with launch_options(port=…): what a student meets
+    assert options["max_file_size"] == MAX_UPLOAD == "20mb"  # the README's 20 MB
+    assert demo.max_file_size == 20 * 1024 * 1024
+    assert demo.allowed_paths == [] and demo.share is False and demo.show_error is False
+    assert demo._queue.max_size == MAX_QUEUE and demo.state_session_capacity >= 1
 
 
 def test_the_app_builds_every_tab_in_lecture_order(lab_app):

@@ -8,26 +8,10 @@ from pathlib import Path
 
 import pytest
 from lab_api import animated_gif, noise_png
-from test_browser import ARGS, CHROMIUM, WAIT, expect, image_size, no_error_toasts, wait_idle
+from test_browser import WAIT, expect, image_size, no_error_toasts, wait_idle
 
 from demo.photo import remembered_photo
 from vlmlab.images import sample_files
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package).")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def open_lab(context, url: str):

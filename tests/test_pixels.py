@@ -169,15 +169,20 @@ def test_drawings(chelsea):
 
 
 def test_pixel_inspector_controls_change_the_output(chelsea):
-    from widgets.pixels import PixelInspector
+    from widgets.pixels import PixelInspector, png
 
-    inspector = PixelInspector(chelsea)
-    grids, facts = inspector.grids.value, inspector.facts.value
-    inspector.top.value = 20
-    assert inspector.grids.value != grids and inspector.facts.value != facts
-    planes = inspector.space_planes.value
+    from vlmlab.pixels_render import PLANE_SIDE
+
+    inspector = PixelInspector(chelsea)  # top 130, left 200, a 10×10 region
+    inspector.top.value = 20  # the region moves up: its middle pixel is (25, 205)
+    region = pick_region(chelsea, 20, 200, 10)
+    assert inspector.grids.value == png(draw_region_grids(region, mark=(25, 205), cell=30))
+    r, g, b = np.asarray(chelsea)[25, 205]
+    assert f"Pixel (row 25, column 205): uint8 <b>[{r}, {g}, {b}]</b>" in inspector.facts.value
     inspector.space.value = "Lab"
-    assert inspector.space_planes.value != planes and "rgb2lab" in inspector.space_note.value
+    lab = convert_color_space(shrink(chelsea, PLANE_SIDE), "Lab")
+    assert inspector.space_planes.value == png(draw_color_planes(lab))
+    assert "rgb2lab" in inspector.space_note.value
     inspector.size.value = 16
     assert "(row 28, column 208)" in inspector.pixel_table.value
 
