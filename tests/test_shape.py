@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 ENGINE = Path(__file__).resolve().parents[1] / "vlmlab"
-# Commands that write pictures to files are faces of the lab, like demo/ and widgets/.
-FACES = {"__main__", "cli", "atlas"}
+# Commands that write pictures to files are faces of the lab, like demo/ and widgets/; a link
+# restores a whole view for both faces, how it is drawn included (the kernel's display mode).
+FACES = {"__main__", "cli", "atlas", "links"}
 MARKUP = re.compile(r"<(b|i|p|a|br|div|span|ul|ol|li|table|tr|td|th|h[1-6])[\s>/]|\*\*\S")
 
 
