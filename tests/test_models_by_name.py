@@ -405,7 +405,7 @@ def test_your_own_model_through_the_api(lab, chelsea, tmp_path):
 # Where the API takes a model by name: (endpoint, parameter, a curated name among the examples).
 BY_NAME_PARAMETERS = [
     ("/classify", "model", "alexnet"),
-    ("/vit_attention", "name", "google/vit-base-patch16-224"),
+    ("/vit_attention", "model", "google/vit-base-patch16-224"),
     ("/zero_shot", "model", OPENAI_ID),
     ("/zero_shot_pair", "model", LAION_ID),
     ("/zero_shot_pair", "other_model", OPENAI_ID),
