@@ -9,27 +9,11 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_browser import ARGS, CHROMIUM, WAIT, expect, set_number, wait_idle
+from test_browser import WAIT, expect, set_number, wait_idle
 
 from vlmlab import lecture
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package).")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
