@@ -19,6 +19,7 @@ from .admission import install as install_admission
 from .admission import wait_budget_from_env
 from .common import KEEP_ERRORS_CSS, KEEP_ERRORS_JS, Lab, error_note
 from .photo import build_photo_picker
+from .projector import PAGE_CSS, PAGE_JS, build_projector_switch
 
 # Lecture order; the id is what gr.Tabs(selected=...) takes.
 TABS = (
@@ -56,14 +57,17 @@ def build_demo(only: tuple[str, ...] | None = None, wait_budget: float | None = 
     VLMLAB_WAIT_BUDGET environment variable, else 30 s).
     """
     with gr.Blocks(title="vlmlab", delete_cache=DELETE_CACHE) as demo:
-        gr.Markdown(INTRO)
+        with gr.Row(equal_height=True):
+            gr.Markdown(INTRO)
+            _, restyled = build_projector_switch(demo)
         photo, opened, restored, link = build_photo_picker(demo)
         lecture_panel = links.build_lecture()
         link_notes = gr.Markdown(elem_id="link-notes")  # what a link asked for and did not get
         built = tuple(tab_id for tab_id, _ in TABS if only is None or tab_id in only)
         with gr.Tabs() as tabs:
             lab = Lab(
-                blocks=demo, photo=photo, tabs=tabs, opened=opened, restored=restored, link=link
+                blocks=demo, photo=photo, tabs=tabs, opened=opened, restored=restored, link=link,
+                restyled=restyled,
             )
             lab.shared["link_notes"] = link_notes
             lab.shared["tab_ids"] = {module.TITLE: tab_id for tab_id, module in TABS}
@@ -93,7 +97,7 @@ def launch_options(
         allowed_paths=[],
         enable_monitoring=False,
         show_error=False,
-        js=KEEP_ERRORS_JS,
-        css=KEEP_ERRORS_CSS,
+        js=f"() => {{ ({KEEP_ERRORS_JS})(); ({PAGE_JS})(); }}",
+        css=KEEP_ERRORS_CSS + PAGE_CSS,
         **extra,
     )

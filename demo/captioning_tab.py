@@ -15,6 +15,7 @@ from .common import (
     progress_callback,
     when_shown,
 )
+from .figures import keep_figures
 from vlmlab import captioning
 from vlmlab.backend import backend
 from vlmlab.captioning_render import (
@@ -83,6 +84,7 @@ def build(lab: Lab) -> None:
                 elem_id="caption-maps",
             )
             maps_notes = gr.Markdown(elem_id="caption-maps-notes")
+            keep_figures("captioning", [(maps, "word map", ["model"])], {"model": model})
             notes = gr.Markdown(elem_id="caption-notes")
             table = gr.Dataframe(
                 headers=BEAM_HEADERS,

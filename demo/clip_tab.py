@@ -10,6 +10,7 @@ import gradio as gr
 
 from . import links, own_model
 from .common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from .figures import keep_figures
 from vlmlab import clip, clip_probe, clip_render
 from vlmlab.backend import backend
 from vlmlab.cnn import default_choice
@@ -51,6 +52,7 @@ def build(lab: Lab) -> None:
 
     clip_pair_tab.build(lab)
     _build_probe(lab, model)
+    keep_figures("clip", lab.shared.pop("clip_figures", []), {"model": model})
     _register_link(lab, model)
 
 
@@ -146,6 +148,7 @@ def _build_zero_shot(lab: Lab, model: gr.Dropdown) -> None:
                 elem_id="clip-start-layer",
             )
             maps_notes = gr.Markdown(elem_id="clip-relevance-notes")
+    lab.shared.setdefault("clip_figures", []).append((maps, "where each label is", ["model"]))
 
     lab.shared["clip_zero_shot"] = (labels, templates, [bars, table, notes])
     template_set.change(
@@ -306,6 +309,9 @@ def _build_similarity(lab: Lab, model: gr.Dropdown) -> None:
                     elem_id="clip-sim-pair",
                 )
                 pair_notes = gr.Markdown(elem_id="clip-sim-pair-notes")
+    lab.shared.setdefault("clip_figures", []).extend(
+        [(heat, "similarity matrix", ["model"]), (pair_map, "image-text map", ["model"])]
+    )
 
     gr.on(
         [captions.click, photo_caption.submit],
@@ -452,6 +458,7 @@ def _build_probe(lab: Lab, model: gr.Dropdown) -> None:
         type="pil", format="png", label="Top ImageNet classes", elem_id="clip-probe-image"
     )
     notes = gr.Markdown(elem_id="clip-probe-notes")
+    lab.shared.setdefault("clip_figures", []).append((table, "robustness probe", ["model"]))
     inputs = [lab.photo, distortions, strength, model, cnn]
     if kernel_text is not None:
         inputs.append(kernel_text)

@@ -22,6 +22,7 @@ from .common import (
     progress_callback,
     when_shown,
 )
+from .figures import keep_figures
 from vlmlab import cnn, cnn_depth, cnn_render, cnn_visualize, cnn_visualize_render, gradcam
 from vlmlab.backend import backend
 from vlmlab.errors import LabError, user_message
@@ -127,7 +128,7 @@ def build(lab: Lab) -> None:
             depth = gr.Dataframe(
                 depth_frame(rows), label="Depth, size and accuracy", interactive=False, scale=3
             )
-            gr.Image(
+            depth_chart = gr.Image(
                 draw_depth_chart(rows),
                 label="Depth by year, coloured by ImageNet top-1",
                 show_label=False,
@@ -139,6 +140,22 @@ def build(lab: Lab) -> None:
         compare = gr.Button("Compare every network on this photo", variant="primary")
         side_by_side = gr.Dataframe(label="Top-5 on the same photo", interactive=False)
         depth_notes = gr.Markdown()
+    keep_figures(
+        "cnn",
+        [
+            (grid, "feature maps", ["model", "layer"]),
+            (channel_image, "channel", ["model", "layer", "channel"]),
+            (overlay, "channel over the photo", ["model", "layer", "channel"]),
+            (filter_grid, "first-layer filters", ["model"]),
+            (evidence, "grad-cam", ["model"]),
+            (depth_chart, "depth by year", []),
+        ],
+        {"model": model, "layer": layer, "channel": channel},
+    )
+    if lab.restyled is not None:  # the chart drawn at start, redrawn in the visitor's style
+        lab.restyled.then(
+            guard(lambda: draw_depth_chart(rows)), None, depth_chart, api_visibility="private"
+        )
 
     # Public endpoints (gradio_client): classify, feature_maps, grad_cam, compare_cnns.
     classify.click(

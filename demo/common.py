@@ -42,6 +42,9 @@ class Lab:
     # This visitor's link (a vlmlab.links.ViewState, or None), decoded when the page opens: see
     # demo/links.py. Its `projector` field is the projector switch the link asks for.
     link: Any = None
+    # The projector switch's change event: the visitor's figure style is known after it, so a
+    # tab's main view redraws for it with `lab.restyled.then(...)` (see `when_shown`).
+    restyled: Any = None
 
 
 def open_dropdown(
@@ -150,6 +153,8 @@ def when_shown(lab: Lab, title: str, fn: Callable, inputs: list, outputs: list, 
         lab.photo.change(run, [shown, *inputs], outputs, **private)
     else:
         lab.photo.change(follow, [shown, lab.link, *inputs], outputs, **private)
+    if lab.restyled is not None:  # the projector view switched: redraw in the new style
+        lab.restyled.then(run, [shown, *inputs], outputs, **private)
 
 
 def guard(fn: Callable) -> Callable:

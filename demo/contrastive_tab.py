@@ -10,6 +10,7 @@ import gradio as gr
 
 from . import links
 from .common import LIGHT_EVENT, Lab, guard
+from .figures import keep_figures
 from vlmlab import contrastive
 from vlmlab.contrastive_render import (
     REAL_CLIP,
@@ -101,7 +102,10 @@ def build(lab: Lab) -> None:
             buttons=VIEW_BUTTONS,
             elem_id="contrastive-plane",
         )
-    with gr.Accordion("Zero-shot on combinations never seen in training", open=True):
+    with gr.Accordion(
+        "Zero-shot on combinations never seen in training", open=True,
+        elem_classes=["lab-secondary"],  # closed in the projector view
+    ):
         with gr.Row():
             with gr.Column(scale=1):
                 picked = gr.Slider(1, contrastive.ZERO_SHOT_IMAGES, value=1, step=1,
@@ -115,6 +119,16 @@ def build(lab: Lab) -> None:
         gr.Markdown(REAL_CLIP)
     numbers = gr.JSON(label="Numbers of the last update", visible=False)
 
+    keep_figures(
+        "contrastive",
+        [
+            (matrix, "similarity matrix", ["batch", "seed"]),
+            (curves, "loss and temperature", ["batch", "seed"]),
+            (plane, "embedding space", ["batch", "seed"]),
+            (picture, "held-out image", ["image"]),
+        ],
+        {"batch": batch_size, "seed": seed, "image": picked},
+    )
     views = [status, matrix, duplicates, curves, plane, picture, ranking, zero_shot_text, numbers]
     links.register(
         lab,

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import links
 from .common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
+from .figures import keep_figures
 from vlmlab.errors import LabError
 from vlmlab.kernels import (
     LECTURE_INPUT,
@@ -180,6 +181,16 @@ def build(lab: Lab) -> None:
         layer_maps = gr.Image(
             label="Output maps (red > 0 > blue)", show_label=False, interactive=False
         )
+    keep_figures(
+        "convolution",
+        [
+            (result, "result", ["preset", "padding", "stride"]),
+            (matrix_input, "worked example input", ["preset", "padding", "stride"]),
+            (matrix_output, "worked example output", ["preset", "padding", "stride"]),
+            (layer_maps, "layer output maps", []),
+        ],
+        {"preset": preset, "padding": padding, "stride": stride},
+    )
 
     lab.shared["kernel_text"] = kernel_text  # the contract: other tabs write kernels here
     links.register(

@@ -8,6 +8,7 @@ import gradio as gr
 
 from . import links
 from .common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
+from .figures import keep_figures
 from vlmlab.pixels import (
     COLOR_SPACES,
     MAX_REGION,
@@ -80,6 +81,16 @@ def build(lab: Lab) -> None:
         with gr.Column(scale=2):
             gr.Markdown("The marked pixel (middle of the region) in every space:")
             pixel_table = gr.HTML(elem_id="pixels-spaces")
+    keep_figures(
+        "pixels",
+        [
+            (preview, "photo with region", ["top", "left", "size"]),
+            (grids, "pixel values", ["top", "left", "size"]),
+            (planes, "channel planes", []),
+            (space_planes, "colour space", ["space"]),
+        ],
+        {"top": top, "left": left, "size": size, "space": space},
+    )
 
     # Public endpoints refuse a missing photo with a sentence; when a page opens or its photo
     # changes, a missing one is said in place instead (the photo picker asks for one already).

@@ -15,6 +15,7 @@ from .common import (
     progress_callback,
     when_shown,
 )
+from .figures import keep_figures
 from vlmlab import vit, vit_cost
 from vlmlab.backend import backend
 from vlmlab.errors import LabError
@@ -70,7 +71,9 @@ def build(lab: Lab) -> None:
     """Fill the tab (called inside its gr.Tab)."""
     gr.Markdown(INTRO)
 
-    with gr.Accordion("1 · Why patches? Self-attention on pixels", open=True):
+    with gr.Accordion(
+        "1 · Why patches? Self-attention on pixels", open=True, elem_classes=["lab-secondary"]
+    ):
         with gr.Row():
             height = gr.Number(224, label="image height H", precision=0, minimum=1)
             width = gr.Number(224, label="image width W", precision=0, minimum=1)
@@ -174,6 +177,18 @@ def build(lab: Lab) -> None:
         positions_note = gr.Markdown(elem_id="vit-positions-note")  # relative biases (BEiT)
 
     attention_views = [heat_map, heads, rollout, attention_text]
+    keep_figures(
+        "vit",
+        [
+            (grid, "patch grid", ["model"]),
+            (steps, "patch to token", ["model", "patch"]),
+            (heat_map, "attention", ["model", "layer", "head", "query"]),
+            (rollout, "attention rollout", ["model", "query"]),
+            (heads, "every head", ["model", "layer", "query"]),
+            (positions, "position similarity", ["model"]),
+        ],
+        {"model": model, "patch": patch, "layer": layer, "head": head, "query": query},
+    )
 
     # -- handlers: an engine call and a few lines each ------------------------------------------
 

@@ -14,6 +14,7 @@ from .common import (
     progress_callback,
     when_shown,
 )
+from .figures import keep_figures
 from vlmlab import vqa, vqa_render
 from vlmlab.backend import backend
 from vlmlab.models import choices, get_spec, load_model
@@ -70,6 +71,7 @@ def build(lab: Lab) -> None:
                     wrap=True,
                     elem_id="vqa-table",
                 )
+    keep_figures("vqa", [(looked, "where it looked", ["model"])], {"model": model})
     outputs = [table, view, notes]
 
     # -- handlers -------------------------------------------------------------------------------

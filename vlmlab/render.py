@@ -2,27 +2,119 @@
 
 Figures are `matplotlib.figure.Figure` objects (never pyplot state) and are closed by the
 helpers that turn them into images.
+
+One style switch, `figure_style(PROJECTOR)`, makes every figure drawn inside it carry larger text
+(titles, tick labels, annotations, colour-bar words) for a lecture hall; it is a context variable,
+so each visitor's (or thread's) choice stays theirs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image
+
+# ---------------------------------------------------------------------------------------------
+# The style switch: how large figure text is drawn
+
+
+@dataclass(frozen=True)
+class FigureStyle:
+    """How figures are drawn: `text_scale` multiplies every text size (1 = the normal view)."""
+
+    name: str = "normal"
+    text_scale: float = 1.0
+
+    def size(self, points: float) -> int:
+        """A text size (points or pixels) in this style, rounded to a whole number."""
+        return max(1, round(points * self.text_scale))
+
+
+NORMAL = FigureStyle()
+PROJECTOR = FigureStyle("projector", 1.6)  # a hall at 1280×720: text read from the back row
+
+_style: contextvars.ContextVar[FigureStyle | None] = contextvars.ContextVar(
+    "vlmlab_figure_style", default=None
+)
+_style_source: Callable[[], FigureStyle | None] | None = None
+
+
+def current_style() -> FigureStyle:
+    """The style figures are drawn in here and now: the innermost `figure_style`, else what the
+    style source says (the web app: the visitor whose request is being answered), else NORMAL."""
+    style = _style.get()
+    if style is None and _style_source is not None:
+        style = _style_source()
+    return style or NORMAL
+
+
+def use_style_source(source: Callable[[], FigureStyle | None] | None) -> None:
+    """Let `source()` choose the style where no `figure_style` block does (None: stop). The web
+    app passes one that reads the projector switch of the visitor being answered."""
+    global _style_source
+    _style_source = source
+
+
+@contextlib.contextmanager
+def figure_style(style: FigureStyle | bool | None) -> Iterator[FigureStyle]:
+    """Draw the figures made inside in `style` (True: PROJECTOR, False/None: NORMAL).
+
+    A context variable, not matplotlib's global rcParams: visitors drawn at once in different
+    threads each keep their own choice."""
+    if not isinstance(style, FigureStyle):
+        style = PROJECTOR if style else NORMAL
+    token = _style.set(style)
+    try:
+        yield style
+    finally:
+        _style.reset(token)
+
+
+def scale_figure_text(figure: Figure, scale: float) -> None:
+    """Multiply the size of every text in `figure` (titles, tick labels, axis labels, colour-bar
+    labels, annotations, legends) by `scale`, in place. Tick labels made later (at draw time)
+    follow through each axis's tick settings."""
+    if scale == 1:
+        return
+    ticks: set[int] = set()
+    for axes in figure.axes:
+        for name, axis in (("x", axes.xaxis), ("y", axes.yaxis)):
+            labels = axis.get_ticklabels(which="both")
+            if labels:
+                size = labels[0].get_fontsize() * scale
+                axes.tick_params(axis=name, which="both", labelsize=size)
+            for tick in (*axis.get_major_ticks(), *axis.get_minor_ticks()):
+                ticks.update((id(tick.label1), id(tick.label2)))
+    for text in figure.findobj(Text):
+        if id(text) not in ticks:
+            text.set_fontsize(text.get_fontsize() * scale)
+            text.set_wrap(True)  # a long title breaks into lines inside the figure
 
 
 def figure_to_image(figure: Figure, *, dpi: int = 100) -> Image.Image:
-    """Render a figure to an RGB image and release it."""
+    """Render a figure, in the current style, to an RGB image on an opaque white ground (legible
+    on a dark page too). The figure is kept a short while for `vlmlab.export`, which redraws it
+    at twice the resolution and as SVG; nothing else holds it."""
+    style = current_style()
+    scale_figure_text(figure, style.text_scale)
+    figure.set_facecolor("white")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    figure.clear()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
     buffer.seek(0)
-    return Image.open(buffer).convert("RGB")
+    image = Image.open(buffer).convert("RGB")
+    from vlmlab import export  # export imports this module
+
+    export.keep_figure(image, figure, dpi)
+    return image
 
 
 def colorize(values: np.ndarray, cmap: str = "viridis", *, vmin=None, vmax=None) -> np.ndarray:
@@ -92,22 +184,23 @@ def labelled_tiles(
     pictures: Sequence[Image.Image], labels: Sequence[str], *, columns: int, gap: int = 4
 ) -> Image.Image:
     """Small multiples: each picture with its label above it, in a grid (all one size)."""
+    size = current_style().size(13)
     tiles = [
-        np.vstack([_label_strip(label, picture.width), np.asarray(picture.convert("RGB"))])
+        np.vstack([_label_strip(label, picture.width, size), np.asarray(picture.convert("RGB"))])
         for picture, label in zip(pictures, labels, strict=True)
     ]
     return tile(tiles, columns=max(1, min(columns, len(tiles))), gap=gap)
 
 
 @functools.lru_cache(maxsize=256)
-def _label_strip(text: str, width: int) -> np.ndarray:
-    from PIL import ImageDraw, ImageFont
+def _label_strip(text: str, width: int, size: int = 13) -> np.ndarray:
+    from PIL import ImageDraw
 
-    font = ImageFont.load_default(size=13)
-    while text and font.getlength(text) > width - 4:  # cut to fit, with an ellipsis
+    face = font(size)
+    while text and face.getlength(text) > width - 4:  # cut to fit, with an ellipsis
         text = text[:-2] + "…" if len(text) > 2 else ""
-    strip = Image.new("RGB", (width, 18), "white")
-    ImageDraw.Draw(strip).text((2, 1), text, font=font, fill=(0, 0, 0))
+    strip = Image.new("RGB", (width, size + 5), "white")
+    ImageDraw.Draw(strip).text((2, 1), text, font=face, fill=(0, 0, 0))
     pixels = np.asarray(strip)
     pixels.setflags(write=False)
     return pixels
@@ -128,8 +221,9 @@ def font(size: int):
 
 def bar_font_size(width: int) -> int:
     """Text size for a bar under a picture `width` pixels wide: readable once the browser fits
-    the picture to its panel, from the back of a hall."""
-    return int(np.clip(round(width / 24), 12, 22))
+    the picture to its panel, from the back of a hall (larger in the projector style)."""
+    style = current_style()
+    return min(style.size(int(np.clip(round(width / 24), 12, 22))), max(12, width // 12))
 
 
 def colour_bar_levels(
@@ -178,9 +272,13 @@ def _text_pixels(words: str, size: int) -> np.ndarray:
 
     text = font(size)
     left, top, right, bottom = text.getbbox(words)
-    canvas = Image.new("1", (max(1, right), max(1, bottom)), 0)
-    ImageDraw.Draw(canvas).text((0, 0), words, font=text, fill=1)
-    mask = np.asarray(canvas, dtype=bool)
+    # Drawn in gray levels with room to spare, then thresholded: a 1-bit canvas drops the last
+    # glyphs of a long label.
+    canvas = Image.new("L", (max(1, right + size), max(1, bottom)), 0)
+    ImageDraw.Draw(canvas).text((0, 0), words, font=text, fill=255)
+    mask = np.asarray(canvas) > 127
+    inked = np.flatnonzero(mask.any(axis=0))
+    mask = mask[:, : int(inked[-1]) + 1 if inked.size else 1]
     mask.setflags(write=False)
     return mask
 
