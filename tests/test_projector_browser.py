@@ -144,15 +144,13 @@ def test_a_saved_figure_is_twice_the_size_shown_and_says_what_it_is(browser, lab
 
 
 def test_every_tab_in_the_projector_view_is_kept_as_a_screenshot(browser, lab_app):
-    """What the hall sees first (light), and each whole tab in light and dark theme, in
-    artifacts/projector/. Figures stay on white in the dark theme: none is transparent."""
+    """Each whole tab in light and dark theme, in artifacts/projector/. Figures stay on white in the dark theme: none is transparent."""
     context, page = open_page(browser, lab_app.url, "?projector=1")
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
         for title, tab_id in TAB_IDS.items():
             panel = open_tab(page, title)
             page.wait_for_timeout(300)
-            page.screenshot(path=str(SHOTS / f"light-{tab_id}.png"))
             page.screenshot(path=str(SHOTS / f"light-{tab_id}-full.png"), full_page=True)
             page.evaluate("() => document.body.classList.add('dark')")  # as ?__theme=dark
             page.wait_for_timeout(200)
