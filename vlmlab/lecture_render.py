@@ -1,5 +1,5 @@
 """The lecture's two figures of published numbers, for the slides with no live model behind them:
-ViT against BiT ResNets by pre-training data (Dosovitskiy et al., ICLR 2021, Fig. 3 / Table 9),
+ViT against BiT ResNets by pre-training data (Dosovitskiy et al., ICLR 2021, Fig. 3 / Table 5),
 and LAION-5B's make-up (Schuhmann et al., NeurIPS 2022 Datasets and Benchmarks)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 # ImageNet top-1 (%) after pre-training on each data set and fine-tuning at 384 px: ViT from
-# Dosovitskiy et al. 2021, Table 9 (the values of its Fig. 3); BiT ResNet-152x4 from Kolesnikov
+# Dosovitskiy et al. 2021, Table 5 (the values of its Fig. 3); BiT ResNet-152x4 from Kolesnikov
 # et al. 2020 (BiT-S, BiT-M, BiT-L). None: not trained in the paper.
 PRETRAINING = ("ImageNet\n(1.3M)", "ImageNet-21k\n(14M)", "JFT-300M\n(303M)")
 VIT_ACCURACY = {
@@ -18,7 +18,7 @@ VIT_ACCURACY = {
 BIT_ACCURACY = ("BiT ResNet-152x4", (81.30, 85.39, 87.54))
 VIT_CAPTION = (
     "ImageNet top-1 after pre-training on ImageNet, ImageNet-21k or JFT-300M. Sources: "
-    "Dosovitskiy et al., 'An Image is Worth 16x16 Words', ICLR 2021 (Fig. 3, Table 9); "
+    "Dosovitskiy et al., 'An Image is Worth 16x16 Words', ICLR 2021 (Fig. 3, Table 5); "
     "Kolesnikov et al., 'Big Transfer (BiT)', ECCV 2020."
 )
 
