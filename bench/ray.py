@@ -25,10 +25,15 @@ LABELS = "cat, dog, car, truck, coffee, rocket, person, bird, tree, house"
 
 
 def _config(clip_replicas: int, device: str) -> dict:
+    import os
+
     gpu = 0.25 if device == "cuda" else 0  # four replicas may share one GPU
     actor = {"num_cpus": 0.5, "num_gpus": gpu}
+    # Ray gives a replica as many torch threads as CPUs it asks for (at least 1): the hop's
+    # replica asks for every core, so that it computes as fast as the process it is compared to.
+    cores = {"num_cpus": os.cpu_count() or 1, "num_gpus": gpu}
     return {
-        "CNN": {"num_replicas": 1, "ray_actor_options": actor, "max_ongoing_requests": 16,
+        "CNN": {"num_replicas": 1, "ray_actor_options": cores, "max_ongoing_requests": 16,
                 "user_config": {"preload": ["alexnet"]}},
         "CLIP": {"num_replicas": clip_replicas, "ray_actor_options": actor,
                  "max_ongoing_requests": 16, "max_queued_requests": 1000,
@@ -46,7 +51,12 @@ def rows(ctx) -> list[Row]:
 
     device = "cuda" if ctx.device == "cuda" else "cpu"
     try:
-        remote = lab_serve.start(_config(1, device), families=("CNN", "CLIP"))
+        import os
+
+        # Logical CPUs for Ray to place replicas by (the hop's replica asks for every core).
+        remote = lab_serve.start(
+            _config(1, device), families=("CNN", "CLIP"), num_cpus=4 * (os.cpu_count() or 1)
+        )
         return [_hop_row(ctx, remote, InProcess()), *_throughput_rows(ctx, lab_serve)]
     finally:
         lab_serve.stop()
