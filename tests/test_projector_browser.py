@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_browser import ARGS, CHROMIUM, TAB_IDS, WAIT, expect, image_size, wait_idle
+from test_browser import TAB_IDS, WAIT, expect, image_size, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -21,22 +21,6 @@ HALL = {"width": 1280, "height": 720}
 BODY_FONT = "() => parseFloat(getComputedStyle(document.body).fontSize)"
 PROSE_FONT = """() => Math.min(...[...document.querySelectorAll('#tab-vit .prose p')]
     .filter(p => p.offsetParent !== null).map(p => parseFloat(getComputedStyle(p).fontSize)))"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package).")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def open_page(browser, url: str, query: str = ""):
