@@ -45,7 +45,10 @@ COPY_JS = """
 STEP_URL_JS = """
 (step) => {
   const here = new URL(window.location.href);
-  here.search = step ? '?step=' + step : '';
+  const projector = here.searchParams.get('projector');
+  here.search = '';
+  if (step) here.searchParams.set('step', step);
+  if (projector) here.searchParams.set('projector', projector);  // the hall's view stays on
   window.history.replaceState(null, '', here.toString());
   return step;
 }

@@ -231,6 +231,12 @@ def test_lecture_path_walks_forward_and_back_onto_the_right_tabs(lab_app, fresh)
     wait_idle(page)
     expect(step).to_have_value("1")
     assert not page.errors, page.errors
+    # In the projector view the path keeps the hall's view in the address as it moves on.
+    hall = fresh(lab_app.url + "?step=2&projector=1")
+    hall.locator("#lecture-next").click()
+    wait_idle(hall)
+    expect(hall.locator("#lecture-step input")).to_have_value("3")
+    assert hall.evaluate("() => location.search") == "?step=3&projector=1"
 
 
 def test_bad_links_load_with_defaults_and_a_note_and_visitors_stay_apart(lab_app, fresh):
