@@ -69,6 +69,27 @@ def test_the_loss_is_the_papers_symmetric_cross_entropy():
     assert float(model.scale().detach()) == pytest.approx(1 / 0.07)  # the paper's initial temperature
 
 
+def test_the_foreground_channel_shows_a_shape_the_same_in_every_colour():
+    """The image encoder's fourth channel: one cross drawn in each of the eight colours (same
+    place, size, background and noise) gives one outline, and that outline is the cross."""
+    count = len(contrastive.COLOURS)
+    cross, middle, large = contrastive.SHAPES.index("cross"), 4, 1
+    images = np.concatenate(
+        [
+            contrastive.draw_shapes([c], [cross], [middle], [large], np.random.default_rng(3))
+            for c in range(count)
+        ]
+    )
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    outlines = (contrastive.foreground(pixels)[:, 0] > 0.5).numpy()  # (8, H, W)
+    assert (outlines == outlines[0]).mean() >= 0.99  # the colour is gone
+    side = contrastive.IMAGE_SIDE
+    assert outlines[0, side // 2, side // 2] and not outlines[0, 2, 2]  # centre in, corner out
+    assert outlines[0, side // 2, side // 2 + 4] and not outlines[0, side // 2 + 4, side // 2 + 4]
+    red = (pixels[:, 0] > 0.5).numpy()  # a colour channel alone loses the green and blue crosses
+    assert sum(not (red[i] == red[0]).all() for i in range(count)) >= 2
+
+
 # ---------------------------------------------------------------------------------------------
 # Training
 

