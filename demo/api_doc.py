@@ -80,7 +80,7 @@ def write(named_endpoints: dict, readme: Path = README) -> bool:
 def main() -> int:
     from gradio_client import Client
 
-    from demo import build_demo, launch_options
+    from . import build_demo, launch_options
 
     demo = build_demo()
     demo.launch(**launch_options(port=None, prevent_thread_lock=True, quiet=True))
