@@ -214,7 +214,9 @@ KEEP_ERRORS_JS = """
     for (const t of document.querySelectorAll(TRACKER)) {
       if (!failed(t) || told.has(t)) continue;
       told.add(t);
-      const note = noteOf(t);
+      // Only the tab on screen: the toast answers what the student just did there (a stopped
+      // run elsewhere can leave a red badge that no toast ever explained).
+      const note = t.getClientRects().length ? noteOf(t) : null;
       if (note) write(note, text);
     }
   };
