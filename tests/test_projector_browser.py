@@ -8,10 +8,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
-from test_browser import TAB_IDS, WAIT, expect, image_size, wait_idle
+from test_browser import TAB_IDS, WAIT, block, expect, image_size, wait_idle
+from test_projector import text_height
 
 pytestmark = pytest.mark.browser
 
@@ -47,22 +47,6 @@ def picture(locator) -> Image.Image:
     src = locator.locator("img").first.get_attribute("src")
     body = locator.page.request.get(src).body()
     return Image.open(io.BytesIO(body)).convert("RGB")
-
-
-def text_height(image: Image.Image) -> int:
-    """The height of the lowest line of text in a figure (its tick labels): the last run of
-    rows, from the bottom, with near-black pixels."""
-    dark = (np.asarray(image.convert("L")) < 100).any(axis=1)
-    end = int(np.flatnonzero(dark)[-1])
-    start = end
-    while start > 0 and dark[start - 1]:
-        start -= 1
-    return end - start + 1
-
-
-def block(panel, label: str):
-    title = panel.locator("[data-testid=block-label]", has_text=label).first
-    return title.locator("xpath=ancestor::div[contains(concat(' ', @class, ' '), ' block ')][1]")
 
 
 def test_the_projector_view_has_large_text_and_figures_for_that_visitor_only(browser, lab_app):

@@ -373,21 +373,30 @@ def _save_dinov2_registers(model_id: str, out: Path) -> None:
     ).save_pretrained(out)
 
 
+def _encoder(s: dict) -> dict:
+    """A ViT-family encoder's config fields from a tiny spec (ViT, DeiT, BEiT)."""
+    return {
+        "hidden_size": s["hidden"],
+        "intermediate_size": 2 * s["hidden"],
+        "num_hidden_layers": s["layers"],
+        "num_attention_heads": s["heads"],
+        "image_size": s["image_size"],
+        "patch_size": s["patch_size"],
+    }
+
+
+LABEL_MAPS = {
+    "id2label": dict(enumerate(VIT_LABELS)),
+    "label2id": {label: i for i, label in enumerate(VIT_LABELS)},
+}
+
+
 def _save_deit(model_id: str, out: Path) -> None:
     from transformers import DeiTConfig, DeiTForImageClassificationWithTeacher, DeiTImageProcessor
 
     s = TINY_SPECS[model_id]
     config = DeiTConfig(
-        hidden_size=s["hidden"],
-        intermediate_size=2 * s["hidden"],
-        num_hidden_layers=s["layers"],
-        num_attention_heads=s["heads"],
-        image_size=s["image_size"],
-        patch_size=s["patch_size"],
-        encoder_stride=s["patch_size"],
-        id2label=dict(enumerate(VIT_LABELS)),
-        label2id={label: i for i, label in enumerate(VIT_LABELS)},
-        initializer_range=0.5,
+        **_encoder(s), encoder_stride=s["patch_size"], **LABEL_MAPS, initializer_range=0.5
     )
     DeiTForImageClassificationWithTeacher(config).eval().save_pretrained(out)
     size = s["image_size"]
@@ -402,17 +411,11 @@ def _save_beit(model_id: str, out: Path) -> None:
 
     s = TINY_SPECS[model_id]
     config = BeitConfig(
-        hidden_size=s["hidden"],
-        intermediate_size=2 * s["hidden"],
-        num_hidden_layers=s["layers"],
-        num_attention_heads=s["heads"],
-        image_size=s["image_size"],
-        patch_size=s["patch_size"],
+        **_encoder(s),
         use_absolute_position_embeddings=False,  # as microsoft/beit-base-patch16-224
         use_relative_position_bias=True,
         use_mean_pooling=True,
-        id2label=dict(enumerate(VIT_LABELS)),
-        label2id={label: i for i, label in enumerate(VIT_LABELS)},
+        **LABEL_MAPS,
         initializer_range=0.5,
     )
     model = BeitForImageClassification(config).eval()
@@ -516,21 +519,9 @@ def _save_vit(model_id: str, out: Path) -> None:
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, ViTModel
 
     s = TINY_SPECS[model_id]
-    common = {
-        "hidden_size": s["hidden"],
-        "intermediate_size": 2 * s["hidden"],
-        "num_hidden_layers": s["layers"],
-        "num_attention_heads": s["heads"],
-        "image_size": s["image_size"],
-        "patch_size": s["patch_size"],
-        "encoder_stride": s["patch_size"],
-    }
+    common = {**_encoder(s), "encoder_stride": s["patch_size"]}
     if model_id == VIT_ID:
-        config = ViTConfig(
-            **common,
-            id2label=dict(enumerate(VIT_LABELS)),
-            label2id={label: i for i, label in enumerate(VIT_LABELS)},
-        )
+        config = ViTConfig(**common, **LABEL_MAPS)
         model = ViTForImageClassification(config)
     else:  # DINO: the bare backbone, no pooler and no classifier, like the real checkpoint
         model = ViTModel(ViTConfig(**common), add_pooling_layer=False)
