@@ -13,14 +13,7 @@ keep_memory_flat()  # before gradio starts its threads
 
 from demo import build_demo, launch_options  # noqa: E402
 from demo.admission import admission_of  # noqa: E402
-from vlmlab.cli import (  # noqa: E402
-    choose_backend,
-    choose_device,
-    choose_models,
-    launch_settings,
-    parse_args,
-    serve,
-)
+from vlmlab.cli import configure, launch_settings, parse_args, serve  # noqa: E402
 
 demo = build_demo()
 
@@ -28,10 +21,8 @@ demo = build_demo()
 def main(argv: list[str] | None = None) -> None:
     global demo
     args = parse_args(argv)
-    choose_device(args)
-    if choose_models(args):  # "your own model" boxes show only with models by name on
+    if configure(args):  # "your own model" boxes show only with models by name on
         demo = build_demo()
-    choose_backend(args)  # --ray: the models on Ray Serve, this app their front
     if args.wait_budget is not None:
         admission_of(demo).budget_s = args.wait_budget
     serve(demo, launch_options(**launch_settings(args)))

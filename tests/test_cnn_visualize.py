@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 from demo import cnn_tab
-from vlmlab import atlas, cnn, cnn_visualize, cnn_visualize_render, models
+from vlmlab import cnn, cnn_visualize, cnn_visualize_render, models
+from vlmlab.cli import atlas_main
 from vlmlab.cache import DiskCache, cache_dir
 from vlmlab.errors import LabError
 from vlmlab.images import sample_files, sample_images
@@ -265,7 +266,7 @@ def test_the_atlas_writes_a_grid_and_fills_the_cache(tmp_path, capsys, monkeypat
     args = ["mobilenet_v2", "block2", "--channels", "0-3,5", "--steps", "3", "--size", "64",
             "--tile", "32", "--out", str(out)]  # fmt: skip
     before = cached_files()
-    assert atlas.main(args) == 0
+    assert atlas_main(args) == 0
     assert len(cached_files() - before) == 5
     grid = Image.open(out)
     assert grid.size == (3 * (32 + 4) + 4, 2 * (32 + 16 + 4) + 4)  # 3 columns, 2 rows
@@ -275,10 +276,10 @@ def test_the_atlas_writes_a_grid_and_fills_the_cache(tmp_path, capsys, monkeypat
         raise AssertionError("the atlas ran again instead of reading the cache")
 
     monkeypatch.setattr(cnn_visualize, "_optimise", no_optimising)
-    assert atlas.main(args) == 0  # all five from the cache
-    assert atlas.main(["mobilenet_v2", "block2", "--channels", "0-99"]) == 2
+    assert atlas_main(args) == 0  # all five from the cache
+    assert atlas_main(["mobilenet_v2", "block2", "--channels", "0-99"]) == 2
     assert "This layer has channels 0 to 23" in capsys.readouterr().err
-    assert atlas.main(["lenet", "conv1"]) == 2
+    assert atlas_main(["lenet", "conv1"]) == 2
 
 
 # ---------------------------------------------------------------------------------------------

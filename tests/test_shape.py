@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 ENGINE = Path(__file__).resolve().parents[1] / "vlmlab"
-# Commands that write pictures to files are faces of the lab, like demo/ and widgets/; a link
-# restores a whole view for both faces, how it is drawn included (the kernel's display mode).
-FACES = {"__main__", "cli", "atlas", "links"}
+# The command lines are faces of the lab, like demo/ and widgets/ (the atlas command draws its
+# grid there; vlmlab.atlas computes it).
+FACES = {"__main__", "cli"}
 MARKUP = re.compile(r"<(b|i|p|a|br|div|span|ul|ol|li|table|tr|td|th|h[1-6])[\s>/]|\*\*\S")
 
 
@@ -54,7 +54,8 @@ def imported(tree: ast.AST, module: str) -> set[str]:
 def test_the_engine_has_compute_and_render_modules():
     compute = {module_name(p) for p in compute_modules()}
     assert {"vlmlab.cnn", "vlmlab.gradcam", "vlmlab.pixels", "vlmlab.vqa"} <= compute
-    assert not {"vlmlab.cnn_render", "vlmlab.render", "vlmlab.atlas"} & compute
+    assert {"vlmlab.atlas", "vlmlab.links", "vlmlab.lecture"} <= compute
+    assert not {"vlmlab.cnn_render", "vlmlab.render", "vlmlab.lecture_render"} & compute
 
 
 @pytest.mark.parametrize("path", compute_modules(), ids=lambda p: p.stem)

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from vlmlab.cli import (
-    choose_backend,
-    choose_device,
-    choose_models,
-    launch_settings,
-    parse_args,
-    serve,
-)
+from vlmlab.cli import configure, launch_settings, parse_args, serve
 from vlmlab.memory import keep_memory_flat
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)  # --help answers before anything heavy loads
     keep_memory_flat()  # before gradio starts its threads
-    choose_device(args)
-    choose_models(args)
-    choose_backend(args)
+    configure(args)
     from vlmlab.demo import build_demo, launch_options
 
     serve(build_demo(wait_budget=args.wait_budget), launch_options(**launch_settings(args)))

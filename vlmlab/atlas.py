@@ -9,15 +9,10 @@ at once in class. Run it before a lecture, or when a Space starts, with the tab'
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-from vlmlab import cnn_visualize, cnn_visualize_render
-from vlmlab.cache import cache_dir
-from vlmlab.cnn_layers import TOPIC, architecture
+from vlmlab import cnn_visualize
 from vlmlab.errors import LabError
-from vlmlab.models import choices, get_spec
 
 
 def parse_channels(text: str | None, count: int) -> list[int]:
@@ -42,47 +37,11 @@ def parse_channels(text: str | None, count: int) -> list[int]:
     return list(dict.fromkeys(chosen))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m vlmlab.atlas", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("model", help="one of: " + ", ".join(choices(TOPIC)))
-    parser.add_argument("layer", help="a layer, named as in the feature-map view (conv1 …)")
-    parser.add_argument("--channels", help="which channels, like 0-15,32 (default: all)")
-    parser.add_argument("--direction", choices=cnn_visualize.DIRECTIONS, default="want")
-    parser.add_argument("--steps", type=int, default=256)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=8, help="channels optimised at once")
-    parser.add_argument("--tile", type=int, default=128, help="pixels per channel in the grid")
-    parser.add_argument("--columns", type=int, help="tiles per row (default: a square grid)")
-    parser.add_argument("--out", help="the grid image (default: MODEL-LAYER[-hate].png)")
-    parser.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    try:
-        name = get_spec(args.model, TOPIC).name
-        layer = architecture(name).layer(args.layer)
-        channels = parse_channels(args.channels, layer.shape[0])
-        suffix = "" if args.direction == "want" else f"-{args.direction}"
-        out = Path(args.out or f"{name}-{layer.name}{suffix}.png")
-        results = _run(name, layer.name, channels, args)
-    except LabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    grid = cnn_visualize_render.atlas(
-        [r.image for r in results],
-        [str(r.channel) for r in results],
-        tile=args.tile,
-        columns=args.columns,
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
-    where = "" if args.random_weights else f"; cached in {cache_dir() / 'featurevis'}"
-    print(f"{len(results)} channels of {name} {layer.name} → {out}{where}")
-    return 0
-
-
-def _run(name: str, layer: str, channels: list[int], args) -> list[cnn_visualize.Visualization]:
+def visualize_channels(
+    name: str, layer: str, channels: list[int], args
+) -> list[cnn_visualize.Visualization]:
+    """Every chosen channel's visualisation (from the disk cache where it is there), with a
+    progress bar on stderr; `args` are the command's (steps, size, seed, direction, batch)."""
     from tqdm import tqdm
 
     with tqdm(total=len(channels), unit="channel", desc=f"{name} {layer}", file=sys.stderr) as bar:
@@ -99,4 +58,6 @@ def _run(name: str, layer: str, channels: list[int], args) -> list[cnn_visualize
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vlmlab.cli import atlas_main  # the command draws; this module computes
+
+    sys.exit(atlas_main())

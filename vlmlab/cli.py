@@ -1,9 +1,11 @@
-"""The command line that serves the lab: `python app.py`, `python -m vlmlab` and `vlmlab`."""
+"""The lab's command lines: serving it (`python app.py`, `python -m vlmlab`, `vlmlab`) and the
+feature-visualisation atlas (`python -m vlmlab.atlas`)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 CPU_DTYPES = ("float32", "bfloat16")  # vlmlab.device.CPU_DTYPES, named here so --help stays light
 
@@ -139,6 +141,15 @@ def choose_backend(args: argparse.Namespace) -> None:
             print(f"vlmlab: {family}: {model} could not be loaded: {problem}", flush=True)
 
 
+def configure(args: argparse.Namespace) -> bool:
+    """Apply the device, model and back-end choices, in that order (before any model loads);
+    True if models by name were switched on or off (see `choose_models`)."""
+    choose_device(args)
+    changed = choose_models(args)
+    choose_backend(args)
+    return changed
+
+
 def launch_settings(args: argparse.Namespace) -> dict:
     """What `launch_options` takes from the command line."""
     return {"host": args.host, "port": args.port, "share": args.share}
@@ -156,3 +167,52 @@ def serve(demo, options: dict) -> None:
         # A Space's build fetches the Hugging Face models (preload_from_hub), not torchvision's.
         model_cache.fetch_in_background()
     demo.block_thread()
+
+
+def atlas_main(argv: list[str] | None = None) -> int:
+    """`python -m vlmlab.atlas`: see vlmlab/atlas.py; draws the grid of every chosen channel."""
+    from pathlib import Path
+
+    from vlmlab import atlas, cnn_visualize, cnn_visualize_render
+    from vlmlab.cache import cache_dir
+    from vlmlab.cnn_layers import TOPIC, architecture
+    from vlmlab.errors import LabError
+    from vlmlab.models import choices, get_spec
+
+    parser = argparse.ArgumentParser(
+        prog="python -m vlmlab.atlas", description=atlas.__doc__.splitlines()[0]
+    )
+    parser.add_argument("model", help="one of: " + ", ".join(choices(TOPIC)))
+    parser.add_argument("layer", help="a layer, named as in the feature-map view (conv1 …)")
+    parser.add_argument("--channels", help="which channels, like 0-15,32 (default: all)")
+    parser.add_argument("--direction", choices=cnn_visualize.DIRECTIONS, default="want")
+    parser.add_argument("--steps", type=int, default=256)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=8, help="channels optimised at once")
+    parser.add_argument("--tile", type=int, default=128, help="pixels per channel in the grid")
+    parser.add_argument("--columns", type=int, help="tiles per row (default: a square grid)")
+    parser.add_argument("--out", help="the grid image (default: MODEL-LAYER[-hate].png)")
+    parser.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        name = get_spec(args.model, TOPIC).name
+        layer = architecture(name).layer(args.layer)
+        channels = atlas.parse_channels(args.channels, layer.shape[0])
+        suffix = "" if args.direction == "want" else f"-{args.direction}"
+        out = Path(args.out or f"{name}-{layer.name}{suffix}.png")
+        results = atlas.visualize_channels(name, layer.name, channels, args)
+    except LabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    grid = cnn_visualize_render.atlas(
+        [r.image for r in results],
+        [str(r.channel) for r in results],
+        tile=args.tile,
+        columns=args.columns,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    where = "" if args.random_weights else f"; cached in {cache_dir() / 'featurevis'}"
+    print(f"{len(results)} channels of {name} {layer.name} → {out}{where}")
+    return 0

@@ -31,6 +31,7 @@ from vlmlab.kernels_text import (  # noqa: F401  (re-exported: the Convolution t
 from vlmlab.pixels import rgb_pixels
 
 PADDINGS = ("reflect", "replicate", "zero", "valid")
+DISPLAYS = ("clip", "abs", "minmax", "signed")  # how an output is shown (kernels_render)
 _BORDERS = {
     "reflect": cv2.BORDER_REFLECT_101,  # mirror without repeating the edge pixel: d c b | a b c d
     "replicate": cv2.BORDER_REPLICATE,  # a a a | a b c d

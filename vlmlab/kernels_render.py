@@ -15,6 +15,7 @@ from PIL import Image
 
 from vlmlab.images import ImageSource, to_uint8
 from vlmlab.kernels import (
+    DISPLAYS,
     Convolution,
     KernelError,
     apply_kernel,
@@ -28,12 +29,13 @@ from vlmlab.kernels import (
 from vlmlab.kernels_step import PixelStep, explain_pixel
 from vlmlab.pixels_render import draw_number_grid, format_number, titled_row
 
-DISPLAY_MODES = {
-    "clip": "clip to 0–255",
-    "abs": "absolute value",
-    "minmax": "min–max rescale",
-    "signed": "signed colour map",
-}
+DISPLAY_MODES = dict(
+    zip(
+        DISPLAYS,
+        ("clip to 0–255", "absolute value", "min–max rescale", "signed colour map"),
+        strict=True,
+    )
+)
 SIGNED_CMAP = "RdBu_r"  # blue < 0 < red, white at 0
 MATRIX_CELL = 44
 MAX_MATRIX = 16  # matrices up to this side are drawn with their numbers

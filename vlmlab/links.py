@@ -90,9 +90,9 @@ def _padding(value: str) -> str:
 
 
 def _display(value: str) -> str:
-    from .kernels_render import DISPLAY_MODES
+    from .kernels import DISPLAYS
 
-    return _one_of(lambda: tuple(DISPLAY_MODES))(value)
+    return _one_of(lambda: DISPLAYS)(value)
 
 
 def _color_space(value: str) -> str:
