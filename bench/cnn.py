@@ -26,7 +26,8 @@ def rows(ctx) -> list[Row]:
 
 
 def switch(ctx, name: str) -> list[Row]:
-    from vlmlab import cnn, cnn_render
+    from vlmlab import cnn
+    from vlmlab.cnn import render as cnn_render
     from vlmlab.models import load_model
 
     loaded = load_model(name)

@@ -23,7 +23,7 @@ def rows(ctx) -> list[Row]:
     import numpy as np
 
     from vlmlab import contrastive
-    from vlmlab.contrastive_render import (
+    from vlmlab.contrastive.render import (
         draw_curves,
         draw_embedding_plane,
         draw_matrix,

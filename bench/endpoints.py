@@ -20,7 +20,7 @@ ENDPOINTS: dict[str, tuple[dict, int]] = {
     "apply_kernel": ({}, 20),
     "classify": ({}, 20),
     "feature_maps": ({"channel": None}, 12),  # None: the most active channel
-    "vit_attention": ({"layer_value": 12}, 10),  # the slider starts above any model's depth
+    "vit_attention": ({"layer": 12}, 10),  # the slider starts above any model's depth
     "zero_shot": ({}, 20),
     # The photo (new each call) and the four samples the page starts with, against their captions.
     "similarity": (
@@ -31,7 +31,7 @@ ENDPOINTS: dict[str, tuple[dict, int]] = {
         },
         10,
     ),
-    "caption": ({"start": ""}, 6),  # no prefix
+    "caption": ({"prompt": ""}, 6),  # no prefix
     "answer": ({}, 10),
 }
 

@@ -16,7 +16,7 @@ NEEDS = {VIT_B16}
 def rows(ctx) -> list[Row]:
     from vlmlab import vit
     from vlmlab.models import load_model
-    from vlmlab.vit_render import draw_attention_views
+    from vlmlab.vit.render import draw_attention_views
 
     eager = vit.load_vit(VIT_B16)  # what the tab uses: attentions come back
     plain = load_model(VIT_B16)  # the library's default attention: one ordinary forward

@@ -17,6 +17,7 @@ from . import (
 )
 from .admission import install as install_admission
 from .admission import wait_budget_from_env
+from .cache_writes import install as install_cache_writes
 from .common import KEEP_ERRORS_CSS, KEEP_ERRORS_JS, Lab, error_note
 from .photo import build_photo_picker
 from .projector import PAGE_CSS, PAGE_JS, build_projector_switch
@@ -56,9 +57,10 @@ def build_demo(only: tuple[str, ...] | None = None, wait_budget: float | None = 
     `wait_budget` is the longest expected wait (s) a request is admitted to (default: the
     VLMLAB_WAIT_BUDGET environment variable, else 30 s).
     """
+    install_cache_writes()  # pictures reach every browser whole (demo/cache_writes.py)
     with gr.Blocks(title="vlmlab", delete_cache=DELETE_CACHE) as demo:
         with gr.Row(equal_height=True):
-            gr.Markdown(INTRO)
+            gr.Markdown(INTRO, elem_id="lab-intro")
             _, restyled = build_projector_switch(demo)
         photo, opened, restored, link = build_photo_picker(demo)
         lecture_panel = links.build_lecture()

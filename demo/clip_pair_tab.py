@@ -6,9 +6,11 @@ from __future__ import annotations
 import gradio as gr
 
 from .clip_tab import DEFAULT_SAMPLES, YOUR_PHOTO, _gather_images, _markdown
-from .common import MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from .common import MODEL_EVENT, Lab, guard, open_photo, progress_callback, view_image
 from .own_model import dropdown_choices, model_dropdown
-from vlmlab import clip, clip_pair, clip_render
+from vlmlab import clip
+from vlmlab.clip import pair as clip_pair
+from vlmlab.clip import render as clip_render
 from vlmlab.models import load_model
 
 LEFT = "openai/clip-vit-base-patch32"
@@ -41,11 +43,11 @@ def build(lab: Lab) -> None:
         with gr.Row():
             with gr.Column():
                 left_bars = gr.Label(num_top_classes=5, label="left")
-                left_heat = gr.Image(type="pil", format="png", label="left: similarity")
+                left_heat = view_image("left: similarity")
                 left_notes = gr.Markdown(elem_id="clip-pair-left-notes")
             with gr.Column():
                 right_bars = gr.Label(num_top_classes=5, label="right")
-                right_heat = gr.Image(type="pil", format="png", label="right: similarity")
+                right_heat = view_image("right: similarity")
                 right_notes = gr.Markdown(elem_id="clip-pair-right-notes")
 
     lab.shared["clip_pair"] = (box, left, right, [left_bars, left_notes, right_bars, right_notes])

@@ -9,9 +9,20 @@ from pathlib import Path
 import gradio as gr
 
 from . import links, own_model
-from .common import LIGHT_EVENT, MODEL_EVENT, Lab, guard, open_photo, progress_callback
+from .common import (
+    LIGHT_EVENT,
+    MODEL_EVENT,
+    Lab,
+    guard,
+    open_photo,
+    progress_callback,
+    view_image,
+)
+from .batching import batched
 from .figures import keep_figures
-from vlmlab import clip, clip_probe, clip_render
+from vlmlab import clip
+from vlmlab.clip import probe as clip_probe
+from vlmlab.clip import render as clip_render
 from vlmlab.backend import backend
 from vlmlab.cnn import default_choice
 from vlmlab.errors import LabError
@@ -59,26 +70,8 @@ def build(lab: Lab) -> None:
 def _register_link(lab: Lab, model: gr.Dropdown) -> None:
     """Links: model, labels, templates, and the side-by-side pair's second model; a link
     classifies the photo with the labels, and runs the pair when it names a second model."""
-    from . import clip_pair_tab
-
     labels, templates, outputs = lab.shared["clip_zero_shot"]
     box, left, right, pair_outputs = lab.shared["clip_pair"]
-
-    @guard
-    def linked_zero_shot(view, photo, label_text, template_text, name, progress=None):
-        return tuple(column[0] for column in classify_batch(
-            [photo], [label_text], [template_text], [name]
-        ))
-
-    @guard
-    def linked_pair(view, photo, label_text, name, other, progress=None):
-        if links.settings_of(view, "clip").other_model is None:
-            return (gr.skip(),) * 5
-        if not is_local(other):
-            note = f"{other} is not on this machine, so the side by side waits (`make models`)."
-            return gr.Accordion(open=True), gr.skip(), gr.skip(), gr.skip(), note
-        answer = clip_pair_tab.zero_shot_pair(photo, label_text, name, other, progress=progress)
-        return gr.Accordion(open=True), *answer
 
     links.register(
         lab,
@@ -87,6 +80,26 @@ def _register_link(lab: Lab, model: gr.Dropdown) -> None:
         (linked_zero_shot, [lab.photo, labels, templates, model], outputs, MODEL_EVENT),
         (linked_pair, [lab.photo, labels, left, right], [box, *pair_outputs], MODEL_EVENT),
     )
+
+
+@guard
+def linked_zero_shot(view, photo, labels, templates, model, progress=None):
+    """A link's labels and templates, classified as the button would."""
+    return classify_batch.one(photo, labels, templates, model)
+
+
+@guard
+def linked_pair(view, photo, labels, model, other_model, progress=None):
+    """The side-by-side pair a link names (its second model), when that model is here."""
+    from . import clip_pair_tab  # imports this module's helpers
+
+    if links.settings_of(view, "clip").other_model is None:
+        return (gr.skip(),) * 5
+    if not is_local(other_model):
+        note = f"{other_model} is not on this machine, so the side by side waits (`make models`)."
+        return gr.Accordion(open=True), gr.skip(), gr.skip(), gr.skip(), note
+    answer = clip_pair_tab.zero_shot_pair(photo, labels, model, other_model, progress=progress)
+    return gr.Accordion(open=True), *answer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,6 +149,7 @@ def _build_zero_shot(lab: Lab, model: gr.Dropdown) -> None:
                 columns=6,
                 height="auto",
                 object_fit="contain",
+                interactive=False,
                 elem_id="clip-relevance",
             )
         with gr.Column(scale=1, min_width=200):
@@ -152,7 +166,7 @@ def _build_zero_shot(lab: Lab, model: gr.Dropdown) -> None:
 
     lab.shared["clip_zero_shot"] = (labels, templates, [bars, table, notes])
     template_set.change(
-        lambda name: "\n".join(clip.TEMPLATE_SETS.get(name, (clip.DEFAULT_TEMPLATE,))),
+        templates_of,
         template_set,
         templates,
         api_visibility="private",
@@ -201,43 +215,35 @@ def relevance(
     return clip_render.relevance_gallery(found), _markdown(clip_render.describe_relevance(found))
 
 
-@guard
-def classify_batch(photo: list, labels: list, templates: list, model: list):
-    """Gradio's batch: the whole lecture hall's requests at once, one image-encoder pass.
-
-    Every argument is a list with one entry per caller; each gets their own result back. A bad
-    request among several gets its message in its notes (raising would fail its neighbours);
-    alone, it raises as usual.
-    """
-    answers: list = [None] * len(photo)
-    requests, places = [], []
-    for i, (path, label_text, template_text, name) in enumerate(
-        zip(photo, labels, templates, model)
-    ):
-        try:
-            image = open_photo(path).image
-        except (LabError, gr.Error) as error:
-            answers[i] = error
-            continue
-        requests.append(clip.ZeroShotRequest(image, label_text, name, template_text))
-        places.append(i)
-    for i, result in zip(places, backend().zero_shot_batch(requests)):
-        answers[i] = result
-    if len(answers) == 1 and isinstance(answers[0], Exception):
-        raise answers[0]
-    outputs = [_zero_shot_outputs(answer) for answer in answers]
-    return tuple(list(column) for column in zip(*outputs))
+def templates_of(name: str) -> str:
+    """A named set of prompt templates as the templates box shows them, one per line (CLIP's
+    own single template for a name it does not know)."""
+    return "\n".join(clip.TEMPLATE_SETS.get(name, (clip.DEFAULT_TEMPLATE,)))
 
 
-def _zero_shot_outputs(answer) -> tuple:
-    if isinstance(answer, Exception):
-        message = getattr(answer, "message", None) or str(answer)
-        return {}, [], _markdown([f"⚠️ {message}"])
+def _zero_shot_request(photo, labels, templates, model) -> clip.ZeroShotRequest:
+    """One caller's photo, labels, templates and model: a `/zero_shot` request."""
+    return clip.ZeroShotRequest(open_photo(photo).image, labels, model, templates)
+
+
+def _zero_shot_outputs(answer: clip.ZeroShotResult) -> tuple:
     rows = [
         [label, round(p, 4), round(cosine, 4), round(logit, 2)]
         for label, p, cosine, logit in answer.table()
     ]
     return dict(answer.ranked()), rows, _markdown(clip_render.describe_zero_shot(answer))
+
+
+# Gradio's batch: the whole lecture hall's requests at once, one image-encoder pass per model
+# (`clip.zero_shot_batch` answers each request, or its LabError, in its place). A bad request
+# among several gets its sentence in its notes (demo/batching.py).
+classify_batch = batched(
+    _zero_shot_request,
+    lambda requests: backend().zero_shot_batch(requests),
+    show=_zero_shot_outputs,
+    refuse=lambda sentence: ({}, [], _markdown([sentence])),
+    name="zero_shot_batch",
+)
 
 
 def _markdown(lines: list[str]) -> str:
@@ -296,15 +302,11 @@ def _build_similarity(lab: Lab, model: gr.Dropdown) -> None:
                 captions = gr.Button("Captions for the chosen samples", size="sm")
                 run = gr.Button("Compare", variant="primary", elem_id="clip-compare")
         with gr.Column(scale=3):
-            heat = gr.Image(
-                type="pil", format="png", label="Similarity matrix", elem_id="clip-sim-heatmap"
-            )
+            heat = view_image("Similarity matrix", elem_id="clip-sim-heatmap")
             notes = gr.Markdown(elem_id="clip-sim-notes")
             with gr.Row():
-                pair_map = gr.Image(
-                    type="pil",
-                    format="png",
-                    label="Click a cell: where that image shows that text",
+                pair_map = view_image(
+                    "Click a cell: where that image shows that text",
                     height=260,
                     elem_id="clip-sim-pair",
                 )
@@ -454,9 +456,7 @@ def _build_probe(lab: Lab, model: gr.Dropdown) -> None:
                 **LIGHT_EVENT,
             )
         run = gr.Button("Run the probe", variant="primary", elem_id="clip-probe-run")
-    table = gr.Image(
-        type="pil", format="png", label="Top ImageNet classes", elem_id="clip-probe-image"
-    )
+    table = view_image("Top ImageNet classes", elem_id="clip-probe-image")
     notes = gr.Markdown(elem_id="clip-probe-notes")
     lab.shared.setdefault("clip_figures", []).append((table, "robustness probe", ["model"]))
     inputs = [lab.photo, distortions, strength, model, cnn]

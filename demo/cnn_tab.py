@@ -11,10 +11,10 @@ import pandas as pd
 
 from . import links, own_model
 from .common import (
-    FAULT,
     LIGHT_EVENT,
     MODEL_EVENT,
     Lab,
+    Views,
     guard,
     log,
     open_dropdown,
@@ -22,11 +22,18 @@ from .common import (
     progress_callback,
     when_shown,
 )
+from .batching import batched
+from .cache_writes import as_file
 from .figures import keep_figures
-from vlmlab import cnn, cnn_depth, cnn_render, cnn_visualize, cnn_visualize_render, gradcam
+from vlmlab import cnn
+from vlmlab.cnn import depth as cnn_depth
+from vlmlab.cnn import render as cnn_render
+from vlmlab.cnn import featurevis as cnn_visualize
+from vlmlab.cnn import featurevis_render as cnn_visualize_render
+from vlmlab.cnn import gradcam
 from vlmlab.backend import backend
-from vlmlab.errors import LabError, user_message
-from vlmlab.cnn_render import draw_depth_chart
+from vlmlab.errors import LabError
+from vlmlab.cnn.render import draw_depth_chart
 from vlmlab.kernels import format_kernel
 from vlmlab.models import choices, get_spec, load_model
 
@@ -90,7 +97,7 @@ def build(lab: Lab) -> None:
                 )
                 overlay = gr.Image(label="…over what the network saw", interactive=False)
         caption = gr.Markdown(elem_id="cnn-caption")
-        build_visualizer(lab, model, layer, channel)
+        wants = build_visualizer(lab, model, layer, channel)
 
     with gr.Accordion("What the first layer learned: filters", open=False):
         gr.Markdown(
@@ -149,8 +156,12 @@ def build(lab: Lab) -> None:
             (filter_grid, "first-layer filters", ["model"]),
             (evidence, "grad-cam", ["model"]),
             (depth_chart, "depth by year", []),
+            (wants["wanted"], "the image a channel wants", FEATUREVIS_KEYS, "featurevis"),
+            (wants["on_photo"], "channel over the photo", ["model", "layer", "channel"]),
+            (wants["examples"], "where it fires hardest", ["model", "layer", "channel"]),
         ],
-        {"model": model, "layer": layer, "channel": channel},
+        {"model": model, "layer": layer, "channel": channel, "direction": wants["direction"],
+         "steps": wants["steps"]},
     )
     if lab.restyled is not None:  # the chart drawn at start, redrawn in the visitor's style
         lab.restyled.then(
@@ -167,92 +178,110 @@ def build(lab: Lab) -> None:
         max_batch_size=8,
         **MODEL_EVENT,
     )
-    view_outputs = [grid, channel_image, overlay, caption, channel]
+    views = Views(
+        prediction=prediction, grid=grid, channel_image=channel_image, overlay=overlay,
+        caption=caption, channel=channel, layer=layer, target=target, evidence=evidence,
+        evidence_text=evidence_text, filter_grid=filter_grid, filter_text=filter_text,
+        filter_index=filter_index, depth=depth, side_by_side=side_by_side, depth_notes=depth_notes,
+    )  # fmt: skip
+    channel_views = views.pick(*CHANNEL_VIEWS)
+    view_outputs = channel_views.outputs
     show.click(
-        guard(show_feature_maps),
+        channel_views.wire(guard(show_feature_maps)),
         [lab.photo, model, layer, order, channel],
         view_outputs,
         api_name="feature_maps",
         **MODEL_EVENT,
     )
+    evidence_views = views.pick("evidence", "evidence_text")
     explain.click(
-        guard(show_evidence),
+        evidence_views.wire(guard(show_evidence)),
         [lab.photo, model, target],
-        [evidence, evidence_text],
+        evidence_views.outputs,
         api_name="grad_cam",
         **MODEL_EVENT,
     )
+    depth_views = views.pick("depth", "side_by_side", "depth_notes")
     compare.click(
-        guard(compare_networks),
+        depth_views.wire(guard(compare_networks)),
         [lab.photo, model],
-        [depth, side_by_side, depth_notes],
+        depth_views.outputs,
         api_name="compare_cnns",
         **MODEL_EVENT,
     )
 
     # Looking around: a new layer or order shows its most active channel; a click picks one.
     private = {"api_visibility": "private", "trigger_mode": "always_last"}
-    model.input(guard(pick_model), model, [layer, channel, target], **private, **LIGHT_EVENT)
-    chosen_by_name.then(
-        guard(pick_model), model, [layer, channel, target], **private, **LIGHT_EVENT
-    )
+    network = views.pick("layer", "channel", "target")
+    for chosen in (model.input, chosen_by_name.then):
+        chosen(
+            network.wire(guard(pick_model)), model, network.outputs, **private, **LIGHT_EVENT
+        )
     gr.on(
         [layer.input, order.input],
-        guard(show_first_channel),
+        channel_views.wire(guard(show_first_channel)),
         [lab.photo, model, layer, order],
         view_outputs,
         **private,
         **MODEL_EVENT,
     )
     channel.submit(
-        guard(show_feature_maps),
+        channel_views.wire(guard(show_feature_maps)),
         [lab.photo, model, layer, order, channel],
         view_outputs,
         **private,
         **MODEL_EVENT,
     )
     grid.select(
-        guard(pick_channel),
+        channel_views.wire(guard(pick_channel)),
         [lab.photo, model, layer, order],
         view_outputs,
         **private,
         **MODEL_EVENT,
     )
+    filters = views.pick("filter_grid", "filter_text")
     gr.on(
         [show_filters.click, filter_index.submit],
-        guard(show_learned_filters),
+        filters.wire(guard(show_learned_filters)),
         [model, filter_index],
-        [filter_grid, filter_text],
+        filters.outputs,
         **private,
         **MODEL_EVENT,
     )
+    picked_filter = views.pick("filter_grid", "filter_text", "filter_index")
     filter_grid.select(
-        guard(pick_filter),
+        picked_filter.wire(guard(pick_filter)),
         model,
-        [filter_grid, filter_text, filter_index],
+        picked_filter.outputs,
         **private,
         **MODEL_EVENT,
     )
     # On screen, the tab answers a new photo by itself (as it does when it is opened): the
     # predictions and the layer shown. Grad-CAM waits for its button; its old answer goes.
+    photo_views = views.pick("prediction", *CHANNEL_VIEWS)
     when_shown(
         lab,
         TITLE,
-        guard(show_photo),
+        photo_views.wire(guard(show_photo)),
         [lab.photo, model, top_k, layer, order],
-        [prediction, *view_outputs],
+        photo_views.outputs,
         trigger_mode="always_last",
         **MODEL_EVENT,
     )
-    lab.photo.change(
-        lambda: (None, ""), None, [evidence, evidence_text], api_visibility="private"
+    lab.photo.change(  # the old evidence goes with the old photo
+        lambda: (None, ""), None, evidence_views.outputs, api_visibility="private"
     )
     links.register(
         lab,
         "cnn",
         {"model": model, "layer": layer, "channel": channel, "top_k": top_k},
         links.shown_step(lab, TITLE),
-        (show_linked_channel, [lab.photo, model, layer, order], view_outputs, MODEL_EVENT),
+        (
+            channel_views.wire(show_linked_channel),
+            [lab.photo, model, layer, order],
+            view_outputs,
+            MODEL_EVENT,
+        ),
         adapt={"layer": linked_layer},
     )
     if "kernel_text" in lab.shared:
@@ -266,7 +295,7 @@ def build(lab: Lab) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# What does this channel want? (feature visualisation, vlmlab.cnn_visualize)
+# What does this channel want? (feature visualisation, vlmlab.cnn.featurevis)
 
 DIRECTION_CHOICES = [("what it wants (maximise)", "want"), ("what it hates (minimise)", "hate")]
 MAX_STEPS = 512  # per request, and …
@@ -302,9 +331,13 @@ channel over your photo, and the places in the sample photos where it fires hard
 picture is kept, so the next student asking for the same channel gets it at once."""
 
 
-def build_visualizer(lab: Lab, model, layer, channel) -> None:
+FEATUREVIS_KEYS = ["model", "layer", "channel", "direction", "steps"]  # its figure's name
+
+
+def build_visualizer(lab: Lab, model, layer, channel) -> dict:
     """The "what does this channel want?" section, under the feature maps (same network, layer
-    and channel). Public endpoint: visualize_channel (streaming)."""
+    and channel); returns its pictures and settings for "Figures to keep". Public endpoint:
+    visualize_channel (streaming)."""
     gr.Markdown(VISUALIZE_NOTE)
     with gr.Row():
         direction = gr.Radio(DIRECTION_CHOICES, value="want", label="Direction", scale=2)
@@ -314,7 +347,11 @@ def build_visualizer(lab: Lab, model, layer, channel) -> None:
         wanted = gr.Image(label="The image it wants, forming", format="png", interactive=False)
         on_photo = gr.Image(label="The channel over your photo", interactive=False)
         examples = gr.Gallery(
-            label="Where it fires hardest in the photos", columns=4, height="auto", preview=False
+            label="Where it fires hardest in the photos",
+            columns=4,
+            height="auto",
+            preview=False,
+            interactive=False,
         )
     wanted_caption = gr.Markdown(elem_id="cnn-visualize-caption")
     start.click(
@@ -324,6 +361,8 @@ def build_visualizer(lab: Lab, model, layer, channel) -> None:
         api_name="visualize_channel",
         **MODEL_EVENT,
     )
+    return {"wanted": wanted, "on_photo": on_photo, "examples": examples,
+            "direction": direction, "steps": steps}
 
 
 def visualize_channel(photo, model, layer, channel, direction, steps, progress=gr.Progress()):
@@ -342,7 +381,9 @@ def visualize_channel(photo, model, layer, channel, direction, steps, progress=g
         model, view.layer.name, view.channel, steps=steps, direction=direction,
         time_limit=TIME_LIMIT, progress=progress_callback(progress),
     )  # fmt: skip
-    overlay = cnn_render.draw_features(view).overlay
+    # Sent again with every frame: written once, then handed over as the files they are.
+    overlay = as_file(cnn_render.draw_features(view).overlay)
+    tiles = [(as_file(tile), caption) for tile, caption in tiles]
     yield None, overlay, tiles, f"{view.layer.name} channel {view.channel}: starting…"
     for frame in frames:
         yield frame.image, overlay, tiles, frame.describe()
@@ -357,54 +398,45 @@ def _class_choices(model: str) -> list[tuple[str, int]]:
 # Handlers: an engine call plus a few lines each
 
 
-def classify_batch(photo: list, model: list, top_k: list) -> list[list]:
-    """Gradio's batch of simultaneous requests (lists of photos, networks, top-ks) → one
-    forward per network, answers in request order.
-
-    A request that cannot be answered (no photo, weights not here) must not fail the others in
-    its batch: it gets its reason as its label. A batch that fails as a whole raises the reason.
-    """
-    answers: list[dict | str | None] = [None] * len(photo)
-    images = {}
-    for i, path in enumerate(photo):
-        try:
-            images[i] = open_photo(path).image
-            cnn.check_top_k(top_k[i])
-        except (LabError, gr.Error) as error:
-            answers[i] = _reason(error)
-            images.pop(i, None)
-    for name in dict.fromkeys(model[i] for i in images):
-        where = [i for i in images if model[i] == name]
-        try:
-            found = backend().classify_many(
-                [images[i] for i in where], [name] * len(where), [top_k[i] for i in where]
-            )
-        except Exception as error:  # noqa: BLE001 - reported to these requests only
-            found = [_reason(error)] * len(where)
-        for i, answer in zip(where, found):
-            answers[i] = dict(answer) if isinstance(answer, list) else answer
-    reasons = [answer for answer in answers if isinstance(answer, str)]
-    if len(reasons) == len(answers) and len(set(reasons)) == 1:
-        raise gr.Error(reasons[0], print_exception=False)
-    return [[f"⚠️ {a}" if isinstance(a, str) else a for a in answers]]
+def _classify_request(photo, model, top_k) -> tuple:
+    """One caller's photo, network and top-k, checked: a `/classify` request."""
+    return open_photo(photo).image, model, cnn.check_top_k(top_k)
 
 
-def _reason(error: Exception) -> str:
-    if isinstance(error, gr.Error):
-        return str(error.message)
-    message = user_message(error)
-    if message is None:
-        log.exception("classify failed")
-        message = FAULT
-    return message
+def _classify_many(requests: list[tuple]) -> list:
+    """Requests for one network: one forward (`cnn.classify_many`)."""
+    images, models, top_ks = zip(*requests)
+    return backend().classify_many(list(images), list(models), list(top_ks))
 
 
-def _view_outputs(view: cnn.FeatureView):
+# Gradio's batch of simultaneous requests (lists of photos, networks, top-ks) → one forward per
+# network, answers in request order; a request that cannot be answered (no photo, weights not
+# here) gets its reason as its label (demo/batching.py).
+classify_batch = batched(
+    _classify_request,
+    _classify_many,
+    show=lambda found: (dict(found),),
+    refuse=lambda sentence: (sentence,),
+    group=lambda request: request[1],
+    name="classify_batch",
+)
+
+
+CHANNEL_VIEWS = ("grid", "channel_image", "overlay", "caption", "channel")
+
+
+def _view_outputs(view: cnn.FeatureView) -> dict:
     pictures = cnn_render.draw_features(view)
-    return pictures.grid, pictures.channel_image, pictures.overlay, view.caption, view.channel
+    return {
+        "grid": pictures.grid,
+        "channel_image": pictures.channel_image,
+        "overlay": pictures.overlay,
+        "caption": view.caption,
+        "channel": view.channel,
+    }
 
 
-def show_feature_maps(photo, model, layer, order, channel, progress=gr.Progress()):
+def show_feature_maps(photo, model, layer, order, channel, progress=gr.Progress()) -> dict:
     """One layer's channels (one forward per photo and network; then re-rendering only)."""
     load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
     image = open_photo(photo).image
@@ -427,42 +459,43 @@ def show_linked_channel(view, photo, model, layer, order, progress=None):
     """The channel a link names, once the tab shows its layer."""
     channel = links.settings_of(view, "cnn").channel
     if channel is None:
-        return (gr.skip(),) * 5
+        return {}
     return show_feature_maps(photo, model, layer, order, channel, progress=progress)
 
 
-def show_photo(photo, model, top_k, layer, order, progress=gr.Progress()):
+def show_photo(photo, model, top_k, layer, order, progress=gr.Progress()) -> dict:
     """What the tab shows for a photo without a click: the top-k, and the layer's channels."""
     load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
     image = open_photo(photo).image
     found = cnn.classify(image, model, cnn.check_top_k(top_k))
     view = cnn.feature_maps(image, model, layer or None, order or "activation", None)
-    return dict(found), *_view_outputs(view)
+    return {"prediction": dict(found), **_view_outputs(view)}
 
 
-def show_first_channel(photo, model, layer, order, progress=gr.Progress()):
+def show_first_channel(photo, model, layer, order, progress=gr.Progress()) -> dict:
     return show_feature_maps(photo, model, layer, order, None, progress)
 
 
-def pick_channel(photo, model, layer, order, event: gr.SelectData):
+def pick_channel(photo, model, layer, order, event: gr.SelectData) -> dict:
     """A click on the grid: the channel under it, large."""
     image = open_photo(photo).image
     x, y = event.index
     channel = cnn_render.channel_at(cnn.feature_maps(image, model, layer, order), x, y)
     if channel is None:  # a gap between tiles
-        return (gr.skip(),) * 5
+        return {}
     return _view_outputs(cnn.feature_maps(image, model, layer, order, channel))
 
 
-def pick_model(model):
+def pick_model(model) -> dict:
     """A new network: its layers and classes (read from its structure; nothing is loaded)."""
     names = cnn.layer_names(model)
-    same_classes = cnn.categories(model) == cnn.categories(cnn.DEFAULT_MODEL)
-    classes = gr.skip() if same_classes else gr.Dropdown(choices=_class_choices(model))
-    return gr.Dropdown(choices=names, value=names[0]), None, classes
+    shown = {"layer": gr.Dropdown(choices=names, value=names[0]), "channel": None}
+    if cnn.categories(model) != cnn.categories(cnn.DEFAULT_MODEL):
+        shown["target"] = gr.Dropdown(choices=_class_choices(model))
+    return shown
 
 
-def show_learned_filters(model, index, progress=gr.Progress()):
+def show_learned_filters(model, index, progress=gr.Progress()) -> dict:
     load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
     filters = cnn.learned_filters(model)
     kernel = filters.kernel(index or 0)
@@ -471,14 +504,14 @@ def show_learned_filters(model, index, progress=gr.Progress()):
         f"{filters.layer}: {len(filters.weights)} filters of {size}×3. Filter {int(index or 0)} "
         f"ranges from {kernel.min():.3g} to {kernel.max():.3g}."
     )
-    return cnn_render.filter_picture(filters, index or 0), text
+    return {"filter_grid": cnn_render.filter_picture(filters, index or 0), "filter_text": text}
 
 
-def pick_filter(model, event: gr.SelectData):
+def pick_filter(model, event: gr.SelectData) -> dict:
     index = cnn_render.filter_at(cnn.learned_filters(model), *event.index)
     if index is None:
-        return gr.skip(), gr.skip(), gr.skip()
-    return *show_learned_filters(model, index, None), index
+        return {}
+    return {**show_learned_filters(model, index, None), "filter_index": index}
 
 
 def send_filter(model, index):
@@ -487,7 +520,7 @@ def send_filter(model, index):
     return format_kernel(cnn.rounded(kernel, FILTER_DIGITS)), gr.Tabs(selected="convolution")
 
 
-def show_evidence(photo, model, target, progress=gr.Progress()):
+def show_evidence(photo, model, target, progress=gr.Progress()) -> dict:
     load_model(model, topic=cnn.TOPIC, progress=progress_callback(progress))
     chosen = None if target in (None, "", TOP_CLASS, str(TOP_CLASS)) else target
     found = gradcam.grad_cam(open_photo(photo).image, model, chosen)
@@ -495,10 +528,10 @@ def show_evidence(photo, model, target, progress=gr.Progress()):
         f"**{found.label}** (class {found.class_index}, probability {found.probability:.1%}), "
         f"from the feature maps of {found.layer}."
     )
-    return cnn_render.draw_evidence(found), text
+    return {"evidence": cnn_render.draw_evidence(found), "evidence_text": text}
 
 
-def compare_networks(photo, model=None):
+def compare_networks(photo, model=None) -> dict:
     """The depth table, and each network's top-5 for the photo (a note where one is missing);
     a network chosen by name joins the table."""
     extra = (model,) if model and get_spec(model, cnn.TOPIC).by_name else ()
@@ -513,7 +546,7 @@ def compare_networks(photo, model=None):
     }
     notes = "\n".join(f"- {message}" for message in found.notes.values())
     side_by_side = pd.DataFrame({"rank": list(range(1, ranks + 1)), **columns})
-    return depth_frame(found.rows), side_by_side, notes
+    return {"depth": depth_frame(found.rows), "side_by_side": side_by_side, "depth_notes": notes}
 
 
 def depth_frame(rows) -> pd.DataFrame:

@@ -22,6 +22,8 @@ log = logging.getLogger("vlmlab")
 MODEL_EVENT = {"concurrency_id": "model", "concurrency_limit": 1}
 LIGHT_EVENT = {"concurrency_id": "light", "concurrency_limit": 4}
 
+VIEW_BUTTONS = ["download", "fullscreen"]  # a drawn view: save it, or see it full screen
+
 NO_PHOTO = "Please pick a sample photo or upload one first."
 FAULT = "Something went wrong on the lab's side; please try again (the error was logged)."
 
@@ -45,6 +47,58 @@ class Lab:
     # The projector switch's change event: the visitor's figure style is known after it, so a
     # tab's main view redraws for it with `lab.restyled.then(...)` (see `when_shown`).
     restyled: Any = None
+
+
+class Views:
+    """A handler's output components, by name.
+
+    A tab's handlers live at module level (tests call them) and return their values by name,
+    `{"summary": text, "grid": picture}`; `wire(handler)` is what Gradio calls: the same values
+    as `{component: value}`, the form Gradio takes (a name left out keeps its component as it
+    is). `outputs` lists the components for the event, `pick(*names)` a subset.
+    """
+
+    def __init__(self, **components: gr.components.Component):
+        self.components = components
+
+    @property
+    def outputs(self) -> list:
+        return list(self.components.values())
+
+    def pick(self, *names: str) -> Views:
+        return Views(**{name: self.components[name] for name in names})
+
+    def to_components(self, values: dict[str, Any]) -> dict | list:
+        unknown = set(values) - set(self.components)
+        if unknown:
+            raise KeyError(f"no output named {sorted(unknown)}")
+        if not values:  # Gradio reads an empty dict as one value, not as "change nothing"
+            return [gr.skip()] * len(self.components)
+        return {self.components[name]: value for name, value in values.items()}
+
+    def wire(self, fn: Callable) -> Callable:
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def wired_stream(*args, **kwargs):
+                for values in fn(*args, **kwargs):
+                    yield self.to_components(values)
+
+            return wired_stream
+
+        @functools.wraps(fn)
+        def wired(*args, **kwargs):
+            return self.to_components(fn(*args, **kwargs))
+
+        return wired
+
+
+def view_image(label: str, **options) -> gr.Image:
+    """A drawn view (a picture from a render module): read-only PNG with the buttons to save
+    it or see it full screen. `options` are gr.Image's own (elem_id, scale, show_label…)."""
+    return gr.Image(
+        label=label, type="pil", format="png", interactive=False, buttons=VIEW_BUTTONS, **options
+    )
 
 
 def open_dropdown(

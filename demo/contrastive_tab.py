@@ -9,10 +9,11 @@ from __future__ import annotations
 import gradio as gr
 
 from . import links
-from .common import LIGHT_EVENT, Lab, guard
+from .common import LIGHT_EVENT, Lab, guard, view_image
 from .figures import keep_figures
 from vlmlab import contrastive
-from vlmlab.contrastive_render import (
+from vlmlab.backend import backend
+from vlmlab.contrastive.render import (
     REAL_CLIP,
     describe,
     describe_false_negatives,
@@ -30,7 +31,6 @@ TITLE = "Contrastive"
 # (Gradio tells them their place), and the other tabs' events are never held up by them.
 TRAIN_EVENT = {"concurrency_id": "contrastive", "concurrency_limit": 2}
 RUN_SECONDS = 120.0  # each run's time limit, all its resumes together
-VIEW_BUTTONS = ["download", "fullscreen"]
 
 INTRO = """**Contrastive pretraining, learned live.** CLIP (Radford et al., 2021) learns from
 image–caption pairs: in a batch of N, each image must pick its own caption among the N and each
@@ -76,32 +76,13 @@ def build(lab: Lab) -> None:
                 reset = gr.Button("Reset", elem_id="contrastive-reset")
         with gr.Column(scale=2):
             status = gr.Markdown("Press **Train** to start.", elem_id="contrastive-status")
-            matrix = gr.Image(
-                label="The batch's similarity matrix: images × captions",
-                type="pil",
-                format="png",
-                interactive=False,
-                buttons=VIEW_BUTTONS,
-                elem_id="contrastive-matrix",
+            matrix = view_image(
+                "The batch's similarity matrix: images × captions", elem_id="contrastive-matrix"
             )
             duplicates = gr.Markdown(elem_id="contrastive-false-negatives")
     with gr.Row():
-        curves = gr.Image(
-            label="Loss and temperature",
-            type="pil",
-            format="png",
-            interactive=False,
-            buttons=VIEW_BUTTONS,
-            elem_id="contrastive-curves",
-        )
-        plane = gr.Image(
-            label="Shared embedding space",
-            type="pil",
-            format="png",
-            interactive=False,
-            buttons=VIEW_BUTTONS,
-            elem_id="contrastive-plane",
-        )
+        curves = view_image("Loss and temperature", elem_id="contrastive-curves")
+        plane = view_image("Shared embedding space", elem_id="contrastive-plane")
     with gr.Accordion(
         "Zero-shot on combinations never seen in training", open=True,
         elem_classes=["lab-secondary"],  # closed in the projector view
@@ -130,6 +111,7 @@ def build(lab: Lab) -> None:
         {"batch": batch_size, "seed": seed, "image": picked},
     )
     views = [status, matrix, duplicates, curves, plane, picture, ranking, zero_shot_text, numbers]
+    linked_runs = gr.State(0)  # bumped by a link: its run starts as if Train were pressed
     links.register(
         lab,
         "contrastive",
@@ -140,6 +122,7 @@ def build(lab: Lab) -> None:
             "seed": seed,
             "learn_temperature": learn_temperature,
         },
+        (start_linked_run, [linked_runs], [linked_runs], LIGHT_EVENT),
     )
 
     # -- handlers: an engine call and a few lines each ------------------------------------------
@@ -183,10 +166,10 @@ def build(lab: Lab) -> None:
         ) == (settings.batch_size, settings.seed, settings.learn_temperature)
         if not same:  # new batch size, seed or temperature setting: a new model
             run = session["run"] = contrastive.ContrastiveRun(settings)
-        for snapshot in contrastive.train(
+        for snapshot in backend().train_contrastive(
+            run,
             **{k: getattr(settings, k) for k in contrastive.DEFAULTS},
             max_seconds=settings.max_seconds,
-            run=run,
             should_stop=lambda: session.get("closed", False),
         ):
             session["snapshot"] = snapshot
@@ -216,15 +199,26 @@ def build(lab: Lab) -> None:
         show_progress="minimal",
         **TRAIN_EVENT,
     )
-    stop.click(None, None, None, cancels=[training], api_visibility="private")
+    linked_training = linked_runs.change(
+        train_clip, inputs, [*views, session], api_visibility="private",
+        show_progress="minimal", **TRAIN_EVENT,
+    )  # fmt: skip
+    runs = [training, linked_training]
+    stop.click(None, None, None, cancels=runs, api_visibility="private")
     reset.click(
-        forget, session, [*views, session], cancels=[training], api_visibility="private",
+        forget, session, [*views, session], cancels=runs, api_visibility="private",
         **LIGHT_EVENT,
     )  # fmt: skip
     picked.release(
         pick, [picked, session], [picture, ranking, zero_shot_text], api_visibility="private",
         **LIGHT_EVENT,
     )  # fmt: skip
+
+
+def start_linked_run(view, runs: int, progress=None) -> int:
+    """A link opened this tab: its settings are in place, so its run starts (the lecturer's
+    link shows the matrix turning diagonal, as pressing Train would)."""
+    return int(runs or 0) + 1
 
 
 def summary(snapshot: contrastive.Snapshot) -> dict:

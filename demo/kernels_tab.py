@@ -8,9 +8,10 @@ import gradio as gr
 import numpy as np
 
 from . import links
-from .common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
+from .common import LIGHT_EVENT, Lab, Views, guard, open_photo, photo_problem
 from .figures import keep_figures
 from vlmlab.errors import LabError
+from vlmlab.render import error_html
 from vlmlab.kernels import (
     LECTURE_INPUT,
     LECTURE_KERNEL,
@@ -22,19 +23,21 @@ from vlmlab.kernels import (
     image_pixels,
     output_size,
     parse_kernel,
-    parse_numbers,
+    preset_name,
     resize_kernel,
 )
-from vlmlab.kernels_layer import (
+from vlmlab.kernels.layer import (
     LAYER_PRESET,
     LAYER_PRESET_NAMES,
     apply_conv_layer,
     filter_cells,
     filter_from_cells,
     format_filters,
+    parse_bias,
     parse_filters,
+    preset_names,
 )
-from vlmlab.kernels_render import (
+from vlmlab.kernels.render import (
     DISPLAY_MODES,
     MATRIX_CELL,
     MAX_MATRIX,
@@ -209,12 +212,20 @@ def build(lab: Lab) -> None:
     lab.shared["kernel_display"] = mode  # e.g. "signed" for a learned filter's small values
     step_state = gr.State(("photo", -1, -1))  # (target: photo | matrix, row, col); -1: the middle
 
+    views = Views(
+        result=result, arithmetic=arithmetic, status=status, matrix_output=matrix_output,
+        matrix_text=matrix_text, step_view=step_view, matrix_input=matrix_input, grid=grid,
+        size=size, preset=preset, kernel_text=kernel_text, padding=padding, stride=stride,
+        flip=flip, normalise=normalise, matrix=matrix, step_state=step_state,
+        example_box=example_box,
+    )  # fmt: skip
     photo_inputs = [lab.photo, kernel_text, padding, stride, grayscale, flip, mode, normalise]
     # The public endpoint: errors come back as gr.Error (a popup, or an exception in the client).
+    shown = views.pick("result", "arithmetic")
     apply.click(
-        guard(show_result),
+        shown.wire(guard(show_result)),
         photo_inputs,
-        [result, arithmetic],
+        shown.outputs,
         api_name="apply_kernel",
         **LIGHT_EVENT,
     )
@@ -222,22 +233,12 @@ def build(lab: Lab) -> None:
     # kernel_text too). One event, not one per view: Gradio 6's front end can re-fire change
     # events without end when several listeners share inputs that one click sets together.
     # A half-typed kernel shows its problem under the editor instead of a popup.
+    live = views.pick(*LIVE_VIEWS)
     gr.on(
         None,
-        guard(refresh),
+        live.wire(guard(refresh)),
         [step_state, lab.photo, matrix, *photo_inputs[1:]],
-        [
-            result,
-            arithmetic,
-            status,
-            matrix_output,
-            matrix_text,
-            step_view,
-            matrix_input,
-            grid,
-            size,
-            preset,
-        ],
+        live.outputs,
         api_visibility="private",
         trigger_mode="always_last",
         **LIGHT_EVENT,
@@ -257,10 +258,11 @@ def build(lab: Lab) -> None:
     preset.input(pick_preset, [preset, kernel_text], kernel_text, api_visibility="private")
     grid.input(grid_to_text, grid, [kernel_text, status], api_visibility="private")
     size.input(resize_text, [kernel_text, size], [kernel_text, status], api_visibility="private")
+    example = views.pick(*LECTURE_SETTINGS)
     lecture.click(
-        lecture_example,
+        example.wire(lecture_example),
         None,
-        [kernel_text, padding, stride, flip, normalise, matrix, step_state, example_box],
+        example.outputs,
         api_visibility="private",
     )
 
@@ -299,46 +301,54 @@ def build(lab: Lab) -> None:
 # Handlers: an engine call plus a few lines each
 
 
-def show_result(photo, kernel, padding, stride, grayscale, flip, mode, normalise=False):
-    """apply_kernel on the session's photo → (the result as displayed, the output-size text).
+# What the one live event redraws (`refresh`), and what the lecture example sets.
+LIVE_VIEWS = ("result", "arithmetic", "status", "matrix_output", "matrix_text", "step_view",
+              "matrix_input", "grid", "size", "preset")  # fmt: skip
+LECTURE_SETTINGS = ("kernel_text", "padding", "stride", "flip", "normalise", "matrix",
+                    "step_state", "example_box")  # fmt: skip
+
+
+def show_result(photo, kernel, padding, stride, grayscale, flip, mode, normalise=False) -> dict:
+    """apply_kernel on the session's photo → the result as displayed and the output-size text.
     `kernel` is its text: rows of numbers (R, G, B blocks separated by blank lines)."""
     settings = Convolution(padding, stride, grayscale, flip, normalise)
     view = render_kernel(open_photo(photo).image, parse_kernel(kernel), settings, mode=mode)
     view.image.encoderinfo = dict(JPEG_SETTINGS)  # Pillow ≥ 11 keeps these when Gradio saves
-    return view.image, view.arithmetic
+    return {"result": view.image, "arithmetic": view.arithmetic}
 
 
-def refresh(state, photo, cells, text, padding, stride, grayscale, flip, mode, normalise):
+def refresh(state, photo, cells, text, padding, stride, grayscale, flip, mode, normalise) -> dict:
     """Every live view: the result, the worked example, the step-through, the grid.
 
     Without a usable photo the worked example still works; the photo's views say what is wrong."""
     problem = photo_problem(photo)
     try:
         if problem:
-            image, arithmetic, status = None, "", f"⚠️ {problem}"
+            shown = {"result": None, "arithmetic": "", "status": f"⚠️ {problem}"}
         else:
-            image, arithmetic = show_result(
-                photo, text, padding, stride, grayscale, flip, mode, normalise
-            )
-            status = ""
+            shown = show_result(photo, text, padding, stride, grayscale, flip, mode, normalise)
+            shown["status"] = ""
     except LabError as error:
-        image, arithmetic, status = gr.skip(), gr.skip(), f"⚠️ {error}"
-    matrix_views = show_matrix(cells, text, padding, stride, flip, normalise)
-    step_views = show_step(state, photo, cells, text, padding, stride, grayscale, flip, normalise)
-    return (image, arithmetic, status, *matrix_views, *step_views, *text_to_grid(text))
+        shown = {"status": f"⚠️ {error}"}  # the last good result stays
+    return {
+        **shown,
+        **show_matrix(cells, text, padding, stride, flip, normalise),
+        **show_step(state, photo, cells, text, padding, stride, grayscale, flip, normalise),
+        **text_to_grid(text),
+    }
 
 
-def show_matrix(cells, text, padding, stride, flip, normalise):
+def show_matrix(cells, text, padding, stride, flip, normalise) -> dict:
     """The worked example: the same kernel on the small matrix, drawn with its numbers."""
     try:
         settings = Convolution(padding, stride, flip=flip, normalise=normalise)
         view = render_kernel(_matrix(cells), parse_kernel(text), settings)
     except LabError as error:
-        return gr.skip(), f"⚠️ {error}"
-    return view.image, view.arithmetic
+        return {"matrix_text": f"⚠️ {error}"}
+    return {"matrix_output": view.image, "matrix_text": view.arithmetic}
 
 
-def show_step(state, photo, cells, text, padding, stride, grayscale, flip, normalise):
+def show_step(state, photo, cells, text, padding, stride, grayscale, flip, normalise) -> dict:
     """The selected output pixel (of the photo or the matrix) worked out, and the padded matrix."""
     target, row, col = state
     matrix = None
@@ -356,10 +366,12 @@ def show_step(state, photo, cells, text, padding, stride, grayscale, flip, norma
             image, kernel, None if middle else row, None if middle else col, settings
         )
     except (LabError, gr.Error) as error:
-        picture = gr.skip() if matrix is None else _padded(matrix, 1, "valid", None)
-        return f"<p>⚠️ {getattr(error, 'message', error)}</p>", picture
+        shown = {"step_view": error_html(getattr(error, "message", error))}
+        if matrix is not None:
+            shown["matrix_input"] = _padded(matrix, 1, "valid", None)
+        return shown
     picture = _padded(matrix, kernel.shape[-1], padding, step if target == "matrix" else None)
-    return html, picture
+    return {"step_view": html, "matrix_input": picture}
 
 
 def pick_photo_pixel(event: gr.SelectData):
@@ -418,7 +430,7 @@ def resize_text(text, size):
         return gr.skip(), f"⚠️ {error}"
 
 
-def text_to_grid(text, cells=None):
+def text_to_grid(text, cells=None) -> dict:
     """Mirror the text into the grid (unless the grid already says the same) and the size.
 
     The preset dropdown is left alone (the grid's label names the preset instead): it is an
@@ -427,18 +439,15 @@ def text_to_grid(text, cells=None):
     try:
         kernel = parse_kernel(text)
     except LabError:
-        return gr.skip(), gr.skip(), gr.skip()
-    preset = next(
-        (n for n, k in PRESETS.items() if k.shape == kernel.shape and np.array_equal(k, kernel)),
-        None,
-    )
+        return {}
+    preset = preset_name(kernel)
     side = f"{kernel.shape[-1]}×{kernel.shape[-1]}"
     size = side if side in GRID_SIZES else None
     headers = _offsets(kernel.shape[-1])
     if kernel.ndim == 3:
         label = f"Channel 1 of {len(kernel)} (edit a multi-channel kernel as text)"
         grid = gr.update(value=_cells(kernel[0]), headers=headers, interactive=False, label=label)
-        return grid, size, "custom"
+        return {"grid": grid, "size": size, "preset": "custom"}
     label = GRID_LABEL + (f" — the '{preset}' preset" if preset else "")
     try:
         same = cells is not None and np.allclose(cells_to_array(cells), kernel, rtol=1e-6)
@@ -447,31 +456,28 @@ def text_to_grid(text, cells=None):
     update = {"headers": headers, "interactive": True, "label": label}
     if not same:
         update["value"] = _cells(kernel)
-    return gr.update(**update), size, preset or "custom"
+    return {"grid": gr.update(**update), "size": size, "preset": preset or "custom"}
 
 
-def lecture_example():
+def lecture_example() -> dict:
     """The slide's kernel on the slide's matrix, no padding; the step starts at the first '?'."""
-    return (
-        format_kernel(LECTURE_KERNEL),
-        "valid",
-        1,
-        False,
-        False,
-        _cells(LECTURE_INPUT),
-        ("matrix", 2, 0),
-        gr.Accordion(open=True),
-    )
+    return {
+        "kernel_text": format_kernel(LECTURE_KERNEL),
+        "padding": "valid",
+        "stride": 1,
+        "flip": False,
+        "normalise": False,
+        "matrix": _cells(LECTURE_INPUT),
+        "step_state": ("matrix", 2, 0),
+        "example_box": gr.Accordion(open=True),
+    }
 
 
 def show_layer(photo, filters, bias, padding, stride, relu):
     """The layer's N output maps for the photo, and the tensor shapes in and out. `filters` and
     `bias` are text: the filters' blocks separated by ---, one number per filter."""
-    bias_text = bias if isinstance(bias, str) else ""
     filters = parse_filters(filters)
-    bias = (
-        parse_numbers(bias_text, what="bias", max_count=len(filters)) if bias_text.strip() else None
-    )
+    bias = parse_bias(bias, len(filters))
     image = open_photo(photo).image
     maps = apply_conv_layer(
         image, filters, bias, padding=padding, stride=stride, relu=_flag(relu, "ReLU")
@@ -483,9 +489,7 @@ def show_layer(photo, filters, bias, padding, stride, relu):
         f"Input 3×{image.height}×{image.width} → weights {weights} (+ {n} biases) "
         f"→ output {n}×{h}×{w}" + (", after ReLU." if relu else ".")
     )
-    same = filters.shape == LAYER_PRESET.shape and np.allclose(filters, LAYER_PRESET)
-    names = list(LAYER_PRESET_NAMES) if same else None
-    return draw_layer_maps(maps, names, side=LAYER_MAP_SIDE), shapes
+    return draw_layer_maps(maps, preset_names(filters), side=LAYER_MAP_SIDE), shapes
 
 
 def _grids_to_text(index: int):
@@ -511,7 +515,7 @@ def text_to_filter_grids(text):
         filters = parse_filters(text)
     except LabError:
         return [gr.skip()] * FILTER_GRIDS
-    named = filters.shape == LAYER_PRESET.shape and np.allclose(filters, LAYER_PRESET)
+    names = preset_names(filters)
     updates = []
     for i in range(FILTER_GRIDS):
         if i >= len(filters):
@@ -523,7 +527,7 @@ def text_to_filter_grids(text):
             gr.update(
                 value=filter_cells(weights),
                 headers=_channel_headers(channels, weights.shape[-1]),
-                label=_filter_label(i, LAYER_PRESET_NAMES[i] if named else None),
+                label=_filter_label(i, names[i] if names else None),
                 visible=True,
             )
         )

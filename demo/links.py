@@ -13,6 +13,7 @@ import functools
 import hashlib
 import html
 import inspect
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ import gradio as gr
 from .common import LIGHT_EVENT, MODEL_EVENT, Lab, guard
 from vlmlab import lecture, links
 from vlmlab.images import sample_files
-from vlmlab.lecture_render import FIGURES
+from vlmlab.lecture.render import FIGURES
 from vlmlab.render import figure_to_image
 
 # The copy button's second step, in the browser: the page's address with the view's query, on
@@ -76,7 +77,7 @@ def copy_row(lab: Lab, tab: str) -> None:
     tab's `register` call wires it."""
     with gr.Row(equal_height=True, elem_classes=["lab-link-row"]):
         button = gr.Button(
-            "🔗 Copy link to this view", size="sm", scale=0, min_width=200,
+            "Copy link to this view", size="sm", scale=0, min_width=200,
             elem_id=f"copy-link-{tab}",
         )
         box = gr.Textbox(
@@ -283,16 +284,20 @@ def shown_step(lab: Lab, title: str) -> tuple:
     """The view a tab shows when it is opened (its `when_shown`), as a step for `register`:
     run as if the tab had been clicked, and the tab then counts as on screen."""
     shown, run, inputs, outputs, events = lab.shared["when_shown"][title]
+
+    def and_shown(update):  # the view's update ({component: value}, or values in order)
+        return {**update, shown: True} if isinstance(update, dict) else [*update, True]
+
     if inspect.isgeneratorfunction(run):
 
         def show(view, *args, progress=None):
             for update in run(True, *args, progress=progress):
-                yield [*update, True]
+                yield and_shown(update)
 
     else:
 
         def show(view, *args, progress=None):
-            return [*run(True, *args, progress=progress), True]
+            return and_shown(run(True, *args, progress=progress))
 
     return show, inputs, [*outputs, shown], events
 
@@ -316,8 +321,31 @@ def build_lecture() -> dict:
         figure = gr.Image(visible=False, interactive=False, show_label=False, format="png",
                           elem_id="lecture-figure")
         caption = gr.Markdown(visible=False, elem_id="lecture-caption")
+        with gr.Row(visible=False, elem_id="lecture-keep") as keep:
+            save = gr.Button("Save this figure (PNG at 2×, SVG)", size="sm", scale=0,
+                             min_width=200, elem_id="lecture-save")
+            files = gr.File(label="The figure", file_count="multiple", interactive=False,
+                            elem_id="lecture-files")
+    save.click(guard(save_step_figure), [step, figure], files, api_visibility="private",
+               **LIGHT_EVENT)
     return {"box": box, "back": back, "step": step, "forward": forward, "text": text,
-            "figure": figure, "caption": caption}
+            "figure": figure, "caption": caption, "keep": keep}
+
+
+def save_step_figure(number, shown) -> list[str]:
+    """The step's cited figure as shown, kept as a PNG at 2× and an SVG with its sources."""
+    from vlmlab import export
+    from vlmlab.lecture.render import kept_figure
+
+    count = len(lecture.STEPS)
+    name = lecture.STEPS[int(number) - 1].figure if number and 1 <= number <= count else None
+    if name is None or shown is None:
+        raise gr.Error("This step has no figure to save.", print_exception=False)
+    from gradio.utils import get_upload_folder  # where every component keeps its files
+
+    folder = Path(get_upload_folder()) / "figures" / uuid.uuid4().hex
+    paths, _ = export.save_view_figures("lecture", [kept_figure(name, shown)], {}, folder)
+    return [str(path) for path in paths]
 
 
 def step_text(number: int) -> str:
@@ -328,16 +356,17 @@ def step_text(number: int) -> str:
 def step_figure(number: int):
     name = lecture.STEPS[number - 1].figure
     if name is None:
-        return gr.Image(value=None, visible=False), gr.Markdown(visible=False)
+        return gr.Image(value=None, visible=False), gr.Markdown(visible=False), gr.Row(visible=False)
     draw, caption = FIGURES[name]
     return (gr.Image(value=figure_to_image(draw()), visible=True),
-            gr.Markdown(f"_{caption}_", visible=True))
+            gr.Markdown(f"_{caption}_", visible=True), gr.Row(visible=True))
 
 
 def wire(lab: Lab, tab_ids: tuple[str, ...], panel: dict) -> None:
     """Links on page load, and the lecture path's Previous, Next and step box."""
     inputs, outputs, put = install(lab, tab_ids)
-    step_outputs = [panel["step"], panel["text"], panel["figure"], panel["caption"], panel["box"]]
+    step_outputs = [panel["step"], panel["text"], panel["figure"], panel["caption"], panel["keep"],
+                    panel["box"]]
 
     def on_load(view, photo, *counters):
         """A visitor's link (decoded in the photo picker's load): the view and the step."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import links
-from .common import LIGHT_EVENT, Lab, guard, open_photo, photo_problem
+from .common import LIGHT_EVENT, Lab, Views, guard, open_photo, photo_problem
 from .figures import keep_figures
 from vlmlab.pixels import (
     COLOR_SPACES,
@@ -20,7 +20,7 @@ from vlmlab.pixels import (
     shrink,
     tensor_facts,
 )
-from vlmlab.pixels_render import (
+from vlmlab.pixels.render import (
     PLANE_SIDE,
     color_table_html,
     describe_tensor,
@@ -95,80 +95,95 @@ def build(lab: Lab) -> None:
     # Public endpoints refuse a missing photo with a sentence; when a page opens or its photo
     # changes, a missing one is said in place instead (the photo picker asks for one already).
     # Everything for a photo comes from one handler, so no older answer can land after it.
+    views = Views(
+        planes=planes, top=top, left=left, preview=preview, grids=grids, facts=facts,
+        pixel_table=pixel_table, space_planes=space_planes, space_note=space_note,
+    )  # fmt: skip
     region_inputs = [lab.photo, top, left, size]
-    region_outputs = [preview, grids, facts, pixel_table]
+    region = views.pick(*REGION_VIEWS)
     gr.on(
         [top.change, left.change, size.change],
-        guard(show_region),
+        region.wire(guard(show_region)),
         region_inputs,
-        region_outputs,
+        region.outputs,
         trigger_mode="always_last",
         api_name="pixel_region",
         **LIGHT_EVENT,
     )
+    colours = views.pick(*SPACE_VIEWS)
     space.change(
-        guard(show_color_space),
+        colours.wire(guard(show_color_space)),
         [lab.photo, space],
-        [space_planes, space_note],
+        colours.outputs,
         trigger_mode="always_last",
         api_name="color_space",
         **LIGHT_EVENT,
     )
-    photo_outputs = [planes, top, left, *region_outputs, space_planes, space_note]
     private = {"api_visibility": "private", "trigger_mode": "always_last", **LIGHT_EVENT}
     # A new photo: the region moves to its middle. A page opening keeps the sliders, unless it
     # brought back this browser's own photo (then the photo's change does it).
     lab.photo.change(
-        guard(new_photo), [*region_inputs, space, lab.link], photo_outputs, **private
+        views.wire(guard(new_photo)),
+        [*region_inputs, space, lab.link],
+        views.outputs,
+        **private,
     )
     if lab.opened is not None:
         lab.opened.then(
-            guard(page_opened),
+            views.wire(guard(page_opened)),
             [lab.restored, *region_inputs, space, lab.link],
-            photo_outputs,
+            views.outputs,
             **private,
         )
     links.register(lab, "pixels", {"top": top, "left": left, "size": size, "space": space})
-    preview.select(guard(pick_at), [lab.photo, size], [top, left], api_visibility="private")
+    picked = views.pick("top", "left")
+    preview.select(
+        picked.wire(guard(pick_at)), [lab.photo, size], picked.outputs, api_visibility="private"
+    )
 
 
-def show_region(photo, top, left, size):
+REGION_VIEWS = ("preview", "grids", "facts", "pixel_table")
+SPACE_VIEWS = ("space_planes", "space_note")
+
+
+def show_region(photo, top, left, size) -> dict:
     """The preview with the region outlined, the magnified grids, the tensor facts, the pixel."""
     image = open_photo(photo).image
     region = pick_region(image, top, left, size)
     h, w = region.size
     row, col = region.top + h // 2, region.left + w // 2  # the marked pixel
-    return (
-        draw_region_box(image, region),
-        draw_region_grids(region, mark=(row, col)),
-        describe_tensor(tensor_facts(image, row, col)),
-        color_table_html(pixel_in_color_spaces(read_pixel(image, row, col).rgb)),
-    )
+    return {
+        "preview": draw_region_box(image, region),
+        "grids": draw_region_grids(region, mark=(row, col)),
+        "facts": describe_tensor(tensor_facts(image, row, col)),
+        "pixel_table": color_table_html(pixel_in_color_spaces(read_pixel(image, row, col).rgb)),
+    }
 
 
-def photo_views(photo, top, left, size, space, *, centre: bool):
+def photo_views(photo, top, left, size, space, *, centre: bool) -> dict:
     """Everything the tab shows for a photo: the channel planes, the region (in the middle of
     the photo when `centre`, else where the sliders are, kept inside it) and the colour space.
     A missing or unreadable photo is said in place."""
     problem = photo_problem(photo)
     if problem:
-        return None, gr.skip(), gr.skip(), None, None, f"**{problem}**", "", None, ""
+        cleared = {"planes": None, "preview": None, "grids": None, "pixel_table": ""}
+        return {**cleared, "facts": f"**{problem}**", "space_planes": None, "space_note": ""}
     image = open_photo(photo).image
     if centre:
         region = centred_region(image, size)
     else:
         region = pick_region(image, top, left, size)
     bottom, right = image.height - 1, image.width - 1
-    return (
-        draw_channel_planes(image),
-        gr.Slider(maximum=bottom, value=region.top),
-        gr.Slider(maximum=right, value=region.left),
-        *show_region(photo, region.top, region.left, size),
-        *show_color_space(photo, space),
-    )
+    return {
+        "planes": draw_channel_planes(image),
+        "top": gr.Slider(maximum=bottom, value=region.top),
+        "left": gr.Slider(maximum=right, value=region.left),
+        **show_region(photo, region.top, region.left, size),
+        **show_color_space(photo, space),
+    }
 
 
-def new_photo(photo, top, left, size, space, link=None):
+def new_photo(photo, top, left, size, space, link=None) -> dict:
     """A new photo: the region moves to its middle, unless the page's link placed it."""
     placed = links.linked_values(link, "pixels", photo, top=top, left=left, size=size, space=space)
     if placed is not None:
@@ -176,24 +191,26 @@ def new_photo(photo, top, left, size, space, link=None):
     return photo_views(photo, top, left, size, space, centre=True)
 
 
-def page_opened(restored, photo, top, left, size, space, link=None):
+def page_opened(restored, photo, top, left, size, space, link=None) -> dict:
+    """A page opens: its photo's views, the sliders kept (unless a link placed them); nothing
+    when the page brought back this browser's photo (its change event redraws)."""
     if restored:
-        return (gr.skip(),) * 9
+        return {}
     placed = links.linked_values(link, "pixels", photo, top=top, left=left, size=size, space=space)
     return photo_views(photo, **(placed or dict(top=top, left=left, size=size, space=space)),
                        centre=False)
 
 
-def show_color_space(photo, space):
+def show_color_space(photo, space) -> dict:
     view = convert_color_space(shrink(open_photo(photo).image, PLANE_SIDE), space)
     note = (
         f"Computed with {view.library}. Black is the low end and white the high end of each "
         "channel's range over all sRGB colours."
     )
-    return draw_color_planes(view), note
+    return {"space_planes": draw_color_planes(view), "space_note": note}
 
 
-def pick_at(photo, size, event: gr.SelectData):
+def pick_at(photo, size, event: gr.SelectData) -> dict:
     """A click on the preview → the region's top-left, so the region is centred on the click."""
     image = open_photo(photo).image
     scale = preview_scale(image.size)
@@ -201,4 +218,4 @@ def pick_at(photo, size, event: gr.SelectData):
     region = pick_region(
         image, int(y * scale) - int(size) // 2, int(x * scale) - int(size) // 2, int(size)
     )
-    return region.top, region.left
+    return {"top": region.top, "left": region.left}

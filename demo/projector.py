@@ -84,28 +84,37 @@ def visitor_style(request: gr.Request | None = None) -> FigureStyle | None:
 
 # The page's side: a class on <html> that the CSS below keys on, set at once from the URL (before
 # the server answers) and by the switch. In the projector view each secondary panel
-# (`.lab-secondary`) starts closed, also in tabs drawn later; a visitor may open it again.
+# (`.lab-secondary`, open in the normal view) is closed the first time it is seen open, also in
+# tabs drawn later; a visitor may open it again. A panel counts as closed once a later look finds
+# it so (a click before Gradio listens does nothing). The look runs at most every 100 ms while the
+# page changes (a page that never stops changing still gets it).
 PAGE_JS = """
 () => {
   const on = ['1', 'true', 'yes', 'on'].includes(
     (new URLSearchParams(location.search).get('projector') || '').toLowerCase());
   document.documentElement.classList.toggle('lab-projector', on);
-  const seen = new WeakSet();
+  const closed = new WeakSet(), clicked = new WeakSet();
   window.labCloseSecondary = (all) => {
     if (!document.documentElement.classList.contains('lab-projector')) return;
     for (const panel of document.querySelectorAll('.lab-secondary')) {
       const header = panel.querySelector(':scope > .label-wrap');
-      if (!header || (seen.has(panel) && !all)) continue;
-      seen.add(panel);
-      if (header.classList.contains('open')) header.click();
+      if (!header || (closed.has(panel) && !all)) continue;
+      if (header.classList.contains('open')) {
+        header.click();
+        clicked.add(panel);
+      } else if (clicked.has(panel)) {
+        closed.add(panel);
+      }
     }
   };
   window.labCloseSecondary(true);
-  let later = null;  // once the tab drawn now has settled
+  let queued = false;
   new MutationObserver(() => {
-    clearTimeout(later);
-    later = setTimeout(() => window.labCloseSecondary(false), 50);
-  }).observe(document.body, { subtree: true, childList: true });
+    if (queued) return;
+    queued = true;
+    setTimeout(() => { queued = false; window.labCloseSecondary(false); }, 100);
+  }).observe(document.body, { subtree: true, childList: true, attributes: true,
+                               attributeFilter: ['class'] });
 }
 """
 
@@ -121,19 +130,22 @@ SWITCH_JS = """
 """
 
 # Text ≥ 20 px, headings larger, the subdued greys as dark as body text, stronger borders;
-# in the dark theme too (Gradio's theme variables are set on :root and on .dark).
+# in the dark theme too (Gradio's theme variables are set on :root and again on .dark, the
+# <body>'s class in the dark theme, so the sizes are set on both).
 PAGE_CSS = """
-html.lab-projector {
+html.lab-projector, html.lab-projector.dark, html.lab-projector .dark {
   --text-xxs: 16px; --text-xs: 18px; --text-sm: 20px; --text-md: 22px; --text-lg: 26px;
   --text-xl: 30px; --text-xxl: 36px;
   --body-text-size: 22px; --prose-text-size: 22px; --block-label-text-size: 20px;
   --block-info-text-size: 20px; --block-title-text-size: 22px; --input-text-size: 22px;
   --checkbox-label-text-size: 22px; --section-header-text-size: 24px;
   --button-large-text-size: 24px; --button-medium-text-size: 22px; --button-small-text-size: 20px;
+  font-size: 22px;
+}
+html.lab-projector {
   --body-text-color-subdued: var(--body-text-color);
   --block-info-text-color: var(--body-text-color);
   --block-border-color: #6b7280; --border-color-primary: #6b7280;
-  font-size: 22px;
 }
 html.lab-projector.dark, html.lab-projector .dark {
   --body-text-color-subdued: var(--body-text-color);
@@ -147,6 +159,21 @@ html.lab-projector button[role=tab] { font-size: 22px; font-weight: 600; }
 html.lab-projector #projector-switch { border: 2px solid var(--color-accent, #f97316); }
 html.lab-projector .vl-step, html.lab-projector .vl-step :is(td, caption, small, .op),
 html.lab-projector #pixels-spaces table { font-size: 20px !important; }
+/* Compact above the tabs, so a figure starts above the fold at 1280×720: the title on one line
+   without its blurb, the switch without its hint, the samples as a thin strip beside a small
+   preview, and no upload zone (switch the view off to upload a photo). */
+html.lab-projector #lab-intro p, html.lab-projector #projector-switch .info-text,
+html.lab-projector #photo-file, html.lab-projector #photo-notes { display: none; }
+html.lab-projector #lab-intro h1 { font-size: 26px; margin: 0; line-height: 1.2; }
+html.lab-projector #lab-intro, html.lab-projector #projector-switch { padding-top: 2px;
+  padding-bottom: 2px; min-height: 0; }
+html.lab-projector #photo-samples, html.lab-projector #photo-samples .grid-wrap {
+  height: 96px !important; }
+html.lab-projector #photo-preview { height: 96px !important; min-height: 0; }
+html.lab-projector #photo-preview [data-testid=block-label],
+html.lab-projector #photo-preview .icon-button-wrapper { display: none; }
+html.lab-projector #photo-preview img { max-height: 92px; object-fit: contain; }
+html.lab-projector #lecture > .label-wrap { padding-top: 4px; padding-bottom: 4px; }
 """
 
 

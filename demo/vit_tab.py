@@ -9,18 +9,21 @@ from .common import (
     LIGHT_EVENT,
     MODEL_EVENT,
     Lab,
+    Views,
     guard,
     open_dropdown,
     open_photo,
     progress_callback,
+    view_image,
     when_shown,
 )
 from .figures import keep_figures
-from vlmlab import vit, vit_cost
+from vlmlab import vit
+from vlmlab.vit import cost as vit_cost
 from vlmlab.backend import backend
 from vlmlab.errors import LabError
 from vlmlab.models import choices, get_spec
-from vlmlab.vit_render import (
+from vlmlab.vit.render import (
     draw_attention_views,
     draw_patch_grid,
     draw_patch_steps,
@@ -33,7 +36,6 @@ TITLE = "ViT"
 # The layer slider's bound until a model is loaded (then it is the model's own depth); the
 # engine checks the real range, whatever the slider allowed.
 LAYER_BOUND = 64
-VIEW_BUTTONS = ["download", "fullscreen"]
 
 INTRO = """**An image is worth 16×16 words** (Dosovitskiy et al., 2021). Self-attention over every
 pixel is far too costly, so a Vision Transformer cuts the photo into patches, projects each one to a
@@ -53,9 +55,14 @@ def _cost_table(height, width, patch) -> str:
     return "\n".join(lines) + "\n\n" + vit_cost.describe_patch_cost(cost)
 
 
-def _attention_outputs(inspection: vit.ViTInspection, layer, head, query):
+def _attention_views(inspection: vit.ViTInspection, layer, head, query) -> dict:
     views = draw_attention_views(inspection, layer, head, query)
-    return views.heat_map, views.heads, views.rollout, views.text
+    return {
+        "heat_map": views.heat_map,
+        "heads": views.heads,
+        "rollout": views.rollout,
+        "attention_text": views.text,
+    }
 
 
 def _kept(check, value, fallback):
@@ -107,14 +114,7 @@ def build(lab: Lab) -> None:
                 buttons=[],  # nothing over the patch numbers
             )
             patch = gr.Number(1, label="patch", precision=0, minimum=1)
-        steps = gr.Image(
-            label="One patch: pixels → vector → token",
-            type="pil",
-            format="png",
-            buttons=VIEW_BUTTONS,
-            interactive=False,
-            scale=2,
-        )
+        steps = view_image("One patch: pixels → vector → token", scale=2)
 
     with gr.Accordion("3 · Attention: where does a token look?", open=True):
         with gr.Row():
@@ -136,29 +136,12 @@ def build(lab: Lab) -> None:
                 cls_button = gr.Button("Query = CLS", size="sm")
                 show = gr.Button("Show attention", size="sm", variant="primary")
         with gr.Row():
-            heat_map = gr.Image(
-                label="Attention of the query (one head or the mean)",
-                type="pil",
-                format="png",
-                buttons=VIEW_BUTTONS,
-                interactive=False,
-            )
-            rollout = gr.Image(
-                label="Attention rollout through all layers",
-                type="pil",
-                format="png",
-                buttons=VIEW_BUTTONS,
-                interactive=False,
-            )
+            heat_map = view_image("Attention of the query (one head or the mean)")
+            rollout = view_image("Attention rollout through all layers")
         # A heading instead of the image's own label, which would cover "head 1".
         gr.Markdown("**Every head of this layer** (each scaled to its own maximum)")
-        heads = gr.Image(
-            label="Every head of this layer (each scaled to its own maximum)",
-            show_label=False,
-            type="pil",
-            format="png",
-            buttons=VIEW_BUTTONS,
-            interactive=False,
+        heads = view_image(
+            "Every head of this layer (each scaled to its own maximum)", show_label=False
         )
         attention_text = gr.Markdown()
 
@@ -167,16 +150,9 @@ def build(lab: Lab) -> None:
             "Tile (row, column) shows how similar that position's embedding is to every other "
             "position's. Nobody told the model about rows and columns: it learned them."
         )
-        positions = gr.Image(
-            label="Position embedding similarity",
-            type="pil",
-            format="png",
-            buttons=VIEW_BUTTONS,
-            interactive=False,
-        )
+        positions = view_image("Position embedding similarity")
         positions_note = gr.Markdown(elem_id="vit-positions-note")  # relative biases (BEiT)
 
-    attention_views = [heat_map, heads, rollout, attention_text]
     keep_figures(
         "vit",
         [
@@ -190,88 +166,18 @@ def build(lab: Lab) -> None:
         {"model": model, "patch": patch, "layer": layer, "head": head, "query": query},
     )
 
-    # -- handlers: an engine call and a few lines each ------------------------------------------
-
-    @guard
-    def look_inside(
-        path,
-        name,
-        layer_value,
-        head_value,
-        query_value,
-        patch_value,
-        progress=gr.Progress(),  # noqa: B008 (Gradio injects a fresh tracker per call)
-    ):
-        backend().load(vit.load_vit, name, progress=progress_callback(progress))
-        i = _inspection(path, name)
-        layer_value = _kept(lambda v: vit.check_layer(i, v), layer_value, i.num_layers)
-        head_value = _kept(lambda v: vit.check_head(i, v), head_value, vit.MEAN)
-        query_value = _kept(
-            lambda v: vit.query_token(i, v), query_value, vit.CLS if i.has_cls else "1"
-        )
-        patch_value = _kept(lambda v: vit.check_patch(i, v), patch_value, 1)
-        notes = "".join(f"\n\n*{note}*" for note in i.notes)
-        return (
-            vit.describe_model(i) + notes,
-            dict(i.predictions) or None,
-            draw_patch_grid(i, patch_value),
-            draw_patch_steps(i, patch_value),
-            None if i.position_note else draw_position_similarity(i),
-            i.position_note,
-            gr.update(maximum=i.num_layers, value=layer_value),
-            layer_value,
-            gr.update(
-                choices=[vit.MEAN] + [str(h) for h in range(1, i.num_heads + 1)],
-                value=str(head_value),
-            ),
-            query_value,
-            gr.update(maximum=i.num_patches, value=patch_value),
-            *_attention_outputs(i, layer_value, head_value, query_value),
-        )
-
-    look_outputs = [summary, predictions, grid, steps, positions, positions_note, layer]
-    look_outputs += [layer_shown, head]
-    look_outputs += [query, patch, *attention_views]
+    views = Views(
+        summary=summary, predictions=predictions, grid=grid, steps=steps, positions=positions,
+        positions_note=positions_note, layer=layer, layer_shown=layer_shown, head=head,
+        query=query, patch=patch, heat_map=heat_map, heads=heads, rollout=rollout,
+        attention_text=attention_text,
+    )  # fmt: skip
+    attention = views.pick(*ATTENTION_VIEWS)
     look_inputs = [lab.photo, model, layer_shown, head, query, patch]
-
-    @guard
-    def vit_attention(photo, model, layer, head, query):
-        """Where a token attends: heat map over the photo, all heads of the layer, rollout, text.
-        `head` is "mean" or a head number; `query` is "CLS" or a patch number."""
-        return _attention_outputs(_inspection(photo, model), layer, head, query)
-
-    def typed_attention(photo, model, layer, head, query):
-        """`vit_attention` as the layer box is typed in: a box emptied to type anew waits."""
-        if layer is None:
-            return [gr.skip()] * len(attention_views)
-        return vit_attention(photo, model, layer, head, query)
-
-    @guard
-    def pick_patch(path, name, layer_value, head_value, event: gr.SelectData):
-        i = _inspection(path, name)
-        x, y = event.index
-        number = patch_at(i, x, y)
-        return (
-            number,
-            str(number),
-            draw_patch_grid(i, number),
-            draw_patch_steps(i, number),
-            *_attention_outputs(i, layer_value, head_value, number),
-        )
-
-    @guard
-    def show_patch(path, name, patch_value):
-        i = _inspection(path, name)
-        number = vit.check_patch(i, patch_value)
-        return draw_patch_grid(i, number), draw_patch_steps(i, number)
-
-    @guard
-    def calculate(height_value, width_value, patch_value):
-        return _cost_table(height_value, width_value, patch_value)
 
     # -- events ---------------------------------------------------------------------------------
 
-    when_shown(lab, TITLE, look_inside, look_inputs, look_outputs, **MODEL_EVENT)
+    when_shown(lab, TITLE, views.wire(look_inside), look_inputs, views.outputs, **MODEL_EVENT)
     links.register(
         lab,
         "vit",
@@ -280,9 +186,9 @@ def build(lab: Lab) -> None:
     )
     gr.on(
         [run.click, model.change],
-        look_inside,
+        views.wire(look_inside),
         look_inputs,
-        look_outputs,
+        views.outputs,
         api_visibility="private",
         **MODEL_EVENT,
     )
@@ -290,7 +196,11 @@ def build(lab: Lab) -> None:
     layer.input(lambda v: v, layer, layer_shown, api_visibility="private", **LIGHT_EVENT)
     attention_inputs = [lab.photo, model, layer, head, query]
     show.click(
-        vit_attention, attention_inputs, attention_views, api_name="vit_attention", **MODEL_EVENT
+        attention.wire(vit_attention),
+        attention_inputs,
+        attention.outputs,
+        api_name="vit_attention",
+        **MODEL_EVENT,
     )
     # A typed layer number counts as soon as it is typed (the box sends `input`, and `release`
     # only when it loses focus); dragging redraws the last position reached.
@@ -298,35 +208,117 @@ def build(lab: Lab) -> None:
     # model, an evicted entry) loads and runs the model: so they all wait for the model slot.
     gr.on(
         [layer.input, layer.release, head.input, query.submit],
-        typed_attention,
+        attention.wire(typed_attention),
         attention_inputs,
-        attention_views,
+        attention.outputs,
         api_visibility="private",
         trigger_mode="always_last",
         **MODEL_EVENT,
     )
     cls_button.click(lambda: vit.CLS, None, query, api_visibility="private", **LIGHT_EVENT).then(
-        vit_attention, attention_inputs, attention_views, api_visibility="private", **MODEL_EVENT
-    )
-    grid.select(
-        pick_patch,
-        [lab.photo, model, layer, head],
-        [patch, query, grid, steps, *attention_views],
+        attention.wire(vit_attention),
+        attention_inputs,
+        attention.outputs,
         api_visibility="private",
         **MODEL_EVENT,
     )
+    picked = views.pick("patch", "query", "grid", "steps", *ATTENTION_VIEWS)
+    grid.select(
+        picked.wire(pick_patch),
+        [lab.photo, model, layer, head],
+        picked.outputs,
+        api_visibility="private",
+        **MODEL_EVENT,
+    )
+    patch_views = views.pick("grid", "steps")
     patch.submit(
-        show_patch,
+        patch_views.wire(show_patch),
         [lab.photo, model, patch],
-        [grid, steps],
+        patch_views.outputs,
         api_visibility="private",
         **MODEL_EVENT,
     )
     gr.on(
         [height.submit, width.submit, patch_side.submit, height.blur, width.blur, patch_side.blur],
-        calculate,
+        guard(_cost_table),
         [height, width, patch_side],
         cost,
         api_visibility="private",
         **LIGHT_EVENT,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers: component values → one engine call → values by name (`Views.wire` maps them)
+
+ATTENTION_VIEWS = ("heat_map", "heads", "rollout", "attention_text")
+
+
+@guard
+def look_inside(
+    photo,
+    model,
+    layer,
+    head,
+    query,
+    patch,
+    progress=gr.Progress(),  # noqa: B008 (Gradio injects a fresh tracker per call)
+) -> dict:
+    """Every view of the tab for the photo and model; the layer, head, query and patch shown
+    are kept while the model has them, else reset (a model switch)."""
+    backend().load(vit.load_vit, model, progress=progress_callback(progress))
+    i = _inspection(photo, model)
+    layer = _kept(lambda v: vit.check_layer(i, v), layer, i.num_layers)
+    head = _kept(lambda v: vit.check_head(i, v), head, vit.MEAN)
+    query = _kept(lambda v: vit.query_token(i, v), query, vit.CLS if i.has_cls else "1")
+    patch = _kept(lambda v: vit.check_patch(i, v), patch, 1)
+    return {
+        "summary": vit.describe_model(i) + "".join(f"\n\n*{note}*" for note in i.notes),
+        "predictions": dict(i.predictions) or None,
+        "grid": draw_patch_grid(i, patch),
+        "steps": draw_patch_steps(i, patch),
+        "positions": None if i.position_note else draw_position_similarity(i),
+        "positions_note": i.position_note,
+        "layer": gr.update(maximum=i.num_layers, value=layer),
+        "layer_shown": layer,
+        "head": gr.update(choices=vit.head_choices(i), value=str(head)),
+        "query": query,
+        "patch": gr.update(maximum=i.num_patches, value=patch),
+        **_attention_views(i, layer, head, query),
+    }
+
+
+@guard
+def vit_attention(photo, model, layer, head, query) -> dict:
+    """Where a token attends: heat map over the photo, all heads of the layer, rollout, text.
+    `head` is "mean" or a head number; `query` is "CLS" or a patch number."""
+    return _attention_views(_inspection(photo, model), layer, head, query)
+
+
+def typed_attention(photo, model, layer, head, query) -> dict:
+    """`vit_attention` as the layer box is typed in: a box emptied to type anew waits."""
+    if layer is None:
+        return {}
+    return vit_attention(photo, model, layer, head, query)
+
+
+@guard
+def pick_patch(photo, model, layer, head, event: gr.SelectData) -> dict:
+    """A click on the patch grid: that patch followed, and asked where it attends."""
+    i = _inspection(photo, model)
+    number = patch_at(i, *event.index)
+    return {
+        "patch": number,
+        "query": str(number),
+        "grid": draw_patch_grid(i, number),
+        "steps": draw_patch_steps(i, number),
+        **_attention_views(i, layer, head, number),
+    }
+
+
+@guard
+def show_patch(photo, model, patch) -> dict:
+    i = _inspection(photo, model)
+    number = vit.check_patch(i, patch)
+    return {"grid": draw_patch_grid(i, number), "steps": draw_patch_steps(i, number)}
+

@@ -9,16 +9,18 @@ from . import links
 from .common import (
     MODEL_EVENT,
     Lab,
+    Views,
     guard,
     open_photo,
     progress_callback,
     when_shown,
 )
 from .figures import keep_figures
-from vlmlab import vqa, vqa_render
+from vlmlab import vqa
+from vlmlab.vqa import render as vqa_render
 from vlmlab.backend import backend
 from vlmlab.models import choices, get_spec, load_model
-from vlmlab.vqa_render import describe_answer_grounding, draw_answer_grounding
+from vlmlab.vqa.render import describe_answer_grounding, draw_answer_grounding
 
 TITLE = "VQA"
 
@@ -61,6 +63,7 @@ def build(lab: Lab) -> None:
                         type="pil",
                         format="png",
                         label="Where it looked to answer",
+            interactive=False,
                         elem_id="vqa-grounding",
                     )
                     looked_notes = gr.Markdown(elem_id="vqa-grounding-notes")
@@ -72,48 +75,72 @@ def build(lab: Lab) -> None:
                     elem_id="vqa-table",
                 )
     keep_figures("vqa", [(looked, "where it looked", ["model"])], {"model": model})
-    outputs = [table, view, notes]
-
-    # -- handlers -------------------------------------------------------------------------------
-
-    @guard
-    def answer(photo, questions, model, top_k, progress=gr.Progress()):
-        """Answer every question about the photo: the table, the bars, and any notes."""
-        image = open_photo(photo).image
-        backend().load(load_model, model, topic="vqa", progress=progress_callback(progress))
-        sheet = backend().answer_questions(image, questions, model=model, top_k=top_k)
-        notes = "\n\n".join(sheet.notes)
-        return vqa_render.answer_rows(sheet), vqa_render.answers_html(sheet), notes
-
-    @guard
-    def grounding(photo, questions, model, progress=gr.Progress()):
-        """Where the model looked for each question's answer: the maps and what they are."""
-        image = open_photo(photo).image
-        load_model(model, topic="vqa", progress=progress_callback(progress))
-        found = vqa.ground_answers(image, questions, model=model)
-        return draw_answer_grounding(found), "\n\n".join(describe_answer_grounding(found))
-
-    @guard
-    def answer_and_grounding(photo, questions, model, top_k, progress=gr.Progress()):
-        """Both views at once (the tab shows its answer when it is opened)."""
-        answers = answer(photo, questions, model, top_k, progress)
-        return *answers, *grounding(photo, questions, model, progress)
+    views = Views(
+        table=table, view=view, notes=notes, looked=looked, looked_notes=looked_notes
+    )
+    answers, where = views.pick(*ANSWER_VIEWS), views.pick(*GROUNDING_VIEWS)
 
     # -- events ---------------------------------------------------------------------------------
 
     inputs = [lab.photo, questions, model, top_k]
-    run.click(answer, inputs, outputs, api_name="answer", **MODEL_EVENT).success(
-        grounding,
+    run.click(
+        answers.wire(answer), inputs, answers.outputs, api_name="answer", **MODEL_EVENT
+    ).success(
+        where.wire(grounding),
         [lab.photo, questions, model],
-        [looked, looked_notes],
+        where.outputs,
         api_name="vqa_grounding",
         **MODEL_EVENT,
     )
-    both = [*outputs, looked, looked_notes]
-    when_shown(lab, TITLE, answer_and_grounding, inputs, both, **MODEL_EVENT)
+    when_shown(
+        lab, TITLE, views.wire(answer_and_grounding), inputs, views.outputs, **MODEL_EVENT
+    )
     links.register(
         lab,
         "vqa",
         {"model": model, "question": questions, "top_k": top_k},
         links.shown_step(lab, TITLE),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers: component values → one engine call → values by name (`Views.wire` maps them)
+
+ANSWER_VIEWS = ("table", "view", "notes")
+GROUNDING_VIEWS = ("looked", "looked_notes")
+
+
+@guard
+def answer(photo, questions, model, top_k, progress=gr.Progress()) -> dict:  # noqa: B008
+    """Answer every question about the photo: the table, the bars, and any notes."""
+    image = open_photo(photo).image
+    backend().load(load_model, model, topic="vqa", progress=progress_callback(progress))
+    sheet = backend().answer_questions(image, questions, model=model, top_k=top_k)
+    return {
+        "table": vqa_render.answer_rows(sheet),
+        "view": vqa_render.answers_html(sheet),
+        "notes": "\n\n".join(sheet.notes),
+    }
+
+
+@guard
+def grounding(photo, questions, model, progress=gr.Progress()) -> dict:  # noqa: B008
+    """Where the model looked for each question's answer: the maps and what they are."""
+    image = open_photo(photo).image
+    load_model(model, topic="vqa", progress=progress_callback(progress))
+    found = vqa.ground_answers(image, questions, model=model)
+    return {
+        "looked": draw_answer_grounding(found),
+        "looked_notes": "\n\n".join(describe_answer_grounding(found)),
+    }
+
+
+@guard
+def answer_and_grounding(
+    photo, questions, model, top_k, progress=gr.Progress()  # noqa: B008 - Gradio injects it
+) -> dict:
+    """Both views at once (the tab shows its answer when it is opened)."""
+    return {
+        **answer(photo, questions, model, top_k, progress),
+        **grounding(photo, questions, model, progress),
+    }

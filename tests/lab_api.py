@@ -224,6 +224,12 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
     return buffer.getvalue()
 
 
+def png_pixels(data: bytes | Image.Image) -> np.ndarray:
+    """The RGB pixels of PNG bytes (a widget's picture) or of an image, to compare exactly."""
+    image = data if isinstance(data, Image.Image) else Image.open(io.BytesIO(data))
+    return np.asarray(image.convert("RGB"))
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 

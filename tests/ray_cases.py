@@ -1,5 +1,6 @@
-"""vlmlab on Ray Serve: the same answers as in process, a crowd served by two replicas with
-batches formed, and a replica killed in the middle of a crowd. Run by tests/test_ray.py in a
+"""vlmlab on Ray Serve: the same answers as in process (the contrastive playground's training
+run included), a crowd served by two replicas with batches formed, and a replica killed in the
+middle of a crowd. Run by tests/test_ray.py in a
 process of its own (Ray may end a process whose cluster it lost; never the main test run's).
 
 One local Ray session (loopback, no dashboard) serves the whole module; it is shut down at the
@@ -14,16 +15,15 @@ import time
 
 import numpy as np
 import pytest
+import ray  # requirements-ray.txt (make test installs it): missing is a failure, not a skip
 from PIL import Image
+from ray import serve
 
-ray = pytest.importorskip("ray")  # requirements-ray.txt (make test installs it)
-
-from ray import serve  # noqa: E402
-
-from vlmlab import backend as seam  # noqa: E402
-from vlmlab import captioning, clip, vit, vqa, vqa_render  # noqa: E402
-from vlmlab.errors import LabError  # noqa: E402
-from vlmlab.models import default_model  # noqa: E402
+from vlmlab import backend as seam
+from vlmlab import captioning, clip, contrastive, vit, vqa
+from vlmlab.errors import LabError
+from vlmlab.models import default_model
+from vlmlab.vqa import render as vqa_render
 
 CNN = "mobilenet_v2"  # the CNN with real weights in the test world
 VIT = default_model("vit")
@@ -50,6 +50,7 @@ CONFIG = {
     "ViT": {"ray_actor_options": {"num_cpus": 0.25}},
     "Captioning": {"ray_actor_options": {"num_cpus": 0.25}},
     "VQA": {"ray_actor_options": {"num_cpus": 0.25}},
+    "Contrastive": {"ray_actor_options": {"num_cpus": 0.25}},
 }
 
 
@@ -190,6 +191,53 @@ def test_a_model_that_failed_to_load_is_reported_and_the_replica_stays_up(lab):
     assert CNN not in report["problems"]
     status = serve.status().applications["vlmlab-CNN"]
     assert status.status == "RUNNING"
+
+
+def test_each_replica_computes_on_as_many_threads_as_its_cpu_share(lab):
+    # every replica here asks for a quarter of a CPU: one torch thread each (not every core)
+    assert {name: report["torch_threads"] for name, report in lab.report().items()} == {
+        name: 1 for name in CONFIG
+    }
+
+
+# -- the contrastive playground: a run trained in a replica, kept by the front ---------------
+
+TRAINING = {"steps": 6, "batch_size": 16, "seed": 5, "every": 3}  # a few steps: seconds
+
+
+def _measures(snapshot) -> tuple:
+    return (snapshot.step, snapshot.loss, snapshot.logit_scale, snapshot.matching_accuracy,
+            snapshot.text_matching_accuracy, snapshot.zero_shot_accuracy)  # fmt: skip
+
+
+def test_a_contrastive_run_trains_through_ray_as_in_process(lab):
+    here = contrastive.new_run(**TRAINING)
+    want = list(seam.InProcess().train_contrastive(here, **TRAINING))
+    assert [s.step for s in want] == [0, 3, 6]
+
+    # paused after 3 steps (the front keeps the run), then resumed: the same snapshots
+    run = contrastive.new_run(**TRAINING)
+    got = list(lab.train_contrastive(run, **{**TRAINING, "steps": 3}))
+    assert all(isinstance(s, contrastive.Snapshot) for s in got) and run.step == 3
+    got += list(lab.train_contrastive(run, **TRAINING))[1:]  # its first repeats step 3
+    assert [_measures(s) for s in got] == [_measures(s) for s in want]
+    assert np.array_equal(got[-1].similarity, want[-1].similarity)
+    assert np.array_equal(got[-1].zero_shot_probabilities, want[-1].zero_shot_probabilities)
+    assert np.array_equal(got[-1].history_loss, want[-1].history_loss)
+    assert got[-1].stopped == want[-1].stopped == "Finished: 6 steps."
+    assert run.history == here.history  # the front's run followed the replica's
+
+    # Stop: the front stops reading; its run is where the last snapshot it showed was
+    stopped = contrastive.new_run(**TRAINING)
+    shown = list(lab.train_contrastive(stopped, should_stop=lambda: True, **TRAINING))
+    assert [s.step for s in shown] == [0] and stopped.step == 0
+
+    # a bad setting gets the engine's sentence, through Ray as in process
+    with pytest.raises(LabError) as through_ray:
+        list(lab.train_contrastive(contrastive.new_run(), **{**TRAINING, "lr": 5}))
+    with pytest.raises(LabError) as in_process:
+        list(seam.InProcess().train_contrastive(contrastive.new_run(), **{**TRAINING, "lr": 5}))
+    assert str(through_ray.value) == str(in_process.value)
 
 
 # -- a crowd through the front ---------------------------------------------------------------

@@ -9,7 +9,9 @@ from lab_api import endpoints, image_file, predict
 from PIL import Image
 
 from demo import api_doc
-from vlmlab import cnn, cnn_render, gradcam
+from vlmlab import cnn
+from vlmlab.cnn import render as cnn_render
+from vlmlab.cnn import gradcam
 from vlmlab.images import sample_files
 
 REAL = "mobilenet_v2"  # the test world's CNN with real weights
@@ -105,3 +107,11 @@ def test_every_event_that_can_load_a_model_waits_for_the_model_slot(lab_app):
             found.setdefault(name, set()).add(fn.concurrency_id)
     assert set(found) == may_load, may_load - set(found)
     assert all(ids == {"model"} for ids in found.values()), found
+
+
+def test_the_benchmarks_call_the_endpoints_by_their_names(api):
+    """`make bench` times each endpoint with some inputs changed: by the names the app has."""
+    from bench.endpoints import ENDPOINTS
+
+    for endpoint, (inputs, _) in ENDPOINTS.items():
+        assert set(inputs) <= set(names(api, f"/{endpoint}")), (endpoint, sorted(inputs))

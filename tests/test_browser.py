@@ -261,6 +261,8 @@ def test_contrastive_tab(page):
     page.wait_for_timeout(1500)
     assert page.locator("#contrastive-status").inner_text() == status  # and stays stopped
     no_error_toasts(page)
+    badges = panel.locator("[data-testid=status-tracker] .error")
+    assert badges.count() == 0, "a stopped run is not an error"
     shoot(page, panel, "4b-contrastive")
 
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from vlmlab import captioning
 from vlmlab.captioning import Caption, Token, caption, caption_stream
-from vlmlab.captioning_render import beam_rows, caption_html, caption_notes
+from vlmlab.captioning.render import beam_rows, caption_html, caption_notes, word_maps, word_picture
 from vlmlab.errors import LabError
 from vlmlab.models import load_model
 
@@ -305,3 +307,33 @@ def test_caption_endpoint_explains_a_bad_setting(tab_client):
     photo = handle_file(str(sample_files()["coffee"]))
     with pytest.raises(Exception, match="whole number from 1 to 60"):
         tab_client.predict(photo, MODEL, "greedy", 3, 1.0, 0.9, 2.5, "", api_name="/caption")
+
+
+def test_the_tab_streams_the_caption_views_by_name_and_shows_the_decodings_settings():
+    from demo import captioning_tab
+    from demo.common import open_photo
+    from vlmlab.images import sample_files
+
+    photo = str(sample_files()["chelsea"])
+    updates = list(captioning_tab.caption(photo, MODEL, "greedy", 3, 1.0, 0.9, 6, "", None))
+    assert all(set(u) == set(captioning_tab.CAPTION_VIEWS) for u in updates)
+    assert "BLIP is looking at the photo" in updates[0]["view"]
+    assert updates[-1]["text"] == caption(sample_files()["chelsea"], max_new_tokens=6).text
+    shown = list(captioning_tab.caption_with_maps(photo, MODEL, "greedy", 3, 1.0, 0.9, 6, "", None))
+    assert len(shown[-1]["maps"]) >= 1 and shown[-1]["maps_notes"]
+    # Each word's map is written once, then sent with every later word as that same file: each
+    # part's strip starts with the one before it, and the files show the caption's maps.
+    strips = [update["maps"] for update in shown[1:]]
+    for before, after in zip(strips, strips[1:]):
+        assert after[: len(before)] == before
+    image = open_photo(photo).image
+    final = list(caption_stream(image, max_new_tokens=6, maps=True))[-1]
+    view = captioning.model_view(load_model(MODEL), image)
+    assert [word for _, word in strips[-1]] == [word for _, word in word_maps(final)]
+    for (path, _), (heat, _) in zip(strips[-1], word_maps(final), strict=True):
+        assert Path(path).suffix == ".png"  # lossless: the pixels drawn
+        assert np.array_equal(np.asarray(Image.open(path)), np.asarray(word_picture(view, heat)))
+    beams = captioning_tab.show_controls("beam search")
+    assert beams["beams"]["visible"] and beams["table"]["visible"]
+    assert not beams["temperature"]["visible"] and not beams["top_p"]["visible"]
+    assert captioning_tab.show_controls("sampling")["top_p"]["visible"]

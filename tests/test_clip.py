@@ -10,7 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from vlmlab import clip, clip_probe, clip_render
+from vlmlab import clip
+from vlmlab.clip import probe as clip_probe
+from vlmlab.clip import render as clip_render
 from vlmlab.errors import LabError
 from vlmlab.models import load_model
 
@@ -319,7 +321,15 @@ def test_a_missing_cnn_shows_its_message_in_its_cells_and_clip_still_answers(che
         assert column.clip.error is None and column.clip.predictions
         assert column.cnn.predictions == () and "ResNet-50" in column.cnn.error
     assert result.held("cnn") == [None, None]
-    assert clip_render.draw_probe(result).width > 0
+    picture = np.asarray(clip_render.draw_probe(result)).astype(int)
+
+    def bars(colour):  # pixels of a model's bars: its colour at 35% over white
+        tint = 255 + 0.35 * (np.array(colour) - 255)
+        return int((np.abs(picture - tint).sum(axis=-1) < 12).sum())
+
+    assert bars((0x4E, 0x79, 0xA7)) > 20 and bars((0xE1, 0x57, 0x59)) == 0  # CLIP's, no CNN's
+    assert any("could not answer" in line and "ResNet-50" in line
+               for line in clip_render.describe_probe(result))  # fmt: skip
 
 
 def test_the_users_kernel_is_applied_as_the_convolution_tab_would(chelsea):
@@ -376,25 +386,38 @@ def test_zero_shot_bars_are_one_per_label_most_likely_on_top(chelsea):
 
 
 def test_the_zero_shot_widget_reacts_to_its_controls(chelsea):
+    from lab_api import png_pixels
+
     from widgets.clip import ZeroShotClassifier
 
+    def bars(labels, templates):  # what the engine computes and draws for these settings
+        result = clip.score_labels(widget.image, labels, templates=templates)
+        return png_pixels(clip_render.draw_zero_shot(result))
+
     widget = ZeroShotClassifier(chelsea, labels="cat, dog")
-    before = widget.picture.value
-    assert before and "Logit scale" in widget.notes.value
+    assert "Logit scale" in widget.notes.value
     widget.labels.value = "cat, dog, rocket"
-    assert widget.picture.value != before
+    one = bars("cat, dog, rocket", clip.DEFAULT_TEMPLATE)
+    assert np.array_equal(png_pixels(widget.picture.value), one)
     widget.template_set.value = "CLIP's 7 best ImageNet templates"
-    assert widget.templates.value.count("\n") == 6
+    seven = clip.TEMPLATE_SETS["CLIP's 7 best ImageNet templates"]
+    assert widget.templates.value.split("\n") == list(seven) and len(seven) == 7
+    assert np.array_equal(png_pixels(widget.picture.value), bars("cat, dog, rocket", seven))
     widget.labels.value = " , "
     assert "at least one label" in widget.notes.value
 
 
 def test_the_similarity_widget_reacts_to_its_controls():
+    from lab_api import png_pixels
+
     from widgets.clip import SimilarityExplorer
 
     widget = SimilarityExplorer(samples=["chelsea", "coffee"], texts="a cat\na cup of coffee")
-    before = widget.picture.value
     widget.softmax.value = True
-    assert widget.picture.value != before
+    matrix = clip.compare(widget.images, ["a cat", "a cup of coffee"])
+    drawn = clip_render.draw_similarity(
+        matrix, widget.images, widget.names, softmax=True, pairs=True
+    )
+    assert np.array_equal(png_pixels(widget.picture.value), png_pixels(drawn))
     widget.texts.value = "a cat\na cup of coffee\na rocket"
     assert "2 images × 3 texts" in widget.notes.value

@@ -173,3 +173,9 @@ def test_robustness_endpoint_compares_clip_with_the_cnn(lab_app, samples):
         api_name="/robustness",
     )
     assert "The CNN could not answer: ResNet-50" in notes  # not on this machine
+
+
+def test_a_template_set_fills_the_box_one_template_per_line():
+    name, templates = next(iter(clip.TEMPLATE_SETS.items()))
+    assert clip_tab.templates_of(name).splitlines() == list(templates)
+    assert clip_tab.templates_of("no such set") == clip.DEFAULT_TEMPLATE

@@ -17,7 +17,10 @@ import torch
 from PIL import Image
 
 from demo import cnn_tab
-from vlmlab import cnn, cnn_depth, cnn_render, gradcam, models
+from vlmlab import cnn, models
+from vlmlab.cnn import depth as cnn_depth
+from vlmlab.cnn import render as cnn_render
+from vlmlab.cnn import gradcam
 from vlmlab.errors import LabError
 from vlmlab.images import sample_files
 from vlmlab.kernels import parse_kernel
@@ -384,11 +387,17 @@ def test_a_batch_of_requests_fails_only_where_it_must():
         cnn_tab.classify_batch([str(files["coffee"])], ["alexnet"], [5])
 
 
+def test_a_new_network_brings_its_own_layers_and_keeps_the_imagenet_classes():
+    shown = cnn_tab.pick_model("alexnet")  # read from its structure: no weights needed
+    assert shown["layer"].choices[0][0] == cnn.layer_names("alexnet")[0]
+    assert shown["layer"].value == cnn.layer_names("alexnet")[0] and shown["channel"] is None
+    assert "target" not in shown  # the same 1000 classes: the class list stays as it is
+
+
 def test_the_feature_map_handler_returns_images_text_and_channel():
     photo = str(sample_files()["chelsea"])
-    grid, large, overlay, caption, channel = cnn_tab.show_feature_maps(
-        photo, REAL, "block2", "index", 4, None
-    )
+    shown = cnn_tab.show_feature_maps(photo, REAL, "block2", "index", 4, None)
+    grid, large, overlay, caption, channel = (shown[name] for name in cnn_tab.CHANNEL_VIEWS)
     assert channel == 4 and "24×56×56" in caption and "11×11 input pixels" in caption
     # Each picture carries its colour bar under it; the large channel and its overlay, the
     # channel's own values.
@@ -401,28 +410,47 @@ def test_the_feature_map_handler_returns_images_text_and_channel():
 
 
 def test_widgets_follow_their_controls(chelsea):
+    """Each control shows what the engine computes for its new setting."""
+    import html
+    import re
+
+    from lab_api import png_pixels
+
     from widgets.cnn import EvidenceView, FeatureMapBrowser, FilterGallery, PredictionView
 
     predictions = PredictionView(chelsea, REAL, top_k=3)
-    before = predictions.output.value
     predictions.top_k.value = 5
-    assert predictions.output.value != before and "Egyptian cat" in before
+    shown = re.findall(r"<tr><td>(.*?)</td>", predictions.output.value)
+    assert shown == [html.escape(label) for label, _ in cnn.classify(chelsea, REAL, 5)]
+    assert shown[0] == "Egyptian cat"
 
     browser = FeatureMapBrowser(chelsea, REAL)
-    grid, caption = browser.grid.value, browser.caption.value
     browser.layer.value = "conv2"
-    assert browser.grid.value != grid and browser.channel.max == 1279
-    large = browser.large.value
-    browser.channel.value = (browser.channel.value + 1) % 1280
-    assert browser.large.value != large and browser.caption.value != caption
+    view = cnn.view_features(browser.capture, "conv2", "activation", None)  # its busiest channel
+    assert browser.channel.max == 1279 and browser.channel.value == view.channel
+    grid = cnn_render.draw_features(view).grid
+    assert np.array_equal(png_pixels(browser.grid.value), png_pixels(grid))
+    chosen = (view.channel + 1) % 1280
+    browser.channel.value = chosen
+    view = cnn.view_features(browser.capture, "conv2", "activation", chosen)
+    drawn = cnn_render.draw_features(view)
+    assert np.array_equal(png_pixels(browser.large.value), png_pixels(drawn.channel_image))
+    assert np.array_equal(png_pixels(browser.overlay.value), png_pixels(drawn.overlay))
+    assert f"Channel {chosen} is number" in browser.caption.value
 
     gallery = FilterGallery(REAL)
-    numbers = gallery.numbers.value
     gallery.index.value = 7
-    assert gallery.numbers.value != numbers
-    assert parse_kernel(gallery.numbers.value).shape == (3, 3, 3)
+    first_conv = next(
+        m for m in models.load_model(REAL, topic="cnn").model.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    )  # fmt: skip
+    weights = first_conv.weight[7].detach().float().numpy()  # (3, 3, 3): the network's filter 7
+    np.testing.assert_allclose(parse_kernel(gallery.numbers.value), weights, atol=0.006)
 
     evidence = EvidenceView(chelsea, REAL)
-    picture = evidence.picture.value
     evidence.target.value = "espresso"
-    assert evidence.picture.value != picture and "espresso" in evidence.text.value
+    found = gradcam.grad_cam(chelsea, REAL, "espresso")
+    assert found.label == "espresso" and "espresso" in evidence.text.value
+    assert np.array_equal(
+        png_pixels(evidence.picture.value), png_pixels(cnn_render.draw_evidence(found))
+    )

@@ -17,13 +17,16 @@ import torch
 from PIL import Image
 
 from demo import cnn_tab
-from vlmlab import cnn, cnn_visualize, cnn_visualize_render, models
+from vlmlab import cnn, models
+from vlmlab.cnn import featurevis as cnn_visualize
+from vlmlab.cnn import featurevis_render as cnn_visualize_render
 from vlmlab.cli import atlas_main
 from vlmlab.cache import DiskCache, cache_dir
 from vlmlab.errors import LabError
 from vlmlab.images import sample_files, sample_images
 
 REAL = "mobilenet_v2"
+SIDE = cnn_visualize_render.EXAMPLE_SIDE  # px: each dataset example's tile
 MIDDLE = "block9"  # of conv1, block1 … block17, conv2: 64 channels of 14×14
 HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
@@ -291,8 +294,11 @@ def test_the_tab_handler_streams_examples_first_then_the_image():
     updates = list(cnn_tab.visualize_channel(photo, REAL, "block1", 2, "want", 16, None))
     image, on_photo, tiles, caption = updates[0]
     # the channel over the photo, drawn with its colour bar under it
-    assert image is None and on_photo.width >= 224 and on_photo.height > on_photo.width
-    assert len(tiles) == 7
+    drawn = Image.open(on_photo)
+    assert image is None and drawn.width >= 224 and drawn.height > drawn.width
+    assert len(tiles) == 7 and all(Image.open(tile).size == (SIDE,) * 2 for tile, _ in tiles)
+    # Sent with every frame as the files written once, not drawn and encoded again per frame.
+    assert all(update[1] == on_photo and update[2] == tiles for update in updates)
     assert "block1 channel 2" in caption
     assert len(updates) == 1 + 16  # a frame per step for 16 steps
     assert updates[-1][0].size == (224, 224) and "16 steps in" in updates[-1][3]

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from vlmlab import contrastive
-from vlmlab.contrastive_render import (
+from vlmlab.contrastive.render import (
     FALSE_NEGATIVE,
     TRUE_PAIR,
     draw_curves,

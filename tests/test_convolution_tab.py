@@ -10,7 +10,7 @@ from PIL import Image
 
 from vlmlab.errors import LabError
 from vlmlab.kernels import LECTURE_KERNEL, PRESETS, format_kernel, parse_kernel
-from vlmlab.kernels_layer import LAYER_PRESET, format_filters
+from vlmlab.kernels.layer import LAYER_PRESET, format_filters
 
 
 def test_tab_handlers(tmp_path):
@@ -18,24 +18,32 @@ def test_tab_handlers(tmp_path):
 
     path = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (32, 48, 3), np.uint8)).save(path)
-    image, text = kernels_tab.show_result(
+    shown = kernels_tab.show_result(
         str(path), "1 2 1\n2 4 2\n1 2 1", "zero", 2, False, False, "minmax", True
     )
-    assert image.size == (24, 16) and "16×24 out" in text
-    outputs = kernels_tab.lecture_example()
-    assert parse_kernel(outputs[0]).tolist() == LECTURE_KERNEL.tolist() and outputs[1] == "valid"
-    text, padding, stride, flip, normalise, cells, state = outputs[:7]
+    assert shown["result"].size == (24, 16) and "16×24 out" in shown["arithmetic"]
+    example = kernels_tab.lecture_example()
+    assert parse_kernel(example["kernel_text"]).tolist() == LECTURE_KERNEL.tolist()
+    assert example["padding"] == "valid"
+    text, padding, stride, flip, normalise, cells, state = (
+        example[name] for name in kernels_tab.LECTURE_SETTINGS[:7]
+    )
     views = kernels_tab.refresh(
         state, str(path), cells, text, padding, stride, False, flip, "clip", normalise
     )
-    image, _, status, _, matrix_text, html, picture, grid, size, preset = views
+    assert set(views) == set(kernels_tab.LIVE_VIEWS)
+    image, status, matrix_text, html, picture, preset = (
+        views[name]
+        for name in ("result", "status", "matrix_text", "step_view", "matrix_input", "preset")
+    )
     assert preset == "custom"  # the lecture's kernel: the dropdown no longer says "sharpen"
     assert image.size == (46, 30) and status == "" and "3×3 out" in matrix_text
     assert state == ("matrix", 2, 0) and "sum = <b>4</b>" in html and picture is not None
     views = kernels_tab.refresh(
         state, str(path), cells, "1 2\n3", padding, stride, False, flip, "clip", normalise
     )
-    assert "needs the same number of values" in views[2]
+    assert "needs the same number of values" in views["status"]
+    assert "result" not in views and "grid" not in views  # the last good ones stay
     step_right = kernels_tab._mover("→ right")
     assert step_right(("photo", -1, -1), str(path), cells, text, "zero", 2, False) == (
         "photo",
@@ -47,10 +55,11 @@ def test_tab_handlers(tmp_path):
         2,
         2,
     )  # already at the right edge
-    grid, size, preset = kernels_tab.text_to_grid(format_kernel(PRESETS["emboss"]), [["0"]])
+    mirrored = kernels_tab.text_to_grid(format_kernel(PRESETS["emboss"]), [["0"]])
+    grid, size, preset = mirrored["grid"], mirrored["size"], mirrored["preset"]
     assert "'emboss' preset" in grid["label"] and size == "3×3" and preset == "emboss"
     # Another kernel (the lecture's, CNN filters…) is no longer the preset the dropdown named.
-    assert kernels_tab.text_to_grid("1 2 3\n0 0 0\n-1 -2 -1")[2] == "custom"
+    assert kernels_tab.text_to_grid("1 2 3\n0 0 0\n-1 -2 -1")["preset"] == "custom"
     # Picking the preset the text already holds leaves the text as the user wrote it.
     assert kernels_tab.pick_preset("emboss", format_kernel(PRESETS["emboss"])) == gr.skip()
     assert kernels_tab.pick_preset("emboss", "1") == format_kernel(PRESETS["emboss"])
@@ -65,18 +74,22 @@ def test_a_cleared_photo_is_said_in_place_and_the_worked_example_still_works():
     from demo import kernels_tab
     from demo.common import NO_PHOTO
 
-    text, padding, stride, flip, normalise, cells, state = kernels_tab.lecture_example()[:7]
+    example = kernels_tab.lecture_example()
+    text, padding, stride, flip, normalise, cells, state = (
+        example[name] for name in kernels_tab.LECTURE_SETTINGS[:7]
+    )
     views = kernels_tab.refresh(
         state, None, cells, text, padding, stride, False, flip, "clip", normalise
     )
-    image, _, status, _, matrix_text, html, picture, _, _, preset = views
+    image, status, matrix_text, html, picture, preset = (
+        views[name]
+        for name in ("result", "status", "matrix_text", "step_view", "matrix_input", "preset")
+    )
     assert image is None and NO_PHOTO in status  # no error raised: one sentence, in the tab
     assert preset == "custom"  # the lecture's kernel is no preset: the dropdown says so
     assert "3×3 out" in matrix_text and "sum = <b>4</b>" in html and picture is not None
-    html, _ = kernels_tab.show_step(
-        ("photo", 1, 1), None, cells, text, "zero", 1, False, False, False
-    )
-    assert NO_PHOTO in html
+    step = kernels_tab.show_step(("photo", 1, 1), None, cells, text, "zero", 1, False, False, False)
+    assert NO_PHOTO in step["step_view"]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +146,7 @@ def test_the_apply_kernel_endpoint(client, tmp_path):
 
 def test_the_layer_filters_are_small_grids_that_write_the_text():
     from demo import kernels_tab
-    from vlmlab.kernels_layer import LAYER_PRESET, format_filters, parse_filters
+    from vlmlab.kernels.layer import LAYER_PRESET, format_filters, parse_filters
 
     text = format_filters(LAYER_PRESET)
     grids = kernels_tab.text_to_filter_grids(text)
@@ -157,3 +170,16 @@ def test_the_layer_filters_are_small_grids_that_write_the_text():
     text, _ = kernels_tab._grids_to_text(0)("1 0 0\n0 1 0\n0 0 1\n---\n0 0 1\n0 1 0\n1 0 0",
                                             [["2", "0", "0"], ["0", "1", "0"], ["0", "0", "1"]])
     assert parse_filters(text)[0, 0, 0] == 2 and parse_filters(text).shape == (2, 3, 3)
+
+
+def test_the_tab_and_the_widgets_share_the_preset_and_bias_glue():
+    from vlmlab.kernels import preset_name
+    from vlmlab.kernels.layer import LAYER_PRESET_NAMES, parse_bias, preset_names
+
+    assert preset_name(PRESETS["emboss"]) == "emboss" and preset_name(np.eye(3)) is None
+    assert preset_names(LAYER_PRESET) == list(LAYER_PRESET_NAMES)
+    assert preset_names(LAYER_PRESET[:2]) is None and preset_names(LAYER_PRESET + 1) is None
+    assert parse_bias(" ", 4) is None and parse_bias(None, 4) is None
+    assert parse_bias("1 -0.5", 2).tolist() == [1.0, -0.5]
+    with pytest.raises(LabError, match="bias"):
+        parse_bias("1 2 3", 2)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from vlmlab import cnn, cnn_depth
+from vlmlab import cnn
+from vlmlab.cnn import depth as cnn_depth
 from vlmlab.models import choices, torchvision_weights
 from vlmlab.render import colour_bar, value_ticks, with_colour_bar
 
@@ -27,7 +28,7 @@ def test_a_colour_bar_runs_through_the_colour_map_and_says_what_it_means():
 
 def test_the_depth_chart_and_table_need_no_weights_and_give_top1_to_one_decimal():
     from demo.cnn_tab import depth_frame
-    from vlmlab.cnn_render import draw_depth_chart
+    from vlmlab.cnn.render import draw_depth_chart
 
     rows = cnn_depth.depth_table()
     assert [row.model for row in rows][:1] == ["alexnet"]  # by year: AlexNet → VGG → ResNet

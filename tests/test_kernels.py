@@ -26,9 +26,9 @@ from vlmlab.kernels import (
     parse_kernel,
     resize_kernel,
 )
-from vlmlab.kernels_layer import LAYER_PRESET, apply_conv_layer, format_filters, parse_filters
-from vlmlab.kernels_render import display_result, render_kernel, render_step, signed_map
-from vlmlab.kernels_step import explain_pixel
+from vlmlab.kernels.layer import LAYER_PRESET, apply_conv_layer, format_filters, parse_filters
+from vlmlab.kernels.render import display_result, render_kernel, render_step, signed_map
+from vlmlab.kernels.step import explain_pixel
 
 NUMPY_PAD = {"reflect": "reflect", "replicate": "edge", "zero": "constant", "valid": "constant"}
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -360,16 +360,22 @@ def test_a_conv_layer_sums_its_channels_and_adds_the_bias(photo):
 
 
 def test_kernel_explorer_controls_change_the_output():
+    from lab_api import png_pixels
+
+    from vlmlab.kernels.layer import LAYER_PRESET_NAMES
+    from vlmlab.kernels.render import draw_layer_maps
     from widgets.kernels import ConvLayerExplorer, KernelExplorer
 
-    explorer = KernelExplorer(np.random.default_rng(0).integers(0, 255, (40, 50, 3), np.uint8))
-    first = explorer.result.value
+    photo = np.random.default_rng(0).integers(0, 255, (40, 50, 3), np.uint8)
+    explorer = KernelExplorer(photo)
     explorer.preset.value = "Sobel left"
-    assert explorer.result.value != first
     assert explorer.text.value == format_kernel(PRESETS["Sobel left"])
-    shown = explorer.result.value
+    sobel = render_kernel(photo, PRESETS["Sobel left"], padding="reflect", stride=1)
+    assert np.array_equal(png_pixels(explorer.result.value), png_pixels(sobel.image))
     explorer.mode.value = "signed"
-    assert explorer.result.value != shown
+    signed = render_kernel(photo, PRESETS["Sobel left"], padding="reflect", mode="signed")
+    assert np.array_equal(png_pixels(explorer.result.value), png_pixels(signed.image))
+    assert not np.array_equal(png_pixels(signed.image), png_pixels(sobel.image))
     explorer.stride.value = 2
     assert "20×25 out" in explorer.arithmetic.value
     explorer.grid.children[4].value = "x"
@@ -383,9 +389,15 @@ def test_kernel_explorer_controls_change_the_output():
     lecture.row.value = 2
     assert "sum = <b>4</b>" in lecture.step.value and lecture.matrix_view.value
 
-    layer = ConvLayerExplorer(np.random.default_rng(1).integers(0, 255, (30, 30, 3), np.uint8))
-    before = layer.maps.value
+    photo = np.random.default_rng(1).integers(0, 255, (30, 30, 3), np.uint8)
+    layer = ConvLayerExplorer(photo)
+    filters = parse_filters(layer.filters.value)
+    assert (apply_conv_layer(photo, filters, padding="reflect") < 0).any()  # ReLU has work to do
     layer.relu.value = True
-    assert layer.maps.value != before
+    rectified = apply_conv_layer(photo, filters, padding="reflect", relu=True)
+    assert (rectified >= 0).all()
+    assert np.allclose(filters, LAYER_PRESET)  # the lecture's filters, so their maps are named
+    drawn = draw_layer_maps(rectified, list(LAYER_PRESET_NAMES))
+    assert np.array_equal(png_pixels(layer.maps.value), png_pixels(drawn))
     layer.bias.value = "1 2"
     assert "one finite bias per filter" in layer.shapes.value or "at most" in layer.shapes.value

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_engine_imports_neither_gradio_nor_ipywidgets():
-    modules = [f"vlmlab.{m.name}" for m in pkgutil.iter_modules(vlmlab.__path__)]
-    assert "vlmlab.images" in modules and "vlmlab.models" in modules
+    # every module, the topics' sub-packages' included (their renderers draw with matplotlib)
+    modules = [m.name for m in pkgutil.walk_packages(vlmlab.__path__, "vlmlab.")]
+    assert {"vlmlab.images", "vlmlab.models", "vlmlab.cnn.render", "vlmlab.vit.render"} <= set(modules)
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n    importlib.import_module(name)\n"
@@ -49,3 +50,19 @@ def test_the_app_builds_every_tab_in_lecture_order(lab_app):
         "Pixels", "Convolution", "CNN", "ViT", "Contrastive", "CLIP", "Captioning", "VQA"
     ]  # fmt: skip
     assert config["components"] and lab_app.demo.max_file_size == 20 * 1024 * 1024
+
+
+def test_every_drawn_view_is_read_only_so_no_figure_offers_an_upload_zone(lab_app):
+    """An output picture that Gradio may treat as an input shows "Drop Image Here" while empty:
+    in a hall that reads as an instruction. Only the photo pickers take pictures in."""
+    import gradio as gr
+
+    takes_pictures = {"…or pick a sample"}  # the samples: a click picks one
+    open_to_input = sorted(
+        f"{type(block).__name__} {block.label!r}"
+        for block in lab_app.demo.blocks.values()
+        if isinstance(block, (gr.Image, gr.Gallery))
+        and block.interactive is not False
+        and block.label not in takes_pictures
+    )
+    assert open_to_input == [], open_to_input

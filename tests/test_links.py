@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from vlmlab import lecture, lecture_render, links
+from vlmlab import lecture, links
+from vlmlab.lecture import render as lecture_render
 from vlmlab.links import ViewState, decode, encode, view_state
 
 

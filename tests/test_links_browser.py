@@ -201,15 +201,17 @@ def test_model_tabs_links_restore_the_view(lab_app, fresh):
     again = fresh(url)
     wait_shown(again, "#vqa-answers", answers)
 
-    # The contrastive playground: its training settings.
-    page = fresh(lab_app.url + "?tab=contrastive&batch_size=16&seed=3")
-    set_number(page.locator("#tab-contrastive"), "steps", 120)
+    # The contrastive playground: its training settings, and the run starts for the visitor.
+    page = fresh(lab_app.url + "?tab=contrastive&batch_size=16&seed=3&steps=10")
+    set_number(page.locator("#tab-contrastive"), "steps", 40)
     url = copy_link(page, "contrastive")
-    assert all(p in url for p in ("batch_size=16", "seed=3", "steps=120"))
+    assert all(p in url for p in ("batch_size=16", "seed=3", "steps=40"))
     again = fresh(url)
     panel = again.locator("#tab-contrastive")
-    assert panel.get_by_label("number input for steps").input_value() == "120"
+    assert panel.get_by_label("number input for steps").input_value() == "40"
     assert panel.get_by_label("number input for batch size N").input_value() == "16"
+    expect(again.locator("#contrastive-status")).to_contain_text("of 40")  # trained for them
+    expect(again.locator("#contrastive-matrix img")).to_be_visible()
     for opened in (page, again):
         assert not opened.errors, opened.errors
 

@@ -75,9 +75,10 @@ def test_hugging_face_models_load_from_the_offline_cache():
     assert type(loaded.model).__name__ == "CLIPModel"
     assert type(loaded.processor).__name__ == "CLIPProcessor"
     eager = models.load_model("openai/clip-vit-base-patch32", attn_implementation="eager")
-    assert eager is not loaded and eager.model.config._attn_implementation == "eager"
+    assert eager is loaded and eager.model.config._attn_implementation == "eager"  # one CLIP
     vit = models.load_model("google/vit-base-patch16-224")
     assert type(vit.model).__name__ == "ViTForImageClassification"
+    assert vit.model.config._attn_implementation != "eager"  # others: eager only when asked
     dino = models.load_model("facebook/dino-vitb16")
     assert type(dino.model).__name__ == "ViTModel"  # no classifier head, like the real DINO
 

@@ -20,7 +20,11 @@ from tiny_models import (
     TINY_SPECS,
 )
 
-from vlmlab import clip, clip_pair, cnn, cnn_depth, cnn_render, gradcam, models, models_by_name, vit
+from vlmlab import clip, cnn, models, models_by_name, vit
+from vlmlab.clip import pair as clip_pair
+from vlmlab.cnn import depth as cnn_depth
+from vlmlab.cnn import render as cnn_render
+from vlmlab.cnn import gradcam
 from vlmlab.errors import LabError, ModelUnavailableError
 
 OPENAI_ID = "openai/clip-vit-base-patch32"
@@ -96,7 +100,7 @@ def test_deit_has_a_cls_and_a_distillation_token_and_both_heads(chelsea):
 def test_beit_shows_patches_and_attention_and_says_it_has_relative_position_biases(chelsea):
     from transformers import BeitForImageClassification
 
-    from vlmlab.vit_render import draw_patch_grid, draw_patch_steps
+    from vlmlab.vit.render import draw_patch_grid, draw_patch_steps
     from widgets.vit import position_embeddings
 
     grid = TINY_SPECS[BEIT_ID]["grid"]
@@ -187,7 +191,9 @@ def test_torchvision_cnns_by_name(chelsea, name, evidence, depth):
     view = cnn.feature_maps(chelsea, name, pretrained=False)
     arch = cnn.architecture(name)
     assert view.layer.name == arch.names[0]
-    assert cnn_render.draw_features(view).grid.size[0] > 0
+    grid, layout = cnn_render.draw_features(view).grid, cnn_render.feature_layout(view)
+    assert layout.count == view.maps.shape[0]  # a tile per channel of the network's first layer
+    assert grid.width == layout.gap + layout.columns * (layout.tile_width + layout.gap)
     evidence_layer = arch.layer_at(arch.evidence_layer).name
     last = cnn.feature_maps(chelsea, name, evidence_layer, pretrained=False)
     assert last.layer.shape[1] == 7  # 224 / 32
@@ -234,13 +240,51 @@ def test_the_loaded_model_budget_drops_the_least_recently_used(monkeypatch):
     assert len(models.loaded_models()) == 2
 
 
+def test_one_clip_object_serves_the_vit_and_clip_tabs(monkeypatch, chelsea):
+    """The ViT tab's attention maps, the CLIP tab's scores and its relevance maps come from one
+    loaded copy of a CLIP (or SigLIP) checkpoint, and each view's numbers are the model's own."""
+    from transformers import CLIPModel, CLIPProcessor, CLIPVisionModel
+
+    from vlmlab.cache import LRUCache
+
+    monkeypatch.setattr(models, "_loaded", {})
+    monkeypatch.setattr(vit, "_inspections", LRUCache(maxsize=8))  # nothing computed yet
+    clip.clear_caches()
+    labels = ["cat", "dog", "cup"]
+    seen = vit.inspect_vit(chelsea, OPENAI_ID)  # the ViT tab pointed at CLIP
+    scores = clip.score_labels(chelsea, labels, model=OPENAI_ID)  # the CLIP tab
+    maps = clip.relevance_maps(chelsea, labels, model=OPENAI_ID, templates=clip.DEFAULT_TEMPLATE)
+    vit.inspect_vit(chelsea, SIGLIP_ID)
+    clip.score_labels(chelsea, labels, model=SIGLIP_ID)
+    assert [m.spec.name for m in models.loaded_models()] == [OPENAI_ID, SIGLIP_ID]
+    shared = models.loaded_models()[0]
+    for loaded in (models.load_model(OPENAI_ID, topic="clip"), vit.load_vit(OPENAI_ID),
+                   clip.load_eager(OPENAI_ID), models.load_model(OPENAI_ID, topic="vit")):
+        assert loaded is shared  # fmt: skip
+    assert len(models.loaded_models()) == 2
+
+    # The numbers are those of transformers' own CLIP, loaded as transformers loads it.
+    model = CLIPModel.from_pretrained(OPENAI_ID).eval()
+    inputs = CLIPProcessor.from_pretrained(OPENAI_ID)(
+        text=[clip.DEFAULT_TEMPLATE.format(label) for label in labels], images=chelsea, return_tensors="pt", padding=True
+    )
+    with torch.no_grad():
+        expected = model(**inputs).logits_per_image.softmax(dim=-1)[0].numpy()
+    np.testing.assert_allclose(scores.probabilities, expected, rtol=1e-5, atol=1e-6)
+    direct = _direct(CLIPVisionModel, OPENAI_ID, chelsea)
+    np.testing.assert_allclose(
+        seen.attentions, torch.stack([a[0] for a in direct.attentions]).numpy(), atol=1e-5
+    )
+    np.testing.assert_allclose(maps.logits, scores.logits, rtol=1e-4)  # one model's targets
+
+
 def test_an_evicted_model_is_released_by_every_cache_that_held_it(monkeypatch, chelsea):
     """Past the budget a model leaves the registry and everything built on its weights (the
     feature-map extractor, the feature-visualisation graphs), so its memory is really freed."""
     import gc
     import weakref
 
-    from vlmlab import cnn_visualize
+    from vlmlab.cnn import featurevis as cnn_visualize
 
     monkeypatch.setattr(models, "_loaded", {})
     monkeypatch.setattr(models, "_max_loaded", 2)

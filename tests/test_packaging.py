@@ -158,6 +158,9 @@ def test_pip_install_puts_everything_under_vlmlab(fresh_venv, tmp_path):
     files = [line.strip() for line in shown.split("Files:")[1].splitlines() if line.strip()]
     assert any(f == "vlmlab/widgets/kernels.py" for f in files)
     assert any(f == "vlmlab/demo/cnn_tab.py" for f in files)
+    engine = Path(__file__).resolve().parents[1] / "vlmlab"
+    for module in engine.rglob("*.py"):  # every topic's sub-package installs, not only the top
+        assert f"vlmlab/{module.relative_to(engine).as_posix()}" in files, module
     tops = {f.split("/")[0] for f in files if not f.startswith("..")}
     assert {t for t in tops if not t.startswith("vlmlab")} == set(), tops
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import colorsys
 
-import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
@@ -24,7 +23,7 @@ from vlmlab.pixels import (
     shrink,
     tensor_facts,
 )
-from vlmlab.pixels_render import (
+from vlmlab.pixels.render import (
     color_table_html,
     describe_tensor,
     draw_channel_planes,
@@ -169,9 +168,11 @@ def test_drawings(chelsea):
 
 
 def test_pixel_inspector_controls_change_the_output(chelsea):
-    from widgets.pixels import PixelInspector, png
+    from widgets.pixels import PixelInspector
 
-    from vlmlab.pixels_render import PLANE_SIDE
+    from vlmlab.render import png_bytes as png
+
+    from vlmlab.pixels.render import PLANE_SIDE
 
     inspector = PixelInspector(chelsea)  # top 130, left 200, a 10×10 region
     inspector.top.value = 20  # the region moves up: its middle pixel is (25, 205)
@@ -194,26 +195,27 @@ def test_pixels_tab_handlers(tmp_path):
 
     path = tmp_path / "photo.png"
     Image.new("RGB", (1280, 640), (10, 200, 30)).save(path)
-    preview, _, facts, table = pixels_tab.show_region(str(path), 5, 1279, 4)
+    region = pixels_tab.show_region(str(path), 5, 1279, 4)
+    preview, facts, table = region["preview"], region["facts"], region["pixel_table"]
     assert preview.size == (640, 320) and "[10, 200, 30]" in facts and "G = 200" in table
-    planes, space_note = pixels_tab.show_color_space(str(path), "HSL")
-    assert planes.width > 0 and "OpenCV" in space_note
-    top, left = pixels_tab.pick_at(str(path), 8, SimpleNamespace(index=[100, 50]))
-    assert (top, left) == (96, 196)  # the click × 2 (preview scale), centred
+    space = pixels_tab.show_color_space(str(path), "HSL")
+    assert space["space_planes"].width > 0 and "OpenCV" in space["space_note"]
+    picked = pixels_tab.pick_at(str(path), 8, SimpleNamespace(index=[100, 50]))
+    assert picked == {"top": 96, "left": 196}  # the click × 2 (preview scale), centred
 
     # A page opening keeps the sliders, pulled inside a smaller photo; a new photo puts the
     # region in its middle; a cleared photo is said in place.
     Image.new("RGB", (20, 10), (10, 200, 30)).save(path)
-    planes, top, left, preview, _, facts, _, space_planes, _ = pixels_tab.page_opened(
-        False, str(path), 130, 200, 4, "HSV"
+    views = pixels_tab.page_opened(False, str(path), 130, 200, 4, "HSV")
+    planes, top, left, facts, space_planes = (
+        views[name] for name in ("planes", "top", "left", "facts", "space_planes")
     )
     assert (top.maximum, top.value, left.maximum, left.value) == (9, 6, 19, 16)
     assert planes.width > 0 and space_planes.width > 0 and "[10, 200, 30]" in facts
-    assert all(value is gr.skip() or value == gr.skip() for value in pixels_tab.page_opened(
-        True, str(path), 130, 200, 4, "HSV"
-    ))
+    assert pixels_tab.page_opened(True, str(path), 130, 200, 4, "HSV") == {}  # nothing changes
     Image.new("RGB", (1000, 600), (10, 200, 30)).save(path)
-    _, top, left, preview, *_ = pixels_tab.new_photo(str(path), 130, 200, 10, "HSV")
+    views = pixels_tab.new_photo(str(path), 130, 200, 10, "HSV")
+    top, left, preview = views["top"], views["left"], views["preview"]
     assert (top.value, left.value) == (295, 495)  # the 10×10 region in the middle
     # Its outline is centred there and wide enough to see on the preview (scale 1.5625).
     rows, columns = np.nonzero((np.asarray(preview) == (255, 230, 0)).all(axis=-1))
@@ -221,4 +223,5 @@ def test_pixels_tab_handlers(tmp_path):
     assert abs((columns.min() + columns.max()) / 2 - 500 / 1.5625) < 2
     assert columns.max() - columns.min() >= 20 and rows.max() - rows.min() >= 20
     empty = pixels_tab.new_photo(None, 5, 5, 4, "HSL")
-    assert empty[0] is None and empty[3] is None and "Please pick a sample photo" in empty[5]
+    assert empty["planes"] is None and empty["preview"] is None
+    assert "Please pick a sample photo" in empty["facts"] and "top" not in empty

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vlmlab import captioning, clip, cnn, gradcam, vit, vqa
+from vlmlab import captioning, clip, cnn, vit, vqa
+from vlmlab.cnn import gradcam
 from vlmlab.device import dtype_for, set_cpu_dtype
 from vlmlab.models import load_model
 

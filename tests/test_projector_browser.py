@@ -19,6 +19,9 @@ SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "projector"
 HALL = {"width": 1280, "height": 720}
 
 BODY_FONT = "() => parseFloat(getComputedStyle(document.body).fontSize)"
+# The labels of the controls on screen (Gradio sizes them with its theme's variables).
+LABEL_FONTS = """() => [...document.querySelectorAll('[data-testid=block-info]')]
+    .filter(l => l.offsetParent !== null).map(l => parseFloat(getComputedStyle(l).fontSize))"""
 PROSE_FONT = """() => Math.min(...[...document.querySelectorAll('#tab-vit .prose p')]
     .filter(p => p.offsetParent !== null).map(p => parseFloat(getComputedStyle(p).fontSize)))"""
 
@@ -50,6 +53,7 @@ def picture(locator) -> Image.Image:
 
 
 def test_the_projector_view_has_large_text_and_figures_for_that_visitor_only(browser, lab_app):
+    SHOTS.mkdir(parents=True, exist_ok=True)
     normal_context, normal = open_page(browser, lab_app.url)
     hall_context, hall = open_page(browser, lab_app.url, "?projector=1")
     try:
@@ -58,6 +62,11 @@ def test_the_projector_view_has_large_text_and_figures_for_that_visitor_only(bro
         expect(normal.locator("#projector-switch input")).not_to_be_checked()
         assert hall.evaluate(BODY_FONT) >= 20
         assert normal.evaluate(BODY_FONT) < 20
+        # Compact above the tabs: the tabs (and a tab's first figure soon after) are in the top
+        # part of the hall's screen, not below the fold.
+        tabs_top = hall.locator("button[role=tab]").first.bounding_box()["y"]
+        assert tabs_top < 0.45 * HALL["height"], tabs_top
+        hall.screenshot(path=str(SHOTS / "hall-1280x720-first-screen.png"))
 
         steps = {}
         for name, page in (("normal", normal), ("hall", hall)):
@@ -111,6 +120,18 @@ def test_a_saved_figure_is_twice_the_size_shown_and_says_what_it_is(browser, lab
         context.close()
 
 
+# Every picture in the panel has arrived. Gradio's images load lazily, so those below the hall's
+# 720 px would never load for a full-page screenshot: they are asked for now.
+LOADED = """panel => [...panel.querySelectorAll('img')].every(i => {
+    if (i.loading === 'lazy') i.loading = 'eager';
+    return i.complete && i.naturalWidth > 0;
+})"""
+
+# The tab's secondary panels are closed (the page closes each once the tab it is in has settled).
+CLOSED = """panel => [...panel.querySelectorAll('.lab-secondary > .label-wrap')]
+    .every(header => !header.classList.contains('open'))"""
+
+
 def test_every_tab_in_the_projector_view_is_kept_as_a_screenshot(browser, lab_app):
     """Each whole tab in light and dark theme, in artifacts/projector/. Figures stay on white in the dark theme: none is transparent."""
     context, page = open_page(browser, lab_app.url, "?projector=1")
@@ -118,17 +139,21 @@ def test_every_tab_in_the_projector_view_is_kept_as_a_screenshot(browser, lab_ap
     try:
         for title, tab_id in TAB_IDS.items():
             panel = open_tab(page, title)
-            page.wait_for_timeout(300)
+            page.wait_for_timeout(1000)  # a tab's first drawing can start after the page looked idle
+            wait_idle(page)
+            page.wait_for_function(LOADED, arg=panel.element_handle())  # the pictures, not frames
+            page.wait_for_function(CLOSED, arg=panel.element_handle())  # as the hall sees the tab
             page.screenshot(path=str(SHOTS / f"light-{tab_id}-full.png"), full_page=True)
             page.evaluate("() => document.body.classList.add('dark')")  # as ?__theme=dark
             page.wait_for_timeout(200)
+            assert min(page.evaluate(LABEL_FONTS)) >= 20, title  # as large in the dark theme
             page.screenshot(path=str(SHOTS / f"dark-{tab_id}-full.png"), full_page=True)
             text = panel.locator(".prose p").first
             if text.count():  # light text on the dark page
                 colour = text.evaluate("p => getComputedStyle(p).color")
                 assert _luminance(colour) > 0.5, (title, colour)
             page.evaluate("() => document.body.classList.remove('dark')")
-            assert page.evaluate(BODY_FONT) >= 20
+            assert page.evaluate(BODY_FONT) >= 20 and min(page.evaluate(LABEL_FONTS)) >= 20, title
     finally:
         context.close()
 

@@ -19,9 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
-pytest.importorskip("ray")  # requirements-ray.txt (make test installs it)
+import ray  # noqa: F401 - requirements-ray.txt, which make test installs: missing is a failure
 
 CASES = Path(__file__).with_name("ray_cases.py")
 STARTED = "vlmlab-ray-cases: Ray started"

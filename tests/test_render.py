@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from vlmlab.cache import fingerprint, photo_fingerprint
-from vlmlab.cnn_render import GAP, LEVELS, assemble, backdrop, channel_overlay, palette
+from vlmlab.cnn.render import GAP, LEVELS, assemble, backdrop, channel_overlay, palette
 from vlmlab.render import colorize
 
 
@@ -83,7 +83,7 @@ def test_a_channel_overlay_is_colour_where_the_channel_fires_and_the_gray_photo_
 
 
 def test_a_channel_grid_numbers_its_tiles_and_carries_its_colour_bar():
-    from vlmlab.cnn_render import BLACK, WHITE, channel_grid
+    from vlmlab.cnn.render import BLACK, WHITE, channel_grid
 
     # Sixteen copies of one map: the tiles differ only by the numbers written on them.
     maps = np.repeat(np.random.default_rng(2).random((1, 6, 6)).astype(np.float32), 16, axis=0)
@@ -99,3 +99,15 @@ def test_a_channel_grid_numbers_its_tiles_and_carries_its_colour_bar():
     bar = grid[4 * (tile_h + GAP) + GAP :]
     assert bar.shape[0] > 20 and {0, LEVELS - 1} <= set(np.unique(bar)) and (bar == BLACK).any()
     assert layout.index_at(5, grid.shape[0] - 2) is None  # a click on the bar picks nothing
+
+
+def test_png_bytes_keep_every_pixel_and_error_html_escapes_what_the_user_typed():
+    import io
+
+    from vlmlab.render import error_html, png_bytes
+
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (9, 7, 3), np.uint8))
+    again = Image.open(io.BytesIO(png_bytes(picture)))
+    assert again.format == "PNG" and np.array_equal(np.asarray(again), np.asarray(picture))
+    line = error_html("There is no sample called '<b>cat</b>'.")
+    assert "&lt;b&gt;cat&lt;/b&gt;" in line and "<b>" not in line and line.startswith("<p")

@@ -14,11 +14,14 @@ import threading
 from pathlib import Path
 from urllib.parse import quote
 
+import gradio as gr
 import httpx
 import pytest
 import torch
+from gradio import processing_utils
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
+from PIL import Image
 from lab_api import (
     PHOTO_ENDPOINTS,
     assert_alive,
@@ -32,7 +35,7 @@ from lab_api import (
     submit,
 )
 
-from demo import MAX_QUEUE
+from demo import MAX_QUEUE, cache_writes
 from demo.common import FAULT
 from vlmlab.images import sample_files
 
@@ -186,6 +189,45 @@ def test_share_is_off_by_default_and_launch_is_bounded(lab_app, monkeypatch):
         assert "malloc-trim" in {thread.name for thread in threading.enumerate()}
 
 
+def test_a_picture_shown_to_many_is_never_rewritten_while_a_browser_reads_it(lab_app):
+    """Many students on one sample get the same picture, under one name in Gradio's cache, and
+    a streamed caption sends its word maps anew with each word: the file a browser is reading is
+    never written again in place (demo/cache_writes.py), so it is always whole."""
+    assert processing_utils.save_pil_to_cache is cache_writes.save_pil_to_cache  # the app's
+    picture = Image.effect_noise((120, 90), 64).convert("RGB")
+    first = Path(gr.Image().postprocess(picture).path)
+    whole = first.read_bytes()
+
+    # While a browser reads the copy, the same picture comes again: that copy is kept as it is.
+    first.write_bytes(b"read by a browser")
+    assert Path(gr.Image().postprocess(picture).path) == first
+    assert first.read_bytes() == b"read by a browser"
+    first.write_bytes(whole)  # the copy as first written
+
+    # Students' requests and a browser at once: every read, while 60 requests are served, is whole.
+    stop, served, reads = threading.Event(), [], []
+
+    def student() -> None:
+        while not stop.is_set():
+            gr.Gallery().postprocess([(picture, "bird"), (picture, "on")])
+            served.append(1)  # (list.append is atomic)
+
+    students = [threading.Thread(target=student) for _ in range(3)]
+    for thread in students:
+        thread.start()
+    try:
+        reads.append(first.read_bytes())
+        while len(served) < 60 and any(t.is_alive() for t in students):
+            reads.append(first.read_bytes())
+    finally:
+        stop.set()
+        for thread in students:
+            thread.join()
+    assert len(served) >= 60  # (no student stopped on an error)
+    assert reads and all(read == whole for read in reads), {len(read) for read in reads}
+    assert not list(first.parent.glob(".image.*"))  # no half-written copy left behind
+
+
 def test_an_upload_over_the_size_limit_is_refused_before_the_lab_sees_it(lab_app, tmp_path):
     big = tmp_path / "huge.png"
     big.write_bytes(noise_png(2) + os.urandom(21 * 1024 * 1024))  # valid PNG, trailing bytes
@@ -258,6 +300,76 @@ def test_the_queue_is_freed_after_failures(lab_app, tmp_path, monkeypatch):
                 job.result(timeout=60)
     assert predict(lab_app.client, api_name, photo) is not None
     assert_alive(lab_app.url)
+
+
+def test_every_model_load_in_the_app_waits_for_the_model_slot(lab_app, monkeypatch):
+    """Two visitors at once and a third request, with room for two models: each load runs in an
+    event of the model slot (never the light pool, never two at once), the least recently used
+    model makes room, and the ViT tab pointed at CLIP shares the CLIP tab's copy."""
+    from gradio.context import LocalContext
+
+    from vlmlab import clip, models, vit
+    from vlmlab.cache import LRUCache
+
+    clip_id, laion_id, vit_id = (
+        "openai/clip-vit-base-patch32", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+        "google/vit-base-patch16-224",
+    )  # fmt: skip
+    monkeypatch.setattr(models, "_loaded", {})
+    monkeypatch.setattr(models, "_max_loaded", 2)
+    monkeypatch.setattr(vit, "_inspections", LRUCache(maxsize=8))  # every view misses its cache
+    clip.clear_caches()
+    queue = lab_app.demo._queue
+    slots, running, overlaps = [], [], []
+    load = models._load
+
+    def slots_now() -> set:
+        """The slot of the event this load runs in; Gradio names no event of a batch (zero-shot),
+        so for one of those, the slots of every batch running now."""
+        event_id = LocalContext.event_id.get(None)
+        if event_id is not None:
+            event = queue.event_ids_to_events.get(event_id)
+            return {event.fn.concurrency_id if event else None}
+        return {e.fn.concurrency_id for job in queue.active_jobs for e in job or () if e.fn.batch}
+
+    def watched(spec, *args, **kwargs):
+        slots.append((spec.name, slots_now()))
+        running.append(spec.name)
+        overlaps.append(len(running))
+        try:
+            return load(spec, *args, **kwargs)
+        finally:
+            running.remove(spec.name)
+
+    monkeypatch.setattr(models, "_load", watched)
+    photo = sample_files()["chelsea"]
+    errors = []
+
+    def visitor(calls):
+        try:
+            for api_name, values in calls:
+                assert predict(lab_app.client, api_name, photo, **values) is not None
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    as_vit = {"model": clip_id, "layer": 1, "head": "mean", "query": "CLS"}
+    visitors = [
+        [("/vit_attention", as_vit), ("/zero_shot", {"labels": "cat, dog", "model": clip_id})],
+        [("/zero_shot", {"labels": "cat, cup", "model": laion_id})],
+    ]
+    threads = [threading.Thread(target=visitor, args=(calls,)) for calls in visitors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert sorted(name for name, _ in slots) == sorted([clip_id, laion_id])  # CLIP once, both tabs
+    visitor([("/vit_attention", {**as_vit, "model": vit_id})])  # the third: over the budget
+    assert not errors, errors
+    assert [name for name, _ in slots[2:]] == [vit_id]
+    assert all(slot == {"model"} for _, slot in slots), slots
+    assert max(overlaps) == 1 and len(models.loaded_models()) == 2
+    assert models.loaded_models()[-1].spec.name == vit_id
 
 
 def test_an_upload_removed_by_the_cache_cleanup_is_explained(lab_app, tmp_path):

@@ -1,5 +1,6 @@
-"""The shape every topic keeps: compute (`vlmlab/<topic>.py`) returns data and never draws;
-drawing lives in `vlmlab/<topic>_render.py` and `vlmlab/render.py`. Read from the source with
+"""The shape every topic keeps: each topic is a sub-package `vlmlab/<topic>/` whose `__init__` is
+its front door; compute modules return data and never draw; drawing lives in
+`vlmlab/<topic>/render.py` (or `…_render.py` beside the compute it draws) and `vlmlab/render.py`. Read from the source with
 `ast`, so a lazy import inside a function counts too."""
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import pytest
 
 ENGINE = Path(__file__).resolve().parents[1] / "vlmlab"
 # The command lines are faces of the lab, like demo/ and widgets/ (the atlas command draws its
-# grid there; vlmlab.atlas computes it).
+# grid there; vlmlab.cnn.atlas computes it).
 FACES = {"__main__", "cli"}
 MARKUP = re.compile(r"<(b|i|p|a|br|div|span|ul|ol|li|table|tr|td|th|h[1-6])[\s>/]|\*\*\S")
 
 
 def module_name(path: Path) -> str:
-    return ".".join(path.relative_to(ENGINE.parent).with_suffix("").parts)
+    parts = path.relative_to(ENGINE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def is_render(name: str) -> bool:
@@ -34,7 +36,7 @@ def compute_modules() -> list[Path]:
     ]
 
 
-def imported(tree: ast.AST, module: str) -> set[str]:
+def imported(tree: ast.AST, module: str, package: bool = False) -> set[str]:
     """Every module an `import` or `from … import` names, submodules of `from x import y`
     included (y may be a module)."""
     names = set()
@@ -44,7 +46,7 @@ def imported(tree: ast.AST, module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative: from . import x, from .x import y
-                parts = module.split(".")[: -node.level]
+                parts = module.split(".")[: len(module.split(".")) - node.level + package]
                 base = ".".join([*parts, base] if base else parts)
             names.add(base)
             names |= {f"{base}.{alias.name}" for alias in node.names}
@@ -53,23 +55,39 @@ def imported(tree: ast.AST, module: str) -> set[str]:
 
 def test_the_engine_has_compute_and_render_modules():
     compute = {module_name(p) for p in compute_modules()}
-    assert {"vlmlab.cnn", "vlmlab.gradcam", "vlmlab.pixels", "vlmlab.vqa"} <= compute
-    assert {"vlmlab.atlas", "vlmlab.links", "vlmlab.lecture"} <= compute
-    assert not {"vlmlab.cnn_render", "vlmlab.render", "vlmlab.lecture_render"} & compute
+    assert {"vlmlab.cnn", "vlmlab.cnn.gradcam", "vlmlab.pixels", "vlmlab.vqa"} <= compute
+    assert {"vlmlab.cnn.atlas", "vlmlab.links", "vlmlab.lecture"} <= compute
+    assert not {"vlmlab.cnn.render", "vlmlab.render", "vlmlab.lecture.render"} & compute
 
 
-@pytest.mark.parametrize("path", compute_modules(), ids=lambda p: p.stem)
+TOPICS = ("pixels", "kernels", "cnn", "vit", "clip", "contrastive", "captioning", "vqa", "lecture")
+
+
+def test_every_topic_is_a_sub_package_with_its_front_door_and_its_renderer():
+    for topic in TOPICS:
+        folder = ENGINE / topic
+        assert (folder / "__init__.py").is_file() and (folder / "render.py").is_file(), topic
+        assert not (ENGINE / f"{topic}.py").exists(), f"vlmlab/{topic}.py beside vlmlab/{topic}/"
+    flat = sorted(p.name for p in ENGINE.glob("*_render.py"))
+    assert flat == [], f"renderers outside their topic's package: {flat}"
+    # the lab's own modules beside the topics: shared infrastructure, no topic's prefix
+    strays = sorted(p.name for p in ENGINE.glob("*.py") if p.stem.split("_")[0] in TOPICS)
+    assert strays == [], f"{strays} belong in their topic's package"
+
+
+@pytest.mark.parametrize("path", compute_modules(), ids=module_name)
 def test_compute_never_imports_a_render_module(path):
     name = module_name(path)
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    drawing = sorted(n for n in imported(tree, name) if n.startswith("vlmlab") and is_render(n))
+    names = imported(tree, name, package=path.stem == "__init__")
+    drawing = sorted(n for n in names if n.startswith("vlmlab") and is_render(n))
     assert drawing == [], f"{name} imports {drawing}: drawing belongs in its _render module"
 
 
-@pytest.mark.parametrize("path", compute_modules(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", compute_modules(), ids=module_name)
 def test_compute_never_writes_markup(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    assert "html" not in imported(tree, module_name(path))
+    assert "html" not in imported(tree, module_name(path), package=path.stem == "__init__")
     docstrings = {
         id(node.body[0].value)
         for node in ast.walk(tree)
@@ -83,19 +101,19 @@ def test_compute_never_writes_markup(path):
         if isinstance(node, ast.Constant) and isinstance(node.value, str)
         and id(node) not in docstrings and MARKUP.search(node.value)
     ]  # fmt: skip
-    assert markup == [], f"{path.stem} writes markup: {markup}"
+    assert markup == [], f"{module_name(path)} writes markup: {markup}"
 
 
 def test_the_checks_catch_what_they_are_for(tmp_path):
     """The two checks above fail on a module that draws or writes markup."""
     bad = ast.parse(
-        "from vlmlab import cnn_render\nfrom . import vit_render\n"
+        "from vlmlab.cnn import render\nfrom . import featurevis_render\n"
         "def f():\n    from vlmlab.render import colorize\n    return '<b>' + '**x**'\n"
     )
-    names = imported(bad, "vlmlab.cnn")
-    assert {"vlmlab.cnn_render", "vlmlab.vit_render", "vlmlab.render"} <= {
-        n for n in names if is_render(n)
-    }
+    inside = {n for n in imported(bad, "vlmlab.cnn.gradcam") if is_render(n)}
+    assert {"vlmlab.cnn.render", "vlmlab.cnn.featurevis_render", "vlmlab.render"} <= inside
+    front_door = {n for n in imported(bad, "vlmlab.cnn", package=True) if is_render(n)}
+    assert "vlmlab.cnn.featurevis_render" in front_door  # `from .` in an __init__ is the package
     strings = [n.value for n in ast.walk(bad) if isinstance(n, ast.Constant)]
     assert all(MARKUP.search(s) for s in strings if isinstance(s, str))
 
@@ -151,8 +169,8 @@ def test_convolution_settings_are_checked_once_and_shared():
     import numpy as np
 
     from vlmlab.kernels import Convolution, KernelError, apply_kernel, normalise_kernel
-    from vlmlab.kernels_render import render_kernel, render_step
-    from vlmlab.kernels_step import explain_pixel
+    from vlmlab.kernels.render import render_kernel, render_step
+    from vlmlab.kernels.step import explain_pixel
 
     settings = Convolution("zero", 2.0, flip=True, normalise=True)
     assert settings.stride == 2 and type(settings.stride) is int

@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 from tiny_models import DINO_ID, TINY_SPECS, VIT_ID, VIT_LABELS
 
-from vlmlab import vit, vit_cost
+from vlmlab import vit
+from vlmlab.vit import cost as vit_cost
 from vlmlab.errors import LabError
 from vlmlab.models import LoadedModel, choices, get_spec, load_model
-from vlmlab.vit_render import (
+from vlmlab.vit.render import (
     display_scale,
     draw_attention,
     draw_attention_views,
@@ -344,25 +345,63 @@ def test_the_vit_attention_endpoint_answers_and_validates(lab_app):
         path, VIT_ID, 2, "1", "CLS", api_name="/vit_attention"
     )
     assert Image.open(heat_map).size == Image.open(rollout).size
-    assert Image.open(heads).width > 0 and "CLS (layer 2, head 1)" in text
+    expected = draw_attention_views(
+        vit.inspect_vit(sample_files()["chelsea"], VIT_ID), 2, "1", vit.CLS
+    )  # what the engine draws for these settings
+    assert Image.open(heads).size == expected.heads.size and "CLS (layer 2, head 1)" in text
     with pytest.raises(Exception, match="Patch 99 is outside the 6×6 grid"):
         lab_app.client.predict(path, VIT_ID, 2, "1", "99", api_name="/vit_attention")
     with pytest.raises(Exception, match="layer must be between 1 and 3"):
         lab_app.client.predict(path, VIT_ID, 9, "mean", "CLS", api_name="/vit_attention")
 
 
+def test_the_tab_keeps_the_view_the_model_has_and_resets_the_rest():
+    from types import SimpleNamespace
+
+    from demo import vit_tab
+    from vlmlab.images import sample_files
+
+    path = str(sample_files()["chelsea"])
+    kept = vit_tab.look_inside(path, VIT_ID, 2, "2", "5", 7, None)  # 3 layers, 2 heads, 6×6
+    assert (kept["layer_shown"], kept["query"]) == (2, "5")
+    assert kept["head"]["value"] == "2" and kept["patch"]["value"] == 7
+    assert kept["head"]["choices"] == ["mean", "1", "2"]
+    assert "patch 5 (layer 2, head 2)" in kept["attention_text"]
+    # Another model (or a first look): what it lacks starts over, at its last layer and CLS.
+    reset = vit_tab.look_inside(path, VIT_ID, 64, "9", "99", 99, None)
+    assert (reset["layer_shown"], reset["query"], reset["head"]["value"]) == (3, "CLS", "mean")
+    assert reset["layer"]["maximum"] == 3 and reset["patch"] == {
+        "__type__": "update", "maximum": 36, "value": 1
+    }
+    # A click on the grid follows that patch and asks where it looks.
+    inspection = vit.inspect_vit(sample_files()["chelsea"], VIT_ID)
+    x, y = 1, 1  # in the top-left patch
+    picked = vit_tab.pick_patch(path, VIT_ID, 1, "mean", SimpleNamespace(index=[x, y]))
+    number = patch_at(inspection, x, y)
+    assert picked["patch"] == number and picked["query"] == str(number)
+    assert f"patch {number} (layer 1" in picked["attention_text"]
+    assert vit_tab.typed_attention(path, VIT_ID, None, "mean", "CLS") == {}
+
+
 def test_widgets_redraw_when_a_control_changes(photo):
+    import html
+
     from widgets.vit import AttentionBrowser, PatchExplorer, WhyPatches
 
+    from lab_api import png_pixels
+
     explorer = PatchExplorer(photo, VIT_ID)
-    before = explorer.steps.value
     explorer.patch.value = 20
-    assert explorer.steps.value != before and explorer.message.value == ""
+    i = explorer.inspection
+    assert explorer.message.value == ""
+    assert np.array_equal(png_pixels(explorer.steps.value), png_pixels(draw_patch_steps(i, 20)))
+    assert np.array_equal(png_pixels(explorer.grid.value), png_pixels(draw_patch_grid(i, 20)))
 
     browser = AttentionBrowser(photo, VIT_ID)
-    before = browser.heat_map.value
     browser.head.value = "2"
-    assert browser.heat_map.value != before
+    views = draw_attention_views(browser.inspection, browser.layer.value, "2", vit.CLS)
+    assert np.array_equal(png_pixels(browser.heat_map.value), png_pixels(views.heat_map))
+    assert "head 2" in views.text and html.escape(views.text) in browser.text.value
     browser.query.value = "99"
     assert "outside the 6×6 grid" in browser.text.value
 

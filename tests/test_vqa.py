@@ -8,10 +8,12 @@ import math
 import re
 
 import numpy as np
+import gradio as gr
 import pytest
 import torch
 
-from vlmlab import vqa, vqa_render
+from vlmlab import vqa
+from vlmlab.vqa import render as vqa_render
 from vlmlab.errors import LabError
 from vlmlab.models import load_model
 
@@ -194,3 +196,18 @@ def test_answer_endpoint_returns_the_table_and_the_bars(tab_client, chelsea):
         tab_client.predict(
             photo, "\n".join(f"q{n}?" for n in range(12)), VILT, 3, api_name="/answer"
         )
+
+
+def test_the_tab_shows_answers_and_where_it_looked_together():
+    from demo import vqa_tab
+    from vlmlab.images import sample_files
+
+    photo = str(sample_files()["chelsea"])
+    questions = "What animal is this?\nIs it sleeping?"
+    shown = vqa_tab.answer_and_grounding(photo, questions, VILT, 2, None)
+    assert set(shown) == {*vqa_tab.ANSWER_VIEWS, *vqa_tab.GROUNDING_VIEWS}
+    expected = vqa.answer_questions(sample_files()["chelsea"], questions, model=VILT, top_k=2)
+    assert shown["table"] == vqa_render.answer_rows(expected)
+    assert shown["looked"].width > 0 and shown["looked_notes"]
+    with pytest.raises(gr.Error, match="Please pick a sample photo"):
+        vqa_tab.answer(None, questions, VILT, 2, None)

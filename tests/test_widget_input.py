@@ -10,7 +10,7 @@ import pytest
 from vlmlab import captioning, clip, vqa
 from vlmlab.errors import LabError
 from vlmlab.kernels import cells_to_array, parse_kernel
-from vlmlab.kernels_layer import parse_filters
+from vlmlab.kernels.layer import parse_filters
 from vlmlab.text import MAX_TEXT_CHARS
 
 

@@ -58,6 +58,13 @@ class InProcess:
 
         return vqa.answer_questions(image, questions, model=model, top_k=top_k)
 
+    def train_contrastive(self, run, *, should_stop=None, **settings) -> Iterator:
+        """Train (or resume) `run`, a `contrastive.ContrastiveRun`, yielding its snapshots
+        (`contrastive.train`'s settings); `run` keeps the progress for the next call."""
+        from vlmlab import contrastive
+
+        return contrastive.train(run=run, should_stop=should_stop, **settings)
+
     def close(self) -> None:
         """Nothing to release in process."""
 

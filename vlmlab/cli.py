@@ -1,10 +1,11 @@
 """The lab's command lines: serving it (`python app.py`, `python -m vlmlab`, `vlmlab`) and the
-feature-visualisation atlas (`python -m vlmlab.atlas`)."""
+feature-visualisation atlas (`python -m vlmlab.cnn.atlas`)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 CPU_DTYPES = ("float32", "bfloat16")  # vlmlab.device.CPU_DTYPES, named here so --help stays light
@@ -136,9 +137,17 @@ def choose_backend(args: argparse.Namespace) -> None:
     print("vlmlab: starting the model deployments on Ray Serve…", flush=True)
     remote = ray_serve.start(args.ray_config, address=args.ray_address)
     use(remote)
+    # A stop by signal (`kill`, systemd, `docker stop`, `timeout`) ends the lab as Ctrl-C does,
+    # Ray's exit handler included (a local head ends with its agents); Ray's own SIGTERM handler
+    # aborted the process and left the head's agents running.
+    signal.signal(signal.SIGTERM, _interrupted)
     for family, report in remote.report().items():
         for model, problem in report["problems"].items():
             print(f"vlmlab: {family}: {model} could not be loaded: {problem}", flush=True)
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def configure(args: argparse.Namespace) -> bool:
@@ -170,17 +179,19 @@ def serve(demo, options: dict) -> None:
 
 
 def atlas_main(argv: list[str] | None = None) -> int:
-    """`python -m vlmlab.atlas`: see vlmlab/atlas.py; draws the grid of every chosen channel."""
+    """`python -m vlmlab.cnn.atlas`: see vlmlab/cnn/atlas.py; draws the grid of every chosen channel."""
     from pathlib import Path
 
-    from vlmlab import atlas, cnn_visualize, cnn_visualize_render
+    from vlmlab.cnn import atlas
+    from vlmlab.cnn import featurevis as cnn_visualize
+    from vlmlab.cnn import featurevis_render as cnn_visualize_render
     from vlmlab.cache import cache_dir
-    from vlmlab.cnn_layers import TOPIC, architecture
+    from vlmlab.cnn.layers import TOPIC, architecture
     from vlmlab.errors import LabError
     from vlmlab.models import choices, get_spec
 
     parser = argparse.ArgumentParser(
-        prog="python -m vlmlab.atlas", description=atlas.__doc__.splitlines()[0]
+        prog="python -m vlmlab.cnn.atlas", description=atlas.__doc__.splitlines()[0]
     )
     parser.add_argument("model", help="one of: " + ", ".join(choices(TOPIC)))
     parser.add_argument("layer", help="a layer, named as in the feature-map view (conv1 …)")

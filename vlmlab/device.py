@@ -63,12 +63,25 @@ def dtype_for(device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else _cpu_dtype
 
 
+_cpu_threads: int | None = None  # set_cpu_threads' count; None: every core
+
+
 @functools.lru_cache(maxsize=1)
 def fit_cpu_threads() -> int:
-    """Use every core this process may run on (containers often report more than they give)."""
+    """Use every core this process may run on (containers often report more than they give),
+    or the count `set_cpu_threads` chose."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, cores or 1))
+    torch.set_num_threads(_cpu_threads or max(1, cores or 1))
     return torch.get_num_threads()
+
+
+def set_cpu_threads(count: int) -> int:
+    """Compute on `count` CPU threads from now on instead of every core (a process that shares
+    the machine by design, like a Ray Serve replica given part of its CPUs); returns the count."""
+    global _cpu_threads
+    _cpu_threads = max(1, int(count))
+    fit_cpu_threads.cache_clear()
+    return fit_cpu_threads()
 
 
 def _zero_gpu():

@@ -93,6 +93,8 @@ def keep_figure(image: Image.Image, figure: Figure, dpi: int) -> None:
 
 
 def _picture(image) -> Image.Image:
+    if isinstance(image, (bytes, bytearray, memoryview)) and len(image):  # a widget's PNG
+        image = Image.open(io.BytesIO(bytes(image)))
     if isinstance(image, (str, Path)):
         image = Image.open(image)
     if isinstance(image, np.ndarray):
@@ -133,3 +135,81 @@ def save_figure(image, name: str, caption_line: str, *, scale: int = SCALE) -> S
     out = io.BytesIO()
     large.save(out, format="png", pnginfo=info, optimize=False)
     return SavedFigure(name=name, caption=caption_line, png=out.getvalue(), size=target, svg=svg)
+
+
+# ---------------------------------------------------------------------------------------------
+# A view's figures, named from its settings: the one saving path for both faces (the app's
+# "Figures to keep" panel and each widget's "Save figures" button)
+
+
+def setting_word(key: str, value) -> str | None:
+    """A setting as it goes into a file name: numbers with their name (channel12), text as is."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = int(value) if float(value).is_integer() else value
+        return f"{key}{number}"
+    return str(value)
+
+
+def setting_line(keys, values) -> str:
+    """The settings `keys` of `values` as a caption's tail ("layer layer3, channel 12"); the
+    model is said on its own."""
+    parts = []
+    for key in keys:
+        value = values.get(key)
+        if key == "model" or value in (None, "") or isinstance(value, bool):
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        parts.append(f"{key} {value}")
+    return ", ".join(parts)
+
+
+def _shown(picture, what: str) -> list:
+    """A picture, or each of a gallery's (picture, caption) items numbered: (picture, what)."""
+    if picture is None or (isinstance(picture, (bytes, bytearray, memoryview)) and not picture):
+        return []
+    if isinstance(picture, (list, tuple)):
+        items = [item[0] if isinstance(item, (list, tuple)) else item for item in picture]
+        return [(item, f"{what} {i + 1}") for i, item in enumerate(items) if item is not None]
+    return [(picture, what)]
+
+
+def save_view_figures(topic: str, figures, values, folder) -> tuple[list[Path], list[str]]:
+    """Save each shown picture of `figures` into `folder`: the files written and one caption
+    line per figure (Markdown). `figures` holds (picture, what it shows, the settings that name
+    it: keys of `values`) or, for a figure with a name of its own, a fourth item: the file
+    name's first words instead of `topic` and what it shows ("featurevis" →
+    featurevis_mobilenet-v2_block9_channel12.png; words apart with `_`). A picture is PIL, an array, PNG bytes or a gallery's list; None or empty
+    ones (not shown yet) are left out, and a name saved once is not saved again."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    lines: list[str] = []
+    seen: set[str] = set()
+    for picture, what, keys, *own in figures:
+        first = own[0] if own else None
+        for image, label in _shown(picture, what):
+            words = [setting_word(k, values.get(k)) for k in keys]
+            if first is None:
+                stem = file_stem(topic, *words, label)
+            else:
+                stem = file_stem(*first.split("_"), *words, label[len(what) :].strip() or None)
+            if stem in seen:
+                continue
+            seen.add(stem)
+            line = caption(label[:1].upper() + label[1:], values.get("model"),
+                           setting_line(keys, values))  # fmt: skip
+            saved = save_figure(image, stem, line)
+            (folder / saved.png_name).write_bytes(saved.png)
+            paths.append(folder / saved.png_name)
+            names = f"`{saved.png_name}` ({saved.size[0]}×{saved.size[1]})"
+            if saved.svg is not None:
+                (folder / saved.svg_name).write_bytes(saved.svg)
+                paths.append(folder / saved.svg_name)
+                names += f", `{saved.svg_name}`"
+            lines.append(f"- {names}: {line}")
+    if not paths:
+        raise LabError("There are no figures here yet: show something first.")
+    return paths, lines

@@ -162,6 +162,11 @@ class LoadedModel:
         return {key: self.to_device(value) for key, value in dict(batch).items()}
 
 
+# Kinds whose one checkpoint serves several views: the CLIP tab's scores, its relevance maps and
+# the ViT tab's attention maps. Eager attention gives every one of them what it needs, so such a
+# model loads once, with eager attention, whichever tab asks first, and all of them share it.
+ONE_COPY_KINDS = ("clip", "siglip")
+
 _loaded: dict[tuple, LoadedModel] = {}  # least recently used first
 _locks: dict[tuple, threading.Lock] = {}
 _registry_lock = threading.Lock()
@@ -245,14 +250,18 @@ def load_model(
 ) -> LoadedModel:
     """The model `name` from the registry, loaded on first use and shared afterwards.
 
-    `attn_implementation="eager"` gives a copy whose attentions can be returned (ViT tab).
-    `pretrained=False` builds the same architecture with random weights (benchmarks, tests).
+    `attn_implementation="eager"` gives a copy whose attentions can be returned (ViT tab);
+    CLIP-family models load so unless asked otherwise (`ONE_COPY_KINDS`): one object serves
+    the CLIP and ViT tabs alike. `pretrained=False` builds the same architecture with random weights
+    (benchmarks, tests).
     """
     import torch
 
     from vlmlab.device import default_device, dtype_for, fit_cpu_threads
 
     spec = get_spec(name, topic)
+    if spec.kind in ONE_COPY_KINDS and attn_implementation is None:
+        attn_implementation = "eager"
     device = torch.device(device) if device is not None else default_device()
     key = (spec.name, str(device), dtype_for(device), attn_implementation, pretrained)
     found = _touch(key)

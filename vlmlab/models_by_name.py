@@ -306,8 +306,8 @@ def describe_found(name: str, topic: str, image=None, *, pretrained: bool = True
 
     spec = get_spec(name, topic)
     if topic == "cnn":
-        from vlmlab.cnn_depth import depth_row
-        from vlmlab.cnn_layers import architecture
+        from vlmlab.cnn.depth import depth_row
+        from vlmlab.cnn.layers import architecture
 
         arch, row = architecture(spec.name), depth_row(spec.name)
         evidence = arch.layer_at(arch.evidence_layer).name
@@ -331,7 +331,7 @@ def describe_found(name: str, topic: str, image=None, *, pretrained: bool = True
             f"{inspection.patch_size} pixels; special tokens before the patches: {special}.",
         ]
     from vlmlab import clip
-    from vlmlab.clip_prompts import token_limit
+    from vlmlab.clip.prompts import token_limit
     from vlmlab.models import load_model
 
     loaded = load_model(spec.name, topic="clip", pretrained=pretrained)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import html
 import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -321,3 +322,16 @@ def value_ticks(lo: float, hi: float, count: int = 3) -> list[tuple[float, str]]
     if not hi > lo:
         return [(0.0, f"{lo:.3g}")]
     return [(i / (count - 1), f"{lo + (hi - lo) * i / (count - 1):.3g}") for i in range(count)]
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """A picture as PNG bytes (an ipywidgets.Image's value, a download)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def error_html(sentence: object) -> str:
+    """A user's one-sentence error as HTML, in the error colour (escaped: it may quote what the
+    user typed)."""
+    return f"<p style='color:#b00020'>⚠️ {html.escape(str(sentence))}</p>"

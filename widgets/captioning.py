@@ -1,23 +1,23 @@
 """The Captioning tab in Jupyter: BLIP's caption, streamed word by word, each token coloured by
 its probability, with each word's cross-attention map under it. Same engine calls as the Gradio
-tab (`vlmlab.captioning`, `vlmlab.captioning_render`)."""
+tab (`vlmlab.captioning`, `vlmlab.captioning.render`)."""
 
 from __future__ import annotations
 
 import html
-import io
 
 import ipywidgets as widgets
 from PIL import Image
 
 from vlmlab import captioning
-from vlmlab.captioning_render import caption_html, caption_notes, draw_word_maps, grounding_notes
+from vlmlab.captioning.render import caption_html, caption_notes, draw_word_maps, grounding_notes
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, load_image
 from vlmlab.models import choices, load_model
-from vlmlab.render import map_over
+from vlmlab.render import error_html, map_over, png_bytes
 
 from .pixels import row
+from .figures import Keepable
 from .links import Linkable
 
 
@@ -25,12 +25,10 @@ def thumbnail_png(image: Image.Image, side: int = 320) -> bytes:
     """The photo, at most `side` pixels wide and high, as PNG bytes for a `widgets.Image`."""
     thumbnail = image.copy()
     thumbnail.thumbnail((side, side))
-    buffer = io.BytesIO()
-    thumbnail.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(thumbnail)
 
 
-class Captioner(Linkable, widgets.VBox):
+class Captioner(Linkable, Keepable, widgets.VBox):
     """Decoding controls in, BLIP's caption out (with every beam under beam search).
 
     Changing a control captions again; "caption again" draws a new sample when sampling.
@@ -38,6 +36,7 @@ class Captioner(Linkable, widgets.VBox):
 
     # widget.link() and Captioner.from_link(link): see widgets/links.py
     LINK_TAB = "captioning"
+    FIGURES = {"maps": "word maps", "large": "word map"}
     LINK_INIT = {"model": "model", "decoding": "decoding", "max_new_tokens": "max_new_tokens"}
     LINK_CONTROLS = {"model": "model", "decoding": "decoding", "num_beams": "beams", "temperature": "temperature", "top_p": "top_p", "max_new_tokens": "length"}
 
@@ -124,7 +123,7 @@ class Captioner(Linkable, widgets.VBox):
                 self._show_maps(part)
         except LabError as error:
             self.view.value = ""  # no stale answer beside the error
-            self.notes.value = f"<span style='color:#b00020'>{html.escape(str(error))}</span>"
+            self.notes.value = error_html(error)
             return
         self.notes.value = "<br>".join(
             html.escape(line) for line in caption_notes(self.caption).split("\n\n")

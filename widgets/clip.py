@@ -1,37 +1,33 @@
 """The CLIP tab in Jupyter: a zero-shot classifier with a relevance map per label, the
 similarity-matrix explorer (with a chosen pair's map) and the robustness probe. Same engine calls
-as the Gradio tab (`vlmlab.clip`, `vlmlab.clip_render`)."""
+as the Gradio tab (`vlmlab.clip`, `vlmlab.clip.render`)."""
 
 from __future__ import annotations
 
 import html
-import io
 
 import ipywidgets as widgets
-from PIL import Image
 
-from vlmlab import clip, clip_probe, clip_render
+from vlmlab import clip
+from vlmlab.clip import probe as clip_probe
+from vlmlab.clip import render as clip_render
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, load_image, sample_images
 from vlmlab.models import choices, get_spec
 from vlmlab.render import map_over
+from vlmlab.render import error_html, png_bytes
 
 from .pixels import row
+from .figures import Keepable
 from .links import Linkable
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _lines(lines: list[str]) -> str:
     return "<br>".join(html.escape(line) for line in lines)
 
 
-def _error(error: LabError) -> str:
-    return f"<span style='color:#b00020'>{html.escape(str(error))}</span>"
 
 
 def _model_picker(model: str) -> widgets.Dropdown:
@@ -41,7 +37,7 @@ def _model_picker(model: str) -> widgets.Dropdown:
     return widgets.Dropdown(options=options, value=model, description="model")
 
 
-class ZeroShotClassifier(Linkable, widgets.VBox):
+class ZeroShotClassifier(Linkable, Keepable, widgets.VBox):
     """Labels and prompt templates in, CLIP's probabilities (with raw cosines) out, and where in
     the photo each label is found (relevance maps, the most likely labels first)."""
 
@@ -97,10 +93,10 @@ class ZeroShotClassifier(Linkable, widgets.VBox):
                 templates=self.templates.value,
             )
         except LabError as error:
-            self.notes.value = _error(error)
+            self.notes.value = error_html(error)
             self.maps.value, self.maps_notes.value = b"", ""  # no stale maps beside the error
             return
-        self.picture.value = _png(clip_render.draw_zero_shot(result))
+        self.picture.value = png_bytes(clip_render.draw_zero_shot(result))
         self.notes.value = _lines(clip_render.describe_zero_shot(result))
         try:
             found = clip.relevance_maps(
@@ -112,13 +108,13 @@ class ZeroShotClassifier(Linkable, widgets.VBox):
                 ranked=True,
             )
         except LabError as error:
-            self.maps_notes.value = _error(error)
+            self.maps_notes.value = error_html(error)
             return
-        self.maps.value = _png(clip_render.draw_relevance(found))
+        self.maps.value = png_bytes(clip_render.draw_relevance(found))
         self.maps_notes.value = _lines(clip_render.describe_relevance(found))
 
 
-class SimilarityExplorer(widgets.VBox):
+class SimilarityExplorer(Keepable, widgets.VBox):
     """Sample photos against captions: the matrix CLIP's contrastive loss is trained on."""
 
     def __init__(
@@ -165,9 +161,9 @@ class SimilarityExplorer(widgets.VBox):
         try:
             matrix = clip.compare(self.images, self.texts.value, model=self.model.value)
         except LabError as error:
-            self.notes.value = _error(error)
+            self.notes.value = error_html(error)
             return
-        self.picture.value = _png(
+        self.picture.value = png_bytes(
             clip_render.draw_similarity(
                 matrix,
                 self.images,
@@ -195,13 +191,13 @@ class SimilarityExplorer(widgets.VBox):
                 self.images[self.pair_image.value], [self.pair_text.value], model=self.model.value
             )
         except LabError as error:
-            self.pair_notes.value = _error(error)
+            self.pair_notes.value = error_html(error)
             return
-        self.pair.value = _png(map_over(found.image, found.maps[0], side=256))
+        self.pair.value = png_bytes(map_over(found.image, found.maps[0], side=256))
         self.pair_notes.value = _lines(clip_render.describe_relevance(found))
 
 
-class RobustnessProbe(widgets.VBox):
+class RobustnessProbe(Keepable, widgets.VBox):
     """The photo blurred, grayscale, sketched, noisy: does CLIP or the CNN keep its answer?"""
 
     def __init__(
@@ -244,9 +240,9 @@ class RobustnessProbe(widgets.VBox):
                 cnn_model=self.cnn.value,
             )
         except LabError as error:
-            self.notes.value = _error(error)
+            self.notes.value = error_html(error)
             return
-        self.picture.value = _png(
+        self.picture.value = png_bytes(
             clip_render.draw_probe(
                 result,
                 clip_title=f"CLIP {self.model.value.split('/')[-1]}",

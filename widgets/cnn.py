@@ -1,32 +1,32 @@
 """The CNN tab in Jupyter: predictions, a feature-map browser, what a channel wants to see, the
 learned filters, Grad-CAM and the depth table. Same engine calls as the Gradio tab (`vlmlab.cnn`,
-`vlmlab.gradcam`, `vlmlab.cnn_depth`); one forward per photo and network, then re-rendering only.
+`vlmlab.cnn.gradcam`, `vlmlab.cnn.depth`); one forward per photo and network, then re-rendering only.
 """
 
 from __future__ import annotations
 
 import html
-import io
 
 import ipywidgets as widgets
-from PIL import Image
 
-from vlmlab import cnn, cnn_depth, cnn_render, cnn_visualize_render, gradcam
+from vlmlab import cnn
+from vlmlab.cnn import depth as cnn_depth
+from vlmlab.cnn import render as cnn_render
+from vlmlab.cnn import featurevis_render as cnn_visualize_render
+from vlmlab.cnn import gradcam
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource
 from vlmlab.kernels import format_kernel
 from vlmlab.models import choices, get_spec
+from vlmlab.render import png_bytes
 
 from .pixels import row, unavailable
+from .figures import Keepable
 from .links import Linkable
 
 TOP_CLASS = "the top class"
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _picture(width: str) -> widgets.Image:
@@ -72,7 +72,7 @@ class PredictionView(widgets.VBox):
         self.output.value = _bars(prediction)
 
 
-class FeatureMapBrowser(Linkable, widgets.VBox):
+class FeatureMapBrowser(Linkable, Keepable, widgets.VBox):
     """Every channel of a layer as a grid, one channel large and over the photo.
 
     The network runs once for the photo; changing layer, order or channel only re-renders.
@@ -82,6 +82,7 @@ class FeatureMapBrowser(Linkable, widgets.VBox):
     LINK_TAB = "cnn"
     LINK_INIT = {"model": "model", "layer": "layer"}
     LINK_CONTROLS = {"layer": "layer", "channel": "channel"}
+    FIGURES = {"grid": "feature maps", "large": "channel", "overlay": "channel over the photo"}
 
     def __init__(
         self,
@@ -144,15 +145,18 @@ class FeatureMapBrowser(Linkable, widgets.VBox):
 
     def _draw(self, view: cnn.FeatureView) -> None:
         pictures = cnn_render.draw_features(view)
-        self.grid.value = _png(pictures.grid)
-        self.large.value = _png(pictures.channel_image)
-        self.overlay.value = _png(pictures.overlay)
+        self.grid.value = png_bytes(pictures.grid)
+        self.large.value = png_bytes(pictures.channel_image)
+        self.overlay.value = png_bytes(pictures.overlay)
         _say(self.caption, view.caption)
 
 
-class ChannelVisualizer(widgets.VBox):
+class ChannelVisualizer(Keepable, widgets.VBox):
     """What does this channel want? The image forming step by step (on a button press: it
     takes seconds), beside the places in the photos where the channel fires hardest."""
+
+    FIGURE_TOPIC = "cnn"
+    FIGURES = {"picture": ("the image a channel wants", "featurevis")}
 
     def __init__(
         self,
@@ -204,7 +208,7 @@ class ChannelVisualizer(widgets.VBox):
         tiles = []
         for picture, label in cnn_visualize_render.example_tiles(found, side=96):
             tile = _picture("96px")
-            tile.value = _png(picture)
+            tile.value = png_bytes(picture)
             tiles.append(widgets.VBox([tile, widgets.Label(label)]))
         self.examples.children = tiles
         _say(self.caption, "Press the button to see the image this channel wants.")
@@ -217,14 +221,14 @@ class ChannelVisualizer(widgets.VBox):
                 self.model, self.layer.value, self.channel.value, steps=self.steps.value,
                 size=self.size, direction=self.direction.value, pretrained=self.pretrained,
             ):  # fmt: skip
-                self.picture.value = _png(last.image)
+                self.picture.value = png_bytes(last.image)
                 _say(self.caption, last.describe())
         except LabError as error:
             _say(self.caption, str(error), error=True)
         return last
 
 
-class FilterGallery(widgets.VBox):
+class FilterGallery(Keepable, widgets.VBox):
     """The first layer's learned filters; pick one to see its numbers (R, G, B kernels)."""
 
     def __init__(self, model: str = cnn.DEFAULT_MODEL, *, pretrained: bool = True):
@@ -242,11 +246,11 @@ class FilterGallery(widgets.VBox):
         super().__init__([self.index, row([self.grid, self.numbers])])
 
     def _show(self, _change=None) -> None:
-        self.grid.value = _png(cnn_render.filter_picture(self.filters, self.index.value))
+        self.grid.value = png_bytes(cnn_render.filter_picture(self.filters, self.index.value))
         self.numbers.value = format_kernel(cnn.rounded(self.filters.kernel(self.index.value)))
 
 
-class EvidenceView(widgets.VBox):
+class EvidenceView(Keepable, widgets.VBox):
     """Grad-CAM for the top class or any class, over what the network saw."""
 
     def __init__(self, image: ImageSource, model: str = cnn.DEFAULT_MODEL):
@@ -269,7 +273,7 @@ class EvidenceView(widgets.VBox):
         except LabError as error:
             _say(self.text, str(error), error=True)
             return
-        self.picture.value = _png(cnn_render.draw_evidence(found))
+        self.picture.value = png_bytes(cnn_render.draw_evidence(found))
         self.text.value = (
             f"<p><b>{html.escape(found.label)}</b> (probability {found.probability:.1%}), "
             f"from the feature maps of {found.layer}.</p><p><i>{html.escape(found.note)}</i></p>"

@@ -1,20 +1,18 @@
 """The contrastive playground in Jupyter: train a tiny CLIP and watch its matrix turn diagonal.
 
-Same engine calls as the Gradio tab (`vlmlab.contrastive`, `vlmlab.contrastive_render`). Training
+Same engine calls as the Gradio tab (`vlmlab.contrastive`, `vlmlab.contrastive.render`). Training
 runs in a background thread so the notebook stays responsive; Stop pauses, Train resumes.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import threading
 
 import ipywidgets as widgets
-from PIL import Image
 
 from vlmlab import contrastive
-from vlmlab.contrastive_render import (
+from vlmlab.contrastive.render import (
     REAL_CLIP,
     describe,
     describe_false_negatives,
@@ -26,18 +24,16 @@ from vlmlab.contrastive_render import (
     zero_shot_ranking,
 )
 from vlmlab.errors import LabError
+from vlmlab.render import error_html, png_bytes
 
 from .pixels import row
+from .figures import Keepable
 from .links import Linkable
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
-class ContrastivePlayground(Linkable, widgets.VBox):
+class ContrastivePlayground(Linkable, Keepable, widgets.VBox):
     """Controls (batch size, learning rate, steps, seed, temperature) and live views.
 
     `train(wait=True)` trains in the calling thread (what a notebook run start to end wants);
@@ -126,7 +122,7 @@ class ContrastivePlayground(Linkable, widgets.VBox):
             ):
                 self.show(snapshot)
         except LabError as error:
-            self.status.value = f"<span style='color:#b00020'>{html.escape(str(error))}</span>"
+            self.status.value = error_html(error)
         return self.snapshot
 
     def start(self) -> None:
@@ -150,17 +146,17 @@ class ContrastivePlayground(Linkable, widgets.VBox):
     def show(self, snapshot: contrastive.Snapshot) -> None:
         self.snapshot = snapshot
         self.status.value = f"<p>{html.escape(describe(snapshot))}</p>"
-        self.matrix.value = _png(draw_matrix(snapshot))
+        self.matrix.value = png_bytes(draw_matrix(snapshot))
         self.notes.value = f"<p>{html.escape(describe_false_negatives(snapshot))}</p>"
-        self.curves.value = _png(draw_curves(snapshot))
-        self.plane.value = _png(draw_embedding_plane(snapshot))
+        self.curves.value = png_bytes(draw_curves(snapshot))
+        self.plane.value = png_bytes(draw_embedding_plane(snapshot))
         self._show_zero_shot()
 
     def _show_zero_shot(self) -> None:
         if self.snapshot is None:
             return
         index = self.picked.value - 1
-        self.picture.value = _png(zero_shot_picture(self.snapshot, index))
+        self.picture.value = png_bytes(zero_shot_picture(self.snapshot, index))
         rows = "".join(
             f"<tr><td>{html.escape(label)}</td><td>{p:.1%}</td></tr>"
             for label, p in zero_shot_ranking(self.snapshot, index)

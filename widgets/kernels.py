@@ -1,7 +1,7 @@
 """Jupyter kernel explorer: a preset dropdown, an editable grid, padding / stride / display
 controls, live output and a step-through of any output pixel; and a layer of several filters.
 
-The same engine calls as the Gradio Convolution tab (vlmlab.kernels, vlmlab.kernels_render).
+The same engine calls as the Gradio Convolution tab (vlmlab.kernels, vlmlab.kernels.render).
 """
 
 from __future__ import annotations
@@ -21,25 +21,28 @@ from vlmlab.kernels import (
     format_kernel,
     kernel_from_text,
     parse_kernel,
-    parse_numbers,
+    preset_name,
     resize_kernel,
 )
-from vlmlab.kernels_layer import (
+from vlmlab.kernels.layer import (
     LAYER_PRESET,
-    LAYER_PRESET_NAMES,
     apply_conv_layer,
     format_filters,
+    parse_bias,
     parse_filters,
+    preset_names,
 )
-from vlmlab.kernels_render import (
+from vlmlab.kernels.render import (
     DISPLAY_MODES,
     draw_layer_maps,
     draw_padded_matrix,
     render_kernel,
     render_step,
 )
-from vlmlab.pixels_render import format_number
-from .pixels import error_html, png, row
+from vlmlab.pixels.render import format_number
+from vlmlab.render import error_html, png_bytes
+from .pixels import row
+from .figures import Keepable
 from .links import Linkable
 
 
@@ -52,7 +55,7 @@ def _source(image):
     return load_image(image)
 
 
-class KernelExplorer(Linkable, widgets.VBox):
+class KernelExplorer(Linkable, Keepable, widgets.VBox):
     """Edit a kernel (preset, grid or text) and watch it filter the image; step through a pixel.
 
     `image` is a photo (anything `load_image` reads) or a 2-D matrix such as
@@ -198,8 +201,7 @@ class KernelExplorer(Linkable, widgets.VBox):
             kernel = parse_kernel(text)
             if refill:
                 self._fill_grid(kernel)
-            match = next((n for n, k in PRESETS.items() if np.array_equal(k, kernel)), "custom")
-            self.preset.value = match
+            self.preset.value = preset_name(kernel) or "custom"
             if kernel.shape[-1] in self.size.options:
                 self.size.value = kernel.shape[-1]
         except LabError as error:
@@ -228,7 +230,7 @@ class KernelExplorer(Linkable, widgets.VBox):
             self.status.value = error_html(error)
             return
         self._output_shape = view.values.shape[:2]
-        self.result.value = png(view.image)
+        self.result.value = png_bytes(view.image)
         self.arithmetic.value = f"<pre>{html.escape(view.arithmetic)}</pre>"
         self.status.value = ""
         self._show_step()
@@ -249,10 +251,10 @@ class KernelExplorer(Linkable, widgets.VBox):
             self.row.value, self.col.value = step.row, step.col
         if self.is_matrix:
             picture = draw_padded_matrix(self.image, kernel.shape[-1], self.padding.value, step)
-            self.matrix_view.value = png(picture)
+            self.matrix_view.value = png_bytes(picture)
 
 
-class ConvLayerExplorer(widgets.VBox):
+class ConvLayerExplorer(Keepable, widgets.VBox):
     """A convolutional layer: N filters (each C×k×k, separated by ---), biases, optional ReLU."""
 
     def __init__(self, image=None, filters: np.ndarray = LAYER_PRESET, bias=None):
@@ -291,8 +293,7 @@ class ConvLayerExplorer(widgets.VBox):
     def update(self, _change=None) -> None:
         try:
             filters = parse_filters(self.filters.value)
-            text = self.bias.value.strip()
-            bias = parse_numbers(text, what="bias", max_count=len(filters)) if text else None
+            bias = parse_bias(self.bias.value, len(filters))
             maps = apply_conv_layer(
                 self.image,
                 filters,
@@ -304,8 +305,7 @@ class ConvLayerExplorer(widgets.VBox):
         except LabError as error:
             self.shapes.value = error_html(error)
             return
-        same = filters.shape == LAYER_PRESET.shape and np.allclose(filters, LAYER_PRESET)
-        self.maps.value = png(draw_layer_maps(maps, list(LAYER_PRESET_NAMES) if same else None))
+        self.maps.value = png_bytes(draw_layer_maps(maps, preset_names(filters)))
         self.shapes.value = (
             f"<p>weights {'×'.join(map(str, filters.shape))} → output "
             f"{'×'.join(map(str, maps.shape))} (one map per filter)</p>"

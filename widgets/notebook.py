@@ -14,8 +14,8 @@ from IPython.display import display
 
 from vlmlab.errors import LabError
 from vlmlab.models import check_available, first_available
+from vlmlab.render import error_html
 
-from .pixels import error_html
 
 
 def pick(topic: str, *names: str) -> str:

@@ -1,15 +1,13 @@
 """Jupyter pixel inspector: a region of the photo as numbers, the C×H×W tensor, colour spaces.
 
-The same engine calls as the Gradio Pixels tab (vlmlab.pixels, vlmlab.pixels_render).
+The same engine calls as the Gradio Pixels tab (vlmlab.pixels, vlmlab.pixels.render).
 """
 
 from __future__ import annotations
 
 import html
-import io
 
 import ipywidgets as widgets
-from PIL import Image
 
 from vlmlab.errors import LabError
 from vlmlab.images import load_image, sample_images
@@ -23,7 +21,7 @@ from vlmlab.pixels import (
     shrink,
     tensor_facts,
 )
-from vlmlab.pixels_render import (
+from vlmlab.pixels.render import (
     PLANE_SIDE,
     color_table_html,
     draw_channel_planes,
@@ -32,14 +30,11 @@ from vlmlab.pixels_render import (
     draw_region_grids,
     tensor_facts_html,
 )
+from vlmlab.render import error_html, png_bytes
+from .figures import Keepable
 from .links import Linkable
 
 
-def png(image: Image.Image) -> bytes:
-    """PNG bytes for an ipywidgets.Image."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 def row(children, **layout) -> widgets.HBox:
@@ -53,11 +48,9 @@ def unavailable(widget: widgets.Box, error: LabError) -> None:
     widgets.Box.__init__(widget, [widgets.HTML(error_html(error))])
 
 
-def error_html(error: LabError) -> str:
-    return f"<p style='color:#b00'>⚠️ {html.escape(str(error))}</p>"
 
 
-class PixelInspector(Linkable, widgets.VBox):
+class PixelInspector(Linkable, Keepable, widgets.VBox):
     """Pick a region with the sliders; read its pixels, the tensor layout and colour spaces."""
 
     # widget.link() and PixelInspector.from_link(link): see widgets/links.py
@@ -79,7 +72,7 @@ class PixelInspector(Linkable, widgets.VBox):
         self.grids = widgets.Image(format="png")
         self.facts = widgets.HTML()
         self.pixel_table = widgets.HTML()
-        self.planes = widgets.Image(format="png", value=png(draw_channel_planes(self.image)))
+        self.planes = widgets.Image(format="png", value=png_bytes(draw_channel_planes(self.image)))
         self.space_planes = widgets.Image(format="png")
         self.space_note = widgets.HTML()
         self.status = widgets.HTML()
@@ -110,8 +103,8 @@ class PixelInspector(Linkable, widgets.VBox):
             return
         h, w = region.size
         row, col = region.top + h // 2, region.left + w // 2
-        self.preview.value = png(draw_region_box(self.image, region, max_side=360))
-        self.grids.value = png(draw_region_grids(region, mark=(row, col), cell=30))
+        self.preview.value = png_bytes(draw_region_box(self.image, region, max_side=360))
+        self.grids.value = png_bytes(draw_region_grids(region, mark=(row, col), cell=30))
         self.facts.value = tensor_facts_html(tensor_facts(self.image, row, col))
         rgb = read_pixel(self.image, row, col).rgb
         self.pixel_table.value = (
@@ -122,7 +115,7 @@ class PixelInspector(Linkable, widgets.VBox):
 
     def _show_space(self, _change=None) -> None:
         view = convert_color_space(shrink(self.image, PLANE_SIDE), self.space.value)
-        self.space_planes.value = png(draw_color_planes(view))
+        self.space_planes.value = png_bytes(draw_color_planes(view))
         self.space_note.value = (
             f"<p>Computed with {html.escape(view.library)}; black = low end, white = high end "
             "of each channel's range over all sRGB colours.</p>"

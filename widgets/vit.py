@@ -1,42 +1,38 @@
 """The ViT tab in Jupyter: why patches, a patch explorer and an attention browser.
 
-Same engine calls as the Gradio tab (`vlmlab.vit`, `vlmlab.vit_render`); one forward per photo.
+Same engine calls as the Gradio tab (`vlmlab.vit`, `vlmlab.vit.render`); one forward per photo.
 """
 
 from __future__ import annotations
 
 import html
-import io
 
 import ipywidgets as widgets
 from PIL import Image
 
-from vlmlab import vit, vit_cost
+from vlmlab import vit
+from vlmlab.vit import cost as vit_cost
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource
-from vlmlab.vit_render import (
+from vlmlab.vit.render import (
     draw_attention_views,
     draw_patch_grid,
     draw_patch_steps,
     draw_position_similarity,
 )
+from vlmlab.render import error_html, png_bytes
 
-from .pixels import error_html, row, unavailable
+from .pixels import row, unavailable
+from .figures import Keepable
 from .links import Linkable
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _picture(width: str | None = None) -> widgets.Image:
     return widgets.Image(format="png", layout=widgets.Layout(width=width) if width else None)
 
 
-def _error(message: widgets.HTML, error: LabError) -> None:
-    message.value = f"<span style='color:#b00020'>{html.escape(str(error))}</span>"
 
 
 class WhyPatches(widgets.VBox):
@@ -58,7 +54,7 @@ class WhyPatches(widgets.VBox):
         try:
             cost = vit_cost.patch_cost(self.height.value, self.width.value, self.patch_size.value)
         except LabError as error:
-            _error(self.table, error)
+            self.table.value = error_html(error)
             return
         header, *rows = vit_cost.patch_cost_rows(cost)
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
@@ -69,7 +65,7 @@ class WhyPatches(widgets.VBox):
         self.table.value = f"<table><tr>{cells}</tr>{body}</table><p>{words}</p>"
 
 
-class PatchExplorer(widgets.VBox):
+class PatchExplorer(Keepable, widgets.VBox):
     """The photo as the model sees it, in numbered patches; pick one to follow it to a token."""
 
     def __init__(self, image: ImageSource, model: str | None = None, patch: int = 1):
@@ -95,12 +91,12 @@ class PatchExplorer(widgets.VBox):
             grid = draw_patch_grid(self.inspection, self.patch.value)
             steps = draw_patch_steps(self.inspection, self.patch.value)
         except LabError as error:
-            _error(self.message, error)
+            self.message.value = error_html(error)
             return
-        self.grid.value, self.steps.value, self.message.value = _png(grid), _png(steps), ""
+        self.grid.value, self.steps.value, self.message.value = png_bytes(grid), png_bytes(steps), ""
 
 
-class AttentionBrowser(Linkable, widgets.VBox):
+class AttentionBrowser(Linkable, Keepable, widgets.VBox):
     """Where a token attends: pick a layer, a head (or the mean) and a query (CLS or a patch)."""
 
     # widget.link() and AttentionBrowser.from_link(link): see widgets/links.py
@@ -127,7 +123,7 @@ class AttentionBrowser(Linkable, widgets.VBox):
             layer or i.num_layers, min=1, max=i.num_layers, description="layer"
         )
         self.head = widgets.Dropdown(
-            options=[vit.MEAN] + [str(h) for h in range(1, i.num_heads + 1)],
+            options=vit.head_choices(i),
             value=str(head),
             description="head",
         )
@@ -159,10 +155,10 @@ class AttentionBrowser(Linkable, widgets.VBox):
                 self.inspection, self.layer.value, self.head.value, self.query.value
             )
         except LabError as error:
-            _error(self.text, error)
+            self.text.value = error_html(error)
             return
-        self.heat_map.value, self.rollout.value = _png(views.heat_map), _png(views.rollout)
-        self.heads.value = _png(views.heads)
+        self.heat_map.value, self.rollout.value = png_bytes(views.heat_map), png_bytes(views.rollout)
+        self.heads.value = png_bytes(views.heads)
         self.text.value = f"<p>{html.escape(views.text)}</p>"
 
 

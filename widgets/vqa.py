@@ -1,6 +1,6 @@
 """The VQA tab in Jupyter: questions about one photo, each answered with bars for the model's
 scores, and where in the photo the model looked to answer. Same engine calls as the Gradio tab
-(`vlmlab.vqa`, `vlmlab.vqa_render`)."""
+(`vlmlab.vqa`, `vlmlab.vqa.render`)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,21 @@ import html
 
 import ipywidgets as widgets
 
-from vlmlab import vqa, vqa_render
+from vlmlab import vqa
+from vlmlab.vqa import render as vqa_render
 from vlmlab.errors import LabError
 from vlmlab.images import ImageSource, load_image
 from vlmlab.models import choices, get_spec
-from vlmlab.vqa_render import describe_answer_grounding, draw_answer_grounding
+from vlmlab.vqa.render import describe_answer_grounding, draw_answer_grounding
+from vlmlab.render import error_html
 
 from .captioning import thumbnail_png
 from .pixels import row
+from .figures import Keepable
 from .links import Linkable
 
 
-class QuestionBox(Linkable, widgets.VBox):
+class QuestionBox(Linkable, Keepable, widgets.VBox):
     """Questions (one per line) in, each question's answers out as bars.
 
     Switch the model to compare ViLT, which picks from its answer list, with BLIP, which writes.
@@ -27,6 +30,7 @@ class QuestionBox(Linkable, widgets.VBox):
 
     # widget.link() and QuestionBox.from_link(link): see widgets/links.py
     LINK_TAB = "vqa"
+    FIGURES = {"looked": "where it looked"}
     LINK_INIT = {"model": "model", "question": "questions", "top_k": "top_k"}
     LINK_CONTROLS = {"model": "model", "question": "questions", "top_k": "top_k"}
 
@@ -75,7 +79,7 @@ class QuestionBox(Linkable, widgets.VBox):
             )
         except LabError as error:
             self.view.value = ""  # no stale answer beside the error
-            self.notes.value = f"<span style='color:#b00020'>{html.escape(str(error))}</span>"
+            self.notes.value = error_html(error)
             return
         self.view.value = vqa_render.answers_html(self.sheet)
         self.notes.value = "<br>".join(html.escape(note) for note in self.sheet.notes)

@@ -10,8 +10,10 @@ This package is the only part of vlmlab that imports Ray (`pip install -r requir
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -105,6 +107,10 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
     # A worker that cannot reach Ray's control store for this long ends itself (default 60 s,
     # which a machine loaded far past its cores can exceed).
     os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", "300")
+    # Ray starts its workers at nice 15, as background work; the replicas are the lab's work
+    # (beside other programs a nice-15 replica's forward ran 3-4x slower than the same forward
+    # in the front). Applies to a head started here; `ray start` reads the same variable.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     address = address or os.environ.get("RAY_ADDRESS")
     local = {"num_cpus": num_cpus, "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
     ray.init(
@@ -125,23 +131,41 @@ def start(
     """Join the Ray cluster at `address` (default: $RAY_ADDRESS, else start one on this machine),
     deploy the families of `config` (a path or a parsed `load_config`) and return their back end.
     """
+    from vlmlab.serve.deployments import FAMILIES
+
     options = config if isinstance(config, dict) else load_config(config)
+    chosen = [name for name in FAMILIES if families is None or name in families]
+    if num_cpus is None and not (address or os.environ.get("RAY_ADDRESS")):
+        num_cpus = local_cpus({name: options.get(name, {}) for name in chosen})
     connect(address, num_cpus=num_cpus)
     serve.start(proxy_location="Disabled")
     tally = Tally.options(
         name=TALLY, namespace="vlmlab", get_if_exists=True, lifetime="detached"
     ).remote()
-    from vlmlab.serve.deployments import FAMILIES
 
     handles = {}
-    for name, cls in FAMILIES.items():
-        if families is not None and name not in families:
-            continue
+    for name in chosen:
+        cls = FAMILIES[name]
         settings = dict(options.get(name, {}))
         app = cls.options(**settings).bind()
         handles[name] = serve.run(app, name=APP_PREFIX + name, route_prefix=None)
     del tally  # it lives on (detached) until `stop()`
     return RayBackend(handles)
+
+
+def local_cpus(options: dict[str, dict]) -> int:
+    """The CPUs a head on this machine declares: the cores, or as many as the deployments ask
+    for at their most replicas if that is more (serve.yaml asks for 7 on any machine). Ray places
+    replicas by these counts; each replica computes on its own count of threads, so replicas that
+    are mostly idle, as a lab's are between questions, share the real cores."""
+    asked = 0.0
+    for settings in options.values():
+        actor = settings.get("ray_actor_options") or {}
+        scaling = settings.get("autoscaling_config") or {}
+        replicas = settings.get("num_replicas", "auto" if scaling else 1)
+        most = scaling.get("max_replicas", 1) if replicas == "auto" else int(replicas)
+        asked += float(actor.get("num_cpus", 1)) * most
+    return max(os.cpu_count() or 1, math.ceil(asked))
 
 
 def stop() -> None:
@@ -178,6 +202,23 @@ def _result(submit: Callable[[], Any], response=None) -> Any:
             log.warning("vlmlab: a replica was lost (attempt %d): %s", attempt + 1, error)
             response = None
     raise ReplicaLostError(LOST)
+
+
+def _streamed(parts) -> Iterator:
+    """A streaming handle call's items as they come, with Serve's and Ray's failures turned into
+    one sentence each; the stream is cancelled when its reader stops early."""
+    try:
+        for part in parts:
+            yield _raised(part)
+    except LabError:
+        raise
+    except BackPressureError:
+        raise LabBusyError(BUSY) from None
+    except ray.exceptions.RayError as error:
+        log.warning("vlmlab: a streaming replica was lost: %s", error)
+        raise ReplicaLostError(LOST) from None
+    finally:
+        parts.cancel()
 
 
 def _raised(answer):
@@ -227,19 +268,18 @@ class RayBackend:
 
     def caption_stream(self, image, **settings) -> Iterator:
         stream = self._handle("Captioning").options(stream=True)
-        parts = stream.caption_stream.remote(image, settings)
-        try:
-            for part in parts:
-                yield _raised(part)
-        except LabError:
-            raise
-        except BackPressureError:
-            raise LabBusyError(BUSY) from None
-        except ray.exceptions.RayError as error:
-            log.warning("vlmlab: a captioning replica was lost: %s", error)
-            raise ReplicaLostError(LOST) from None
-        finally:
-            parts.cancel()
+        yield from _streamed(stream.caption_stream.remote(image, settings))
+
+    def train_contrastive(self, run, *, should_stop=None, **settings) -> Iterator:
+        """The run trains in a Contrastive replica from its state, and follows it here after
+        every snapshot: Stop keeps what was shown, and Train continues on any replica."""
+        stream = self._handle("Contrastive").options(stream=True)
+        with contextlib.closing(_streamed(stream.train.remote(run.state(), settings))) as parts:
+            for snapshot, state in parts:
+                run.load_state(state)
+                yield snapshot
+                if should_stop is not None and should_stop():
+                    return
 
     def answer_questions(self, image, questions, *, model: str, top_k: int):
         handle = self._handle("VQA")

@@ -1,9 +1,11 @@
-"""The lab's model families as Ray Serve deployments: CNN, ViT, CLIP, captioning and VQA.
+"""The lab's model families as Ray Serve deployments: CNN, ViT, CLIP, captioning, VQA and the
+contrastive playground.
 
 Each replica is a process holding its family's models (loaded on first use, the default ones at
 start), and answers with the engine's own functions and results: a replica computes exactly what
 the in-process lab computes. CNN and CLIP requests from every front end and student are gathered
-with `@serve.batch` into one forward per batch; captions stream through the handle.
+with `@serve.batch` into one forward per batch; captions and a training run's snapshots stream
+through the handle.
 
 Health: a default model that fails to load is remembered and reported (`report()`, and the
 sentence every request for it gets) instead of failing the replica, so Serve does not restart it
@@ -14,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import pickle
+import threading
 from collections import deque
 
 from ray import serve
@@ -34,6 +38,7 @@ class Family:
         self.problems: dict[str, str] = {}
         self.batches: deque[int] = deque(maxlen=BATCH_LOG)
         self.served = 0
+        self.torch_threads = use_cpu_share()
 
     async def reconfigure(self, config: dict) -> None:
         """The `user_config` of the Serve config file: batch settings and models to preload."""
@@ -68,6 +73,7 @@ class Family:
             "problems": dict(self.problems),
             "batches": list(self.batches),
             "served": self.served,
+            "torch_threads": self.torch_threads,
         }
 
     def check_health(self) -> None:
@@ -90,6 +96,24 @@ class Family:
         except ValueError:  # deployed without `vlmlab.serve.start`: no tally to tell
             return
         await tally.add.remote(serve.get_replica_context().deployment, os.getpid(), size)
+
+
+def use_cpu_share() -> int:
+    """Give torch as many threads as this replica has CPUs (`ray_actor_options.num_cpus`, whole
+    ones, at least one), or `OMP_NUM_THREADS` where it is set by hand; returns the count.
+
+    Ray writes that rule into a worker's OMP_NUM_THREADS, but the lab's model loading gives torch
+    every core of the process (`device.fit_cpu_threads`, right for a lab alone on its machine):
+    each replica would spin one thread per core of the machine, and replicas beside each other
+    (or beside the front) oversubscribe the cores (README "Past one machine" has the figures)."""
+    import ray
+
+    from vlmlab.device import set_cpu_threads
+
+    share = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    wanted = os.environ.get("OMP_NUM_THREADS", "")
+    threads = int(wanted) if wanted.isdigit() and int(wanted) > 0 else max(1, math.floor(share))
+    return set_cpu_threads(threads)
 
 
 @serve.deployment(name="CNN")
@@ -160,15 +184,52 @@ class ViT(Family):
 class Captioning(Family):
     topic = "captioning"
 
-    def caption_stream(self, image, settings: dict):
+    async def caption_stream(self, image, settings: dict):
         """The growing caption, then the final one, each `Caption` sent as it comes."""
         from vlmlab import captioning
 
         self._count(1)
+        async for part in _in_thread(lambda: captioning.caption_stream(image, **settings)):
+            yield part
+
+
+@serve.deployment(name="Contrastive")
+class Contrastive(Family):
+    topic = "contrastive"
+
+    async def train(self, state: dict, settings: dict):
+        """Train on from a run's `state()` (`contrastive.train`'s settings), sending each
+        snapshot with the run's state after it. The front keeps the run: any replica may take
+        it up next time, and a lost replica loses nothing already shown. A stream the front
+        cancels (Stop, a closed page) stops at the run's next step."""
+        from vlmlab import contrastive
+
+        self._count(1)
+        stop = threading.Event()
+
+        def snapshots():
+            run = contrastive.ContrastiveRun.from_state(state)
+            for snapshot in contrastive.train(run=run, should_stop=stop.is_set, **settings):
+                yield snapshot, run.state()
+
         try:
-            yield from captioning.caption_stream(image, **settings)
-        except Exception as error:  # noqa: BLE001 - the sentence travels as the last item
-            yield _portable(error)
+            async for part in _in_thread(snapshots):
+                yield part
+        finally:
+            stop.set()
+
+
+async def _in_thread(make_generator):
+    """`make_generator()`'s items, each computed in a worker thread, so the replica's event
+    loop (its health checks, other requests) runs between them however long the stream; an
+    error ends the stream as its last item (`_portable`)."""
+    done = object()
+    try:
+        generator = await asyncio.to_thread(make_generator)
+        while (item := await asyncio.to_thread(next, generator, done)) is not done:
+            yield item
+    except Exception as error:  # noqa: BLE001 - the sentence travels as the last item
+        yield _portable(error)
 
 
 @serve.deployment(name="VQA")
@@ -212,4 +273,5 @@ class RemoteFault(RuntimeError):
     """A fault inside a replica (logged there); the front logs it and shows its FAULT sentence."""
 
 
-FAMILIES = {"CNN": CNN, "ViT": ViT, "CLIP": CLIP, "Captioning": Captioning, "VQA": VQA}
+FAMILIES = {"CNN": CNN, "ViT": ViT, "CLIP": CLIP, "Captioning": Captioning, "VQA": VQA,
+            "Contrastive": Contrastive}  # fmt: skip

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from vlmlab.render import current_style
+
 EXAMPLE_SIDE = 112  # a dataset example's crop, enlarged for the eye
 LABEL_HEIGHT = 16  # pixels of white under each atlas tile for its channel number
 GAP = 4
@@ -43,10 +45,11 @@ def atlas(
     count = len(images)
     columns = columns or max(1, math.ceil(math.sqrt(count)))
     rows = max(1, -(-count // columns))
-    cell_w, cell_h = tile + GAP, tile + LABEL_HEIGHT + GAP
+    label_height = current_style().size(LABEL_HEIGHT)  # larger in the projector view
+    cell_w, cell_h = tile + GAP, tile + label_height + GAP
     canvas = Image.new("RGB", (columns * cell_w + GAP, rows * cell_h + GAP), "white")
     draw = ImageDraw.Draw(canvas)
-    font = _font(LABEL_HEIGHT - 4)
+    font = _font(label_height - 4)
     for i, (image, label) in enumerate(zip(images, labels)):
         row, column = divmod(i, columns)
         left, top = GAP + column * cell_w, GAP + row * cell_h

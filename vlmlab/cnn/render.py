@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from vlmlab.cache import LRUCache
 from vlmlab.render import (
     colour_bar_levels,
+    current_style,
     font,
     overlay_heatmap,
     value_ticks,
@@ -178,9 +179,15 @@ def channel_grid(maps: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, GridL
 
 def number_tiles(grid: np.ndarray, layout: GridLayout, numbers) -> np.ndarray:
     """Write each tile's channel number in its top-left corner (white on black), where it fits."""
-    size = int(np.clip(layout.tile_width // 4, 9, 16))
+    normal = int(np.clip(layout.tile_width // 4, 9, 16))
+    size = current_style().size(normal)  # larger in the projector view, as far as a tile allows
+    largest = str(max(numbers, default=0))
+    while size > normal and (
+        font(size).getlength(largest) + 4 > layout.tile_width or size + 3 > layout.tile_height
+    ):
+        size -= 1
     text = font(size)
-    widest = text.getlength(str(max(numbers, default=0)))
+    widest = text.getlength(largest)
     if widest + 4 > layout.tile_width or size + 3 > layout.tile_height:
         return grid  # tiles too small to carry a number: the caption and a click tell it
     image = Image.fromarray(grid)
@@ -258,7 +265,8 @@ def draw_features(view) -> FeaturePictures:
     def draw_grid():
         return channel_grid(view.maps, np.asarray(view.order))[0]
 
-    grid = _grids.get_or_compute((view.key, view.layer.name, view.ordering), draw_grid)
+    key = (view.key, view.layer.name, view.ordering, current_style())  # numbers and bar per style
+    grid = _grids.get_or_compute(key, draw_grid)
     gray = _backdrops.get_or_compute(view.key, lambda: backdrop(view.view))
     values = as_float32(view.maps[view.channel])  # (H, W)
     return FeaturePictures(

@@ -277,6 +277,35 @@ def image_embeds(loaded: LoadedModel, image: Image.Image) -> torch.Tensor:
     return _image_embeds.get_or_compute(key, encode)
 
 
+def read_with_photo(loaded: LoadedModel, text_model, image: Image.Image, ids, *, attentions=False):
+    """One of BLIP's text transformers (the captioner's `text_decoder`, the VQA model's
+    `text_encoder`) reading token `ids` while it attends to the photo's patches: its output,
+    with its cross-attentions when `attentions`."""
+    device = loaded.device
+    with torch.inference_mode():
+        embeds = image_embeds(loaded, image).to(device)  # (1, patches + 1, width)
+        tokens = torch.tensor([list(ids)], device=device)  # (1, positions)
+        return text_model(
+            input_ids=tokens,
+            attention_mask=torch.ones_like(tokens),
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=torch.ones(embeds.shape[:-1], dtype=torch.long, device=device),
+            output_attentions=attentions,
+            return_dict=True,
+        )
+
+
+def cross_attention(loaded: LoadedModel, text_model, image: Image.Image, ids) -> torch.Tensor:
+    """Where each position of `ids` looked in the photo, per layer and head of `text_model`:
+    its cross-attention to the patches (the image's CLS left out), the one grounding loop of
+    captions and answers. (layers, heads, positions, patches) float32, on the model's device."""
+    output = read_with_photo(loaded, text_model, image, ids, attentions=True)
+    if not output.cross_attentions or output.cross_attentions[0] is None:
+        raise no_attentions(loaded.spec.name)
+    # each layer: (1, heads, positions, patches + 1); the image's CLS comes first
+    return torch.stack([layer[0, :, :, 1:] for layer in output.cross_attentions]).float()
+
+
 # ---------------------------------------------------------------------------------------------
 # preprocess -> forward -> postprocess
 
@@ -353,23 +382,7 @@ def _ground_on_device(image, name: str, words: str, layer, pretrained: bool) -> 
 def _teacher_forced(loaded: LoadedModel, image: Image.Image, ids: list[int]) -> torch.Tensor:
     """The decoder read over `ids` with the photo: per layer, each position's cross-attention to
     the patches, mean over heads. (layers, positions, patches) float32 on the CPU."""
-    device = loaded.device
-    with torch.inference_mode():
-        embeds = image_embeds(loaded, image).to(device)  # (1, patches + 1, width)
-        tokens = torch.tensor([ids], device=device)  # (1, positions)
-        output = loaded.model.text_decoder(
-            input_ids=tokens,
-            attention_mask=torch.ones_like(tokens),
-            encoder_hidden_states=embeds,
-            encoder_attention_mask=torch.ones(embeds.shape[:-1], dtype=torch.long, device=device),
-            output_attentions=True,
-            return_dict=True,
-        )
-    if not output.cross_attentions or output.cross_attentions[0] is None:
-        raise no_attentions(loaded.spec.name)
-    # each layer: (1, heads, positions, patches + 1); the image's CLS comes first
-    stacked = torch.stack([layer[0, :, :, 1:] for layer in output.cross_attentions])
-    return stacked.float().mean(dim=1).cpu()
+    return cross_attention(loaded, loaded.model.text_decoder, image, ids).mean(dim=1).cpu()
 
 
 def _stream(job: _Job) -> Iterator[Caption]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from vlmlab.render import current_style
 from vlmlab.pixels import (
     ColorSpaceView,
     PixelRegion,
@@ -116,10 +117,11 @@ def draw_number_grid(
     image = Image.fromarray(np.ascontiguousarray(canvas))
     draw = ImageDraw.Draw(image)
     luma = fill.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    scaled = current_style().size(cell * 2 // 5)  # larger in the projector view, as cells allow
     for i in range(h):
         for j in range(w):
             text = format_number(values[i, j])
-            size = cell * 2 // 5
+            size = min(scaled, cell * 3 // 5)
             while size > 7 and font(size).getlength(text) > cell - 4:
                 size -= 1
             ink = (130, 130, 130) if faded[i, j] else (0, 0, 0) if luma[i, j] > 140 else WHITE
@@ -149,16 +151,18 @@ def titled_row(
     """Images side by side (wrapping after `columns`), each under its title, on white."""
     columns = columns or len(tiles)
     rows = [tiles[i : i + columns] for i in range(0, len(tiles), columns)]
+    style = current_style()  # larger titles in the projector view
+    size, title_height = style.size(14), style.size(TITLE_HEIGHT)
     width = max(sum(t.width for t, _ in row) + GAP * (len(row) - 1) for row in rows)
-    heights = [max(t.height for t, _ in row) + TITLE_HEIGHT for row in rows]
+    heights = [max(t.height for t, _ in row) + title_height for row in rows]
     canvas = Image.new("RGB", (width, sum(heights) + GAP * (len(rows) - 1)), WHITE)
     draw = ImageDraw.Draw(canvas)
     y = 0
     for row, height in zip(rows, heights):
         x = 0
         for tile, title in row:
-            draw.text((x + 2, y + 3), title, fill=(0, 0, 0), font=font(14))
-            canvas.paste(tile.convert("RGB"), (x, y + TITLE_HEIGHT))
+            draw.text((x + 2, y + 3), title, fill=(0, 0, 0), font=font(size))
+            canvas.paste(tile.convert("RGB"), (x, y + title_height))
             x += tile.width + GAP
         y += height + GAP
     return canvas

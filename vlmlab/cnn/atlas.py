@@ -1,17 +1,17 @@
-"""`python -m vlmlab.atlas MODEL LAYER`: what every channel of a layer wants to see, in one grid
+"""`python -m vlmlab.cnn.atlas MODEL LAYER`: what every channel of a layer wants to see, in one grid
 image (as OpenAI Microscope showed them), and in the lab's disk cache, so that the CNN tab answers
 at once in class. Run it before a lecture, or when a Space starts, with the tab's settings
 (256 steps at 224×224, the defaults).
 
-    python -m vlmlab.atlas alexnet conv5                  # all 256 channels → alexnet-conv5.png
-    python -m vlmlab.atlas mobilenet_v2 block9 --channels 0-15 --direction hate
+    python -m vlmlab.cnn.atlas alexnet conv5                  # all 256 channels → alexnet-conv5.png
+    python -m vlmlab.cnn.atlas mobilenet_v2 block9 --channels 0-15 --direction hate
 """
 
 from __future__ import annotations
 
 import sys
 
-from vlmlab import cnn_visualize
+from vlmlab.cnn import featurevis as cnn_visualize
 from vlmlab.errors import LabError
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from vlmlab.contrastive import COLOURS, Snapshot, false_negatives
-from vlmlab.render import colorize
+from vlmlab.render import colorize, current_style
 
 MATRIX_PAIRS = 16  # the matrix shows at most this many pairs of the batch
 CELL = 30  # pixels per matrix cell (and thumbnail)
@@ -40,7 +40,7 @@ FALSE_NEGATIVE_NOTE = (
 )
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=16)
 def _font(size: int) -> ImageFont.FreeTypeFont:
     # matplotlib's DejaVu Sans has τ, ● and ■; Pillow's default font has not.
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
@@ -56,6 +56,20 @@ def _stamp(text: str, size: int) -> Image.Image:
     mask = Image.new("L", (max(1, right), max(1, bottom)), 0)
     ImageDraw.Draw(mask).text((0, 0), text, fill=255, font=font)
     return mask
+
+
+def _sizes(*points: int) -> list[int]:
+    """Text sizes and the margins that hold them, in the current style (larger in the projector
+    view: the charts keep their size, so their text reads larger)."""
+    style = current_style()
+    return [style.size(p) for p in points]
+
+
+def _fitted(text: str, size: int, width: float) -> ImageFont.FreeTypeFont:
+    """The font at `size`, smaller (not below 9) until `text` fits in `width` pixels."""
+    while size > 9 and _font(size).getlength(text) > width:
+        size -= 1
+    return _font(size)
 
 
 def _put(canvas: Image.Image, xy, text: str, size: int, ink, anchor: str = "lt") -> None:
@@ -89,8 +103,17 @@ def draw_matrix(snapshot: Snapshot, *, show: int = MATRIX_PAIRS, cell: int = CEL
     n = len(picked)
     sims = snapshot.similarity[np.ix_(picked, picked)]  # (n, n)
     captions = [snapshot.captions[i] for i in picked]
-    left, top, bottom = cell + 6, CAPTION_SPACE, 40
-    width, height = left + n * cell + 60, top + n * cell + bottom
+    words, digits, top = _sizes(11, 10, CAPTION_SPACE)
+    left = cell + 6
+    width = left + n * cell + 60
+    same = set(false_negatives(captions))
+    shown = f"{n} of {len(snapshot.captions)} pairs" if n < len(snapshot.captions) else f"{n} pairs"
+    legend = [f"step {snapshot.step}", "cosine similarity", shown, "green: true pair"]
+    if same:
+        legend.append("orange: same caption (false negative)")
+    lines = _wrapped(legend, words, width - 8) + ["rows: images · columns: captions"]
+    line_height = words + 4
+    height = top + n * cell + 8 + len(lines) * line_height + 4
     canvas = Image.new("RGB", (width, height), "white")
 
     # The matrix itself: one coloured cell per (image, caption).
@@ -104,21 +127,19 @@ def draw_matrix(snapshot: Snapshot, *, show: int = MATRIX_PAIRS, cell: int = CEL
         canvas.paste(thumb, (2, top + row * cell + 1))
 
     # Captions along the top, reading upwards from the matrix.
-    font = _font(11)
     strip = Image.new("RGB", (top - 4, n * cell), "white")
     for column, caption in enumerate(captions):
-        _put(strip, (4, column * cell + cell / 2), caption, 11, (0, 0, 0), anchor="lm")
+        _put(strip, (4, column * cell + cell / 2), caption, words, (0, 0, 0), anchor="lm")
     canvas.paste(strip.rotate(90, expand=True), (left, 0))
 
     draw = ImageDraw.Draw(canvas)
-    number = _font(10)
+    digits = _fitted("−.99", digits, cell - 4).size  # a cell's number stays inside it
     for r in range(n):
         for c in range(n):
             value = float(sims[r, c])
             text = f"{value:.2f}".replace("0.", ".", 1)  # 0.93 → .93, -0.25 → -.25
             ink = (0, 0, 0) if value > 0.3 else (255, 255, 255)
-            _put(canvas, (left + (c + 0.5) * cell, top + (r + 0.5) * cell), text, 10, ink, "mm")
-    same = set(false_negatives(captions))
+            _put(canvas, (left + (c + 0.5) * cell, top + (r + 0.5) * cell), text, digits, ink, "mm")
     for r, c in same:
         x, y = left + c * cell, top + r * cell
         draw.rectangle((x + 1, y + 1, x + cell - 2, y + cell - 2), outline=FALSE_NEGATIVE, width=3)
@@ -130,15 +151,26 @@ def draw_matrix(snapshot: Snapshot, *, show: int = MATRIX_PAIRS, cell: int = CEL
     bar_x = left + n * cell + 14
     ramp = colorize(np.linspace(1, -1, n * cell)[:, None].repeat(12, 1), "viridis", vmin=-1, vmax=1)
     canvas.paste(Image.fromarray(ramp), (bar_x, top))
-    draw.text((bar_x + 14, top), "1", fill="black", font=number, anchor="lt")
-    draw.text((bar_x + 14, top + n * cell), "−1", fill="black", font=number, anchor="lb")
-    shown = f"{n} of {len(snapshot.captions)} pairs" if n < len(snapshot.captions) else f"{n} pairs"
-    legend = f"step {snapshot.step} · cosine similarity · {shown} · green: true pair"
-    if same:
-        legend += " · orange: same caption (false negative)"
-    draw.text((4, top + n * cell + 8), legend, fill="black", font=font)
-    draw.text((4, top + n * cell + 23), "rows: images · columns: captions", fill="gray", font=font)
+    ends = _font(_sizes(10)[0])  # the bar's ends have room to grow, the cells' numbers have not
+    draw.text((bar_x + 14, top), "1", fill="black", font=ends, anchor="lt")
+    draw.text((bar_x + 14, top + n * cell), "−1", fill="black", font=ends, anchor="lb")
+    for k, line in enumerate(lines):
+        ink = "gray" if k == len(lines) - 1 else "black"
+        font = _fitted(line, words, width - 8)
+        draw.text((4, top + n * cell + 8 + k * line_height), line, fill=ink, font=font)
     return canvas
+
+
+def _wrapped(parts: list[str], size: int, width: float) -> list[str]:
+    """`parts` joined with " · " into as few lines as fit in `width` pixels at `size`."""
+    font, lines = _font(size), []
+    for part in parts:
+        joined = f"{lines[-1]} · {part}" if lines else part
+        if lines and font.getlength(joined) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    return lines
 
 
 LOSS_INK = (31, 119, 180)
@@ -154,8 +186,9 @@ def _plot_box(width: int, height: int, left: int, top: int, right: int, bottom: 
 def draw_curves(snapshot: Snapshot, size: tuple[int, int] = (440, 230)) -> Image.Image:
     """The loss per step (left axis) with the logit scale 1/τ (right axis, 0–100) beside it and
     the loss of guessing, ln N, dotted."""
-    canvas, pen, (x0, y0, x1, y1) = _plot_box(*size, left=44, top=24, right=44, bottom=34)
-    font, small = _font(11), _font(10)
+    words, digits, side, top, bottom = _sizes(11, 10, 44, 24, 34)
+    canvas, pen, (x0, y0, x1, y1) = _plot_box(*size, left=side, top=top, right=side, bottom=bottom)
+    font, small = _font(words), _font(digits)
     n = len(snapshot.captions)
     chance = math.log(n)
     losses = snapshot.history_loss
@@ -197,7 +230,8 @@ def draw_embedding_plane(
 ) -> Image.Image:
     """Image (●) and caption (■) embeddings of distinct pairs in one 2-D projection (their first
     two principal components), each pair joined by a line that shortens as the model learns."""
-    canvas, pen, (x0, y0, x1, y1) = _plot_box(*size, left=6, top=22, right=6, bottom=22)
+    words, margin = _sizes(11, 22)
+    canvas, pen, (x0, y0, x1, y1) = _plot_box(*size, left=6, top=margin, right=6, bottom=margin)
     images, texts = snapshot.image_points[:pairs], snapshot.text_points[:pairs]
     both = np.concatenate([images, texts])
     low, high = both.min(0), both.max(0)
@@ -220,10 +254,11 @@ def draw_embedding_plane(
         pen.ellipse((ix - r, iy - r, ix + r, iy + r), fill=ink, outline="black")
         pen.rectangle((tx - r, ty - r, tx + r, ty + r), fill=ink, outline="black")
     gap = float(np.linalg.norm(images - texts, axis=1).mean()) if len(images) else 0.0
-    font = _font(11)
-    pen.text((x0, 4), "● image   ■ caption   (2-D PCA of both)", fill="black", font=font)
-    pen.text((x0, size[1] - 3), f"step {snapshot.step} · mean distance of a pair {gap:.2f}",
-             fill="black", font=font, anchor="lb")  # fmt: skip
+    legend = "● image   ■ caption   (2-D PCA of both)"
+    pen.text((x0, 4), legend, fill="black", font=_fitted(legend, words, x1 - x0))
+    below = f"step {snapshot.step} · mean distance of a pair {gap:.2f}"
+    pen.text((x0, size[1] - 3), below, fill="black", font=_fitted(below, words, x1 - x0),
+             anchor="lb")  # fmt: skip
     return canvas
 
 

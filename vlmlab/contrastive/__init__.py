@@ -3,7 +3,9 @@ from scratch on captioned synthetic shapes, so the N×N image–text matrix turn
 the class watches; a few colour–shape combinations are never trained on and kept for zero-shot.
 
 `train(...)` is a generator of frozen `Snapshot`s; a `ContrastiveRun` keeps the model between
-calls, so stopping the generator pauses a run and passing the run back resumes it.
+calls, so stopping the generator pauses a run and passing the run back resumes it. The data
+(`data.py`: captioned shapes) and the model (`model.py`: two encoders, the loss) are re-exported
+here, the topic's front door; drawing is in `render.py`.
 """
 
 from __future__ import annotations
@@ -17,326 +19,41 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from vlmlab import checks
 from vlmlab.device import default_device
 from vlmlab.errors import LabError
-
-# ---------------------------------------------------------------------------------------------
-# The data: captioned synthetic shapes
-
-COLOURS = {  # name → RGB (0–255); all bright against the dark background
-    "red": (220, 40, 40),
-    "green": (40, 180, 60),
-    "blue": (50, 90, 235),
-    "yellow": (235, 220, 50),
-    "purple": (150, 60, 210),
-    "orange": (245, 140, 30),
-    "pink": (250, 130, 200),
-    "white": (240, 240, 240),
-}
-SHAPES = ("circle", "square", "triangle", "cross")
-POSITIONS = {  # name → (x, y) of the shape's centre, as a fraction of the side
-    "on the left": (0.27, 0.5),
-    "on the right": (0.73, 0.5),
-    "at the top": (0.5, 0.27),
-    "at the bottom": (0.5, 0.73),
-    "in the middle": (0.5, 0.5),
-}
-SIZES = {"small": 0.13, "large": 0.22}  # name → radius as a fraction of the side
-# Caption templates. The short one repeats often in a batch: those repeats are the false
-# negatives a contrastive loss cannot avoid (two images, one caption).
-TEMPLATES = (
-    "a {size} {colour} {shape} {position}",
-    "a {colour} {shape} {position}",
-    "a photo of a {size} {colour} {shape}",
-    "a {colour} {shape}",
+from vlmlab.contrastive.data import (  # noqa: F401 - the topic's front door
+    COLOURS,
+    HELD_OUT,
+    HELD_OUT_COMBOS,
+    IMAGE_SIDE,
+    MAX_WORDS,
+    NOISE,
+    POSITIONS,
+    Pairs,
+    SHAPES,
+    SIZES,
+    TEMPLATES,
+    TRAIN_COMBOS,
+    VOCABULARY,
+    WORD_INDEX,
+    ZERO_SHOT_TEMPLATE,
+    caption_for,
+    draw_pairs,
+    draw_shapes,
+    tokenize,
+    zero_shot_labels,
 )
-ZERO_SHOT_TEMPLATE = "a photo of a {colour} {shape}"
-# Never in a training batch; kept for zero-shot. One per shape, each a different colour.
-HELD_OUT = (("red", "triangle"), ("blue", "cross"), ("yellow", "circle"), ("purple", "square"))
-IMAGE_SIDE = 32  # pixels
-NOISE = 10.0  # standard deviation of the pixel noise, in 0–255 units
-
-VOCABULARY = tuple(
-    sorted(
-        {
-            word
-            for template in (*TEMPLATES, ZERO_SHOT_TEMPLATE)
-            for word in template.split()
-            if not word.startswith("{")
-        }
-        | {word for words in (*COLOURS, *SHAPES, *POSITIONS, *SIZES) for word in words.split()}
-    )
+from vlmlab.contrastive.model import (  # noqa: F401 - the topic's front door
+    ImageEncoder,
+    MAX_LOGIT_SCALE,
+    TextEncoder,
+    TinyCLIP,
+    clip_loss,
+    count_parameters,
+    foreground,
 )
-WORD_INDEX = {word: i + 1 for i, word in enumerate(VOCABULARY)}  # 0 pads
-MAX_WORDS = 8
-
-
-@dataclass(frozen=True)
-class Pairs:
-    """A batch of captioned images (numpy; what the generator draws)."""
-
-    images: np.ndarray  # (B, H, W, 3) uint8
-    captions: tuple[str, ...]  # (B,)
-    colours: np.ndarray  # (B,) index into COLOURS
-    shapes: np.ndarray  # (B,) index into SHAPES
-    positions: np.ndarray  # (B,) index into POSITIONS
-    sizes: np.ndarray  # (B,) index into SIZES
-
-
-def _combos(held_out: bool) -> np.ndarray:
-    """(colour, shape) index pairs: the trained ones, or the held-out ones."""
-    colours, shapes = list(COLOURS), list(SHAPES)
-    kept = {(colours.index(c), shapes.index(s)) for c, s in HELD_OUT}
-    every = [(c, s) for c in range(len(colours)) for s in range(len(shapes))]
-    return np.array([p for p in every if (p in kept) == held_out], dtype=np.int64)
-
-
-TRAIN_COMBOS = _combos(held_out=False)  # (28, 2)
-HELD_OUT_COMBOS = _combos(held_out=True)  # (4, 2)
-
-
-def caption_for(colour: int, shape: int, position: int, size: int, template: int) -> str:
-    return TEMPLATES[template].format(
-        colour=list(COLOURS)[colour],
-        shape=SHAPES[shape],
-        position=list(POSITIONS)[position],
-        size=list(SIZES)[size],
-    )
-
-
-def draw_shapes(
-    colours, shapes, positions, sizes, rng: np.random.Generator, side: int = IMAGE_SIDE
-) -> np.ndarray:
-    """Images of one shape each, all drawn at once with numpy: (B, side, side, 3) uint8."""
-    colours, shapes = np.asarray(colours), np.asarray(shapes)
-    n = len(colours)
-    centres = np.array(list(POSITIONS.values()), np.float32)[np.asarray(positions)] * side
-    centres += rng.uniform(-0.06, 0.06, (n, 2)).astype(np.float32) * side  # a little jitter
-    radius = np.array(list(SIZES.values()), np.float32)[np.asarray(sizes)] * side
-    radius *= rng.uniform(0.9, 1.1, n).astype(np.float32)
-    grid = np.arange(side, dtype=np.float32) + 0.5
-    dx = grid[None, None, :] - centres[:, 0, None, None]  # (B, 1, W)
-    dy = grid[None, :, None] - centres[:, 1, None, None]  # (B, H, 1)
-    r = radius[:, None, None]
-    circle = dx**2 + dy**2 <= r**2
-    square = (np.abs(dx) <= 0.8 * r) & (np.abs(dy) <= 0.8 * r)
-    triangle = (np.abs(dy) <= r) & (np.abs(dx) <= (dy + r) / 2)  # apex up
-    cross = ((np.abs(dx) <= r / 3) & (np.abs(dy) <= r)) | ((np.abs(dy) <= r / 3) & (np.abs(dx) <= r))
-    masks = np.stack(np.broadcast_arrays(circle, square, triangle, cross))  # (4, B, H, W)
-    mask = masks[shapes, np.arange(n)]  # (B, H, W)
-    paint = np.array(list(COLOURS.values()), np.float32)[colours]  # (B, 3)
-    paint += rng.uniform(-15, 15, (n, 3)).astype(np.float32)
-    background = rng.uniform(15, 55, (n, 1, 1, 1)).astype(np.float32)
-    images = np.where(mask[..., None], paint[:, None, None, :], background)
-    images += rng.normal(0, NOISE, images.shape).astype(np.float32)
-    return np.clip(images, 0, 255).astype(np.uint8)
-
-
-def draw_pairs(
-    rng: np.random.Generator,
-    count: int,
-    *,
-    held_out: bool = False,
-    distinct: bool = False,
-    side: int = IMAGE_SIDE,
-) -> Pairs:
-    """`count` captioned images of the trained combinations (or only the held-out ones).
-
-    `distinct`: every caption different (the full template: size, colour, shape and position).
-    """
-    combos = HELD_OUT_COMBOS if held_out else TRAIN_COMBOS
-    n_pos, n_size = len(POSITIONS), len(SIZES)
-    if distinct:
-        total = len(combos) * n_pos * n_size
-        if count > total:
-            raise LabError(f"There are only {total} distinct captions to draw from.")
-        pick = rng.choice(total, size=count, replace=False)
-        combo, rest = np.divmod(pick, n_pos * n_size)
-        position, size = np.divmod(rest, n_size)
-        template = np.zeros(count, np.int64)
-    else:
-        combo = rng.integers(0, len(combos), count)
-        position = rng.integers(0, n_pos, count)
-        size = rng.integers(0, n_size, count)
-        template = rng.integers(0, len(TEMPLATES), count)
-    colour, shape = combos[combo, 0], combos[combo, 1]
-    images = draw_shapes(colour, shape, position, size, rng, side)
-    captions = tuple(
-        caption_for(*attributes) for attributes in zip(colour, shape, position, size, template)
-    )
-    return Pairs(images, captions, colour, shape, position, size)
-
-
-def tokenize(captions) -> torch.Tensor:
-    """Word ids, padded with 0: (B, MAX_WORDS). Unknown words are a sentence, not a crash."""
-    ids = np.zeros((len(captions), MAX_WORDS), np.int64)
-    for row, caption in enumerate(captions):
-        words = _word_ids.get(caption)
-        if words is None:
-            words = _caption_ids(caption)
-            if len(_word_ids) < 4096:  # the captions the generator writes: about a thousand
-                _word_ids[caption] = words
-        ids[row, : len(words)] = words
-    return torch.from_numpy(ids)
-
-
-_word_ids: dict[str, tuple[int, ...]] = {}  # caption → its word ids (a training step has 64)
-
-
-def _caption_ids(caption: str) -> tuple[int, ...]:
-    words = caption.lower().split()
-    unknown = [w for w in words if w not in WORD_INDEX]
-    if unknown:
-        raise LabError(
-            f"The tiny CLIP only knows the words of its captions; it has never seen "
-            f"{unknown[0]!r}. Known words: {', '.join(VOCABULARY)}."
-        )
-    if not words:
-        raise LabError("A caption needs at least one word.")
-    return tuple(WORD_INDEX[w] for w in words[:MAX_WORDS])
-
-
-def zero_shot_labels() -> tuple[str, ...]:
-    """One prompt per colour–shape combination, held out or not: the zero-shot classes."""
-    return tuple(
-        ZERO_SHOT_TEMPLATE.format(colour=c, shape=s) for c in COLOURS for s in SHAPES
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# The model: two encoders into one space
-
-
-def foreground(pixels: torch.Tensor) -> torch.Tensor:
-    """The shape without its colour: each pixel's brightest channel, stretched so the image's
-    darkest pixel is 0 and its brightest 1, then the lower half (background noise) cut to 0 and
-    the upper half to 1: (B, 1, H, W). Every colour here is bright on a dark grey background,
-    so a blue cross and a red cross give the same map."""
-    value = pixels.amax(1, keepdim=True)  # (B, 1, H, W)
-    low, high = value.amin((2, 3), keepdim=True), value.amax((2, 3), keepdim=True)
-    return ((value - low) / (high - low).clamp(min=1e-3) * 2 - 0.5).clamp(0, 1)
-
-
-class ImageEncoder(nn.Module):
-    """A small CNN: three stages of 3×3 conv, batch norm, ReLU and 2×2 max-pool (32 → 4 px),
-    reading four channels: red, green, blue and a colour-free one (`foreground`: each pixel's
-    brightest channel, stretched per image), read out two ways and summed:
-
-    - the 4×4 map flattened, so the encoder knows *where* the shape is ("on the left");
-    - each channel's strongest response anywhere (global max-pool), so it knows *what* is there
-      whatever the place: one "circle" detector learnt from circles of every colour at every
-      position.
-
-    The fourth channel is a hint the model is given, not one it learns: a shape looks the same
-    in it whatever its colour, so filters that find corners or bars there are shared by every
-    colour from the start. That is what lets a colour–shape combination never seen in training
-    ("a blue cross" when crosses came only in other colours) land near its caption: zero-shot
-    on the held-out ones after 300 steps, median over seeds 0–4, went from 81% with RGB alone
-    (the mistakes named the right colour and a wrong shape) to 98% (98, 78, 100, 100, 73%).
-    The real CLIP gets this separation from 400 million varied pairs instead of a hint.
-
-    Batch norm roughly halves the steps the diagonal needs to appear."""
-
-    def __init__(self, widths=(16, 32, 64), side: int = IMAGE_SIDE, out: int = 64):
-        super().__init__()
-        layers, channels = [], 4  # red, green, blue, foreground
-        for width in widths:
-            layers += [
-                nn.Conv2d(channels, width, 3, padding=1),
-                nn.BatchNorm2d(width),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            channels = width
-        self.features = nn.Sequential(*layers)
-        cells = (side // 2 ** len(widths)) ** 2
-        self.out = nn.Linear(channels * cells, out)  # where: the flattened map
-        self.pooled = nn.Linear(channels, out)  # what: the global max-pool
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) in [0, 1]
-        channels = torch.cat([pixels, foreground(pixels)], 1)  # (B, 4, H, W)
-        # Kept channels-last, as the pixels come from numpy (B, H, W, 3): on a CPU the whole
-        # network runs that way, about 1.4× faster a step than with channels first (measured).
-        channels = channels.contiguous(memory_format=torch.channels_last)
-        maps = self.features(channels - 0.5)  # (B, C, 4, 4)
-        return self.out(maps.flatten(1)) + self.pooled(maps.amax((2, 3)))  # (B, out)
-
-
-class TextEncoder(nn.Module):
-    """Word embeddings averaged over the caption ("bag of words").
-
-    Why not a transformer: these captions are lists of attributes whose order carries nothing
-    (a bag of words knows "red" and "circle" as well as a transformer would), it trains in
-    seconds on a CPU, and a student can read it in one line. The real CLIP uses a 12-layer
-    transformer because real captions do depend on word order.
-    """
-
-    def __init__(self, vocabulary: int = len(VOCABULARY) + 1, width: int = 64):
-        super().__init__()
-        self.words = nn.Embedding(vocabulary, width, padding_idx=0)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, words), 0 pads
-        present = (ids > 0).float().unsqueeze(-1)  # (B, words, 1)
-        return (self.words(ids) * present).sum(1) / present.sum(1).clamp(min=1)  # (B, width)
-
-
-class TinyCLIP(nn.Module):
-    """Image and text encoders, each with a linear projection to a shared D-dimensional space,
-    and the learnable temperature of the CLIP paper."""
-
-    def __init__(self, dim: int = 64, learn_temperature: bool = True):
-        super().__init__()
-        self.image_encoder = ImageEncoder()
-        self.text_encoder = TextEncoder()
-        self.image_projection = nn.Linear(64, dim, bias=False)  # W_i
-        self.text_projection = nn.Linear(64, dim, bias=False)  # W_t
-        # log of the logit scale 1/τ, initialised to ln(1/0.07) as in the paper (CLIP §2.5).
-        self.logit_scale = nn.Parameter(
-            torch.tensor(math.log(1 / 0.07)), requires_grad=learn_temperature
-        )
-
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.image_projection(self.image_encoder(pixels)), dim=-1)  # (B, D)
-
-    def encode_texts(self, ids: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text_projection(self.text_encoder(ids)), dim=-1)  # (B, D)
-
-    def scale(self) -> torch.Tensor:
-        """exp(t), capped at 100 as in the paper (the parameter is clamped after each step)."""
-        return self.logit_scale.exp()
-
-    def forward(self, pixels, ids):
-        """Scaled pairwise cosine similarities: logits[i, j] = image i · text j · exp(t)."""
-        I_e, T_e = self.encode_images(pixels), self.encode_texts(ids)
-        return I_e @ T_e.T * self.scale()  # (B, B)
-
-
-MAX_LOGIT_SCALE = 100.0
-
-
-def clip_loss(logits: torch.Tensor) -> torch.Tensor:
-    """The symmetric cross-entropy of the CLIP paper's Figure 3, line by line.
-
-        labels = np.arange(n)
-        loss_i = cross_entropy_loss(logits, labels, axis=0)
-        loss_t = cross_entropy_loss(logits, labels, axis=1)
-        loss   = (loss_i + loss_t) / 2
-
-    Row i of `logits` is image i against every text; the true text is the diagonal one.
-    """
-    n = logits.shape[0]
-    labels = torch.arange(n, device=logits.device)
-    loss_i = F.cross_entropy(logits, labels)  # each image picks its text among the n (rows)
-    loss_t = F.cross_entropy(logits.T, labels)  # each text picks its image among the n (columns)
-    return (loss_i + loss_t) / 2
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,6 +224,43 @@ class ContrastiveRun:
         self._last: tuple = ()
         self._stuck = 0  # steps in a row with the loss at or far above guessing
 
+    def state(self) -> dict:
+        """Everything that carries the run on, on the CPU (model, optimiser, data generator,
+        history): another process, on its own device, continues it exactly (`from_state`).
+        The evaluation sets are not in it: the seed draws them again."""
+        batch, cosines, loss = self._last or (None, None, None)
+        return {
+            "settings": self.settings,
+            "model": _on_cpu(self.model.state_dict()),
+            "optimizer": _on_cpu(self.optimizer.state_dict()),
+            "data": self.data.bit_generator.state,
+            "counts": (self.step, self.seconds, self.data_seconds, self.train_seconds,
+                       self.eval_seconds, self._stuck),  # fmt: skip
+            "stopped": self.stopped,
+            "history": list(self.history),
+            "last": () if batch is None else (batch, cosines.detach().cpu(), loss),
+        }
+
+    def load_state(self, state: dict) -> None:
+        """Take over a run's `state()` (same settings), on this run's device."""
+        self.settings = state["settings"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.data.bit_generator.state = state["data"]
+        (self.step, self.seconds, self.data_seconds, self.train_seconds, self.eval_seconds,
+         self._stuck) = state["counts"]  # fmt: skip
+        self.stopped = state["stopped"]
+        self.history = list(state["history"])
+        last = state["last"]
+        self._last = (last[0], last[1].to(self.device), last[2]) if last else ()
+
+    @classmethod
+    def from_state(cls, state: dict) -> ContrastiveRun:
+        """A run continuing where `state` (a `state()`) left off, on this process's device."""
+        run = cls(state["settings"])
+        run.load_state(state)
+        return run
+
     def pixels(self, images: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2)
         return tensor.float().div_(255)  # (B, 3, H, W)
@@ -622,6 +376,17 @@ class ContrastiveRun:
             learn_temperature=self.settings.learn_temperature,
             stopped=self.stopped,
         )
+
+
+def _on_cpu(value):
+    """A state dict (nested dicts and lists of tensors) with every tensor copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
 
 
 def project_pairs(images: np.ndarray, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

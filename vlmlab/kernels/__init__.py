@@ -16,7 +16,7 @@ import numpy as np
 
 from vlmlab.checks import choice, flag, whole_number
 from vlmlab.images import MAX_PIXELS, ImageError, ImageSource
-from vlmlab.kernels_text import (  # noqa: F401  (re-exported: the Convolution tab's contract)
+from vlmlab.kernels.text import (  # noqa: F401  (re-exported: the Convolution tab's contract)
     MAX_CHANNELS,
     MAX_KERNEL,
     MAX_VALUE,
@@ -267,3 +267,12 @@ def _crop_and_stride(full: np.ndarray, size: int, padding: str, stride: int) -> 
     height, width = full.shape[:2]
     # Output (i, j) is centred on input (m + i·s, m + j·s): its window starts at (i·s − p, j·s − p).
     return np.ascontiguousarray(full[m : height - m : stride, m : width - m : stride])
+
+
+def preset_name(kernel: np.ndarray) -> str | None:
+    """The preset `kernel` is (same shape and numbers), or None for a kernel of one's own."""
+    kernel = np.asarray(kernel)
+    return next(
+        (n for n, k in PRESETS.items() if k.shape == kernel.shape and np.array_equal(k, kernel)),
+        None,
+    )

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from vlmlab.cache import LRUCache, fingerprint, photo_fingerprint
-from vlmlab.clip_prompts import (
+from vlmlab.clip.prompts import (
     DEFAULT_LABELS,
     DEFAULT_TEMPLATE,
     MAX_LABELS,
@@ -49,7 +49,7 @@ SIGMOID_NOTE = (
 )
 MAX_IMAGES = 16  # images in a similarity matrix
 
-__all__ = [  # the engine's API; prompt helpers come from vlmlab.clip_prompts
+__all__ = [  # the engine's API; prompt helpers come from vlmlab.clip.prompts
     "DEFAULT_LABELS",
     "DEFAULT_MODEL",
     "DEFAULT_TEMPLATE",

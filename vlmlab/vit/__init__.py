@@ -507,3 +507,8 @@ def describe_attention(inspection: ViTInspection, view: AttentionMap, top: int =
         special = f" {view.to_special:.1%} stays on {name}."
     what = f"layer {view.layer}, {view.source}" if "rollout" not in view.source else view.source
     return f"{view.query} ({what}) attends most to {strongest}.{special}"
+
+
+def head_choices(inspection: ViTInspection) -> list[str]:
+    """What a head may be chosen as: the mean over heads, then every head's number."""
+    return [MEAN] + [str(h) for h in range(1, inspection.num_heads + 1)]

@@ -17,7 +17,14 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 from vlmlab.errors import LabError
-from vlmlab.render import colorize, colour_bar, figure_to_image, tile, with_colour_bar
+from vlmlab.render import (
+    colorize,
+    colour_bar,
+    current_style,
+    figure_to_image,
+    tile,
+    with_colour_bar,
+)
 from vlmlab.vit import (
     CLS,
     MEAN,
@@ -53,7 +60,7 @@ def _zoomed(inspection: ViTInspection, scale: int) -> Image.Image:
     return inspection.image.resize((w * scale, h * scale), Image.Resampling.NEAREST)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=16)
 def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
@@ -87,7 +94,11 @@ def draw_patch_grid(inspection: ViTInspection, selected=None) -> Image.Image:
         draw.line((0, r * cell, cols * cell, r * cell), fill=(255, 255, 255, 150), width=1)
     for c in range(cols + 1):
         draw.line((c * cell, 0, c * cell, rows * cell), fill=(255, 255, 255, 150), width=1)
-    font = _font(max(8, min(16, cell // 3)))
+    # Larger in the projector view, while the largest number still fits in its patch.
+    size = max(8, min(current_style().size(min(16, cell // 3)), cell // 2))
+    while size > 8 and _font(size).getlength(str(inspection.num_patches)) > cell - 4:
+        size -= 1
+    font = _font(size)
     for k in range(inspection.num_patches):
         r, c = divmod(k, cols)
         draw.text(
@@ -266,21 +277,22 @@ def draw_head_maps(inspection: ViTInspection, views: Sequence[AttentionMap]) -> 
     """Small multiples: one heat map per head (each scaled to its own maximum), labelled."""
     scale = max(1, math.ceil(TILE_SIDE / max(inspection.image.size)))
     zoomed = _zoomed(inspection, scale)
+    size = current_style().size(13)  # the heads' labels, larger in the projector view
     tiles = []
     for view in views:
         picture = draw_attention(inspection, view, scale=scale, zoomed=zoomed)
         label = view.source.replace(f"mean of {inspection.num_heads} heads", "mean")
-        tiles.append(np.vstack([_label(label, picture.width), np.asarray(picture)]))
+        tiles.append(np.vstack([_label(label, picture.width, size), np.asarray(picture)]))
     n = len(tiles)
     columns = math.ceil(n / math.ceil(n / 7)) if n else 1
     return tile(tiles, columns=columns, gap=4)
 
 
 @functools.lru_cache(maxsize=64)
-def _label(text: str, width: int) -> np.ndarray:
+def _label(text: str, width: int, size: int = 13) -> np.ndarray:
     """A white strip with `text` on it, as pixels (the same few labels are drawn again and again)."""
-    strip = Image.new("RGB", (width, 18), "white")
-    ImageDraw.Draw(strip).text((2, 1), text, font=_font(13), fill=(0, 0, 0))
+    strip = Image.new("RGB", (width, size + 5), "white")
+    ImageDraw.Draw(strip).text((2, 1), text, font=_font(size), fill=(0, 0, 0))
     pixels = np.asarray(strip)
     pixels.setflags(write=False)
     return pixels

@@ -26,8 +26,8 @@ from vlmlab.kernels import (
     output_size,
     padding_width,
 )
-from vlmlab.kernels_step import PixelStep, explain_pixel
-from vlmlab.pixels_render import draw_number_grid, format_number, titled_row
+from vlmlab.kernels.step import PixelStep, explain_pixel
+from vlmlab.pixels.render import draw_number_grid, format_number, titled_row
 
 DISPLAY_MODES = dict(
     zip(

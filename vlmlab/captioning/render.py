@@ -130,23 +130,29 @@ def _beams_table(caption: Caption) -> str:
 # Which patches each word looked at
 
 
-def word_gallery(
-    caption: Caption, view: Image.Image, *, side: int = 160
-) -> list[tuple[Image.Image, str]]:
-    """One (map over the photo, word) per generated token, the end token left out; empty when
-    the caption carries no maps."""
+WORD_SIDE = 160  # px: each word's map in the strip under the caption
+
+
+def word_maps(caption: Caption) -> list[tuple[np.ndarray, str]]:
+    """One (map, word) per generated token, the end token left out; empty when the caption
+    carries no maps."""
     if caption.maps is None:
         return []
     return [
-        (map_over(view, heat, side=side), token.text.strip() or "·")
+        (heat, token.text.strip() or "·")
         for token, heat in zip(caption.tokens, caption.maps, strict=True)
         if not token.end
     ]
 
 
-def grounding_gallery(found: Grounding, *, side: int = 160) -> list[tuple[Image.Image, str]]:
+def word_picture(view: Image.Image, heat: np.ndarray) -> Image.Image:
+    """One word's map over the photo, as the strip shows it."""
+    return map_over(view, heat, side=WORD_SIDE)
+
+
+def grounding_gallery(found: Grounding) -> list[tuple[Image.Image, str]]:
     """One (map over the photo, token) per token of a grounded caption."""
-    return [(map_over(found.image, heat, side=side), word) for word, heat in found.pairs()]
+    return [(word_picture(found.image, heat), word) for word, heat in found.pairs()]
 
 
 def draw_word_maps(

@@ -15,7 +15,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from vlmlab.clip import RelevanceMaps, SimilarityMatrix, ZeroShotResult
-from vlmlab.clip_probe import RobustnessProbe, Verdict
+from vlmlab.clip.probe import RobustnessProbe, Verdict
 from vlmlab.render import figure_to_image, labelled_tiles, map_over
 
 PAIR_COLOUR = "#f28e2b"  # the diagonal of matching pairs

@@ -16,7 +16,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from vlmlab.captioning import image_embeds, model_view, patch_grid, text_limit
+from vlmlab.captioning import (
+    cross_attention,
+    model_view,
+    patch_grid,
+    read_with_photo,
+    text_limit,
+)
 from vlmlab.checks import whole_number
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
@@ -111,13 +117,7 @@ def ground_answers(
     pretrained: bool = True,
 ) -> list[AnswerGrounding]:
     """`ground_answer` for up to 10 questions (text: one per line), each for its top answer."""
-    if not isinstance(questions, str):
-        if isinstance(questions, bytes) or not all(isinstance(q, str) for q in questions):
-            raise LabError("The questions must be text, one per line.")
-        questions = "\n".join(" ".join(q.split()) for q in questions)
-    asked = split_items(
-        questions, what="question", max_items=MAX_QUESTIONS, commas=False, max_chars=MAX_CHARS
-    )
+    asked = _questions(questions)
     name = get_spec(model or DEFAULT_MODEL, "vqa").name
     photo = image.convert("RGB") if isinstance(image, Image.Image) else load_image(image)
     return [_ground_on_device(photo, q, name, None, pretrained) for q in asked]
@@ -155,17 +155,34 @@ def answer_questions(
 
     ViLT answers them all in one forward pass; BLIP encodes the photo once for all of them.
     """
-    if not isinstance(questions, str):
-        if isinstance(questions, bytes) or not all(isinstance(q, str) for q in questions):
-            raise LabError("The questions must be text, one per line.")
-        questions = "\n".join(" ".join(q.split()) for q in questions)
-    asked = split_items(
-        questions, what="question", max_items=MAX_QUESTIONS, commas=False, max_chars=MAX_CHARS
-    )
+    asked = _questions(questions)
     k = whole_number(top_k, "number of answers", 1, MAX_TOP_K)
     name = get_spec(model or DEFAULT_MODEL, "vqa").name
     photo = image.convert("RGB") if isinstance(image, Image.Image) else load_image(image)
     return _answer_on_device(photo, tuple(asked), name, k, pretrained)
+
+
+def _questions(questions: str | Sequence[str]) -> list[str]:
+    """Up to MAX_QUESTIONS questions: text with one per line, or a list of texts."""
+    if not isinstance(questions, str):
+        if isinstance(questions, bytes) or not all(isinstance(q, str) for q in questions):
+            raise LabError("The questions must be text, one per line.")
+        questions = "\n".join(" ".join(q.split()) for q in questions)
+    return split_items(
+        questions, what="question", max_items=MAX_QUESTIONS, commas=False, max_chars=MAX_CHARS
+    )
+
+
+def _as_read(tokenizer, question: str, ids: list[int], full: int, limit: int) -> tuple[str, str]:
+    """The question as the model read it (`ids`, cut to `limit` tokens of `full`), and the
+    note that says so when it was cut ("" when it was not)."""
+    if full <= limit:
+        return question, ""
+    read = tokenizer.decode(ids, skip_special_tokens=True)
+    return read, (
+        f"“{_short(question)}” is {full} tokens long, but this model reads {limit}: "
+        f"only “{_short(read, 60)}” was used."
+    )
 
 
 def score_meaning(loaded: LoadedModel) -> str:
@@ -196,21 +213,13 @@ def _answer_on_device(
     limit = text_limit(loaded)
     whole = tokenizer(list(questions), verbose=False).input_ids
     encoded = tokenizer(list(questions), truncation=True, max_length=limit, verbose=False)
-    read, notes = [], []
-    for question, ids, full in zip(questions, encoded.input_ids, map(len, whole)):
-        as_read = tokenizer.decode(ids, skip_special_tokens=True)
-        read.append(as_read if full > limit else question)
-        notes.append(
-            f"“{_short(question)}” is {full} tokens long, but this model reads {limit}: "
-            f"only “{_short(as_read, 60)}” was used."
-            if full > limit
-            else ""
-        )
+    lengths = zip(questions, encoded.input_ids, map(len, whole))
+    read = [_as_read(tokenizer, q, ids, full, limit) for q, ids, full in lengths]  # (text, note)
     if loaded.spec.kind == "vilt":
         answers = _rank_answers(loaded, image, encoded, top_k)
     else:
         answers = [_write_answer(loaded, image, ids) for ids in encoded.input_ids]
-    items = tuple(Answers(q, tuple(a), n) for q, a, n in zip(read, answers, notes))
+    items = tuple(Answers(q, tuple(a), n) for (q, n), a in zip(read, answers))
     return AnswerSheet(name, items, score_meaning(loaded), loaded.spec.kind != "vilt")
 
 
@@ -256,16 +265,8 @@ def _write_answer(loaded: LoadedModel, image: Image.Image, ids: list[int]):
     """BLIP: BlipForQuestionAnswering.generate, with the photo encoded once for all questions."""
     model, device = loaded.model, loaded.device
     text_config = model.config.text_config
+    asked = read_with_photo(loaded, model.text_encoder, image, ids).last_hidden_state  # (1, T, W)
     with torch.inference_mode():
-        embeds = image_embeds(loaded, image).to(device)  # (1, patches + 1, width)
-        question = torch.tensor([ids], device=device)  # (1, tokens)
-        asked = model.text_encoder(
-            input_ids=question,
-            attention_mask=torch.ones_like(question),
-            encoder_hidden_states=embeds,
-            encoder_attention_mask=torch.ones(embeds.shape[:-1], dtype=torch.long, device=device),
-            return_dict=False,
-        )[0]  # (1, tokens, width)
         start = torch.full((1, 1), model.decoder_start_token_id, device=device)
         output = model.text_decoder.generate(
             input_ids=start,
@@ -295,15 +296,8 @@ def _ground_on_device(
     limit = text_limit(loaded)
     encoded = tokenizer(question, truncation=True, max_length=limit, verbose=False)
     full = len(tokenizer(question, verbose=False).input_ids)
-    read = question
-    if full > limit:
-        read = tokenizer.decode(encoded.input_ids, skip_special_tokens=True)
-    notes = [NOTE]
-    if full > limit:
-        notes.append(
-            f"“{_short(question)}” is {full} tokens long, but this model reads {limit}: "
-            f"only “{_short(read, 60)}” was used."
-        )
+    read, cut = _as_read(tokenizer, question, encoded.input_ids, full, limit)
+    notes = [NOTE, cut] if cut else [NOTE]
     if loaded.spec.kind == "vilt":
         return _vilt_relevance(loaded, image, read, encoded, answer, tuple(notes))
     if answer is not None:
@@ -370,24 +364,9 @@ def _vilt_relevance(loaded, image, question, encoded, answer, notes) -> AnswerGr
 
 def _blip_question_maps(loaded, image, question, ids, notes) -> AnswerGrounding:
     """BLIP: the question encoder's cross-attention to the patches, per word and in the mean."""
-    model, device = loaded.model, loaded.device
     tokenizer = loaded.processor.tokenizer
-    with torch.inference_mode():
-        embeds = image_embeds(loaded, image).to(device)  # (1, patches + 1, width)
-        tokens = torch.tensor([ids], device=device)  # (1, tokens)
-        output = model.text_encoder(
-            input_ids=tokens,
-            attention_mask=torch.ones_like(tokens),
-            encoder_hidden_states=embeds,
-            encoder_attention_mask=torch.ones(embeds.shape[:-1], dtype=torch.long, device=device),
-            output_attentions=True,
-            return_dict=True,
-        )
-    if not output.cross_attentions or output.cross_attentions[0] is None:
-        raise no_attentions(loaded.spec.name)
-    # each layer: (1, heads, tokens, patches + 1); mean over layers and heads, CLS left out
-    rows = torch.stack([layer[0, :, :, 1:] for layer in output.cross_attentions]).float()
-    rows = rows.mean(dim=(0, 1)).cpu()  # (tokens, patches)
+    # mean over layers and heads: (tokens, patches)
+    rows = cross_attention(loaded, loaded.model.text_encoder, image, ids).mean(dim=(0, 1)).cpu()
     special = set(tokenizer.all_special_ids)
     kept = [i for i, token in enumerate(ids) if token not in special] or list(range(len(ids)))
     grid = patch_grid(loaded, rows.shape[-1])

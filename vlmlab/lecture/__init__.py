@@ -1,14 +1,14 @@
 """The guided path through the lecture, in the slides' order: pixels → … → VQA. Each step
 has a title, two or three sentences, and the view it opens (a link, `vlmlab.links`); the two
 slides with no live model behind them carry a small cited figure of published numbers
-(`vlmlab.lecture_render`).
+(`vlmlab.lecture.render`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .links import ViewState, decode
+from vlmlab.links import ViewState, decode
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from torch import fx
 
 from vlmlab import checks
 from vlmlab.cache import DiskCache, LRUCache
-from vlmlab.cnn_layers import DEFAULT_MODEL, TOPIC, architecture, capture_graph
+from vlmlab.cnn.layers import DEFAULT_MODEL, TOPIC, architecture, capture_graph
 from vlmlab.device import gpu
 from vlmlab.errors import LabError
 from vlmlab.models import LoadedModel, get_spec, load_model, on_evict, torchvision_weights

@@ -19,7 +19,7 @@ from vlmlab.kernels import (
     image_pixels,
     parse_kernel,
 )
-from vlmlab.kernels_text import _size
+from vlmlab.kernels.text import _size, parse_numbers
 from vlmlab.text import clean_text
 
 MAX_FILTERS = 16  # filters in one layer
@@ -153,3 +153,17 @@ def _cell(value, what: str) -> float:
         return float(parse_kernel(str(value)).ravel()[0])
     except KernelError:
         raise KernelError(f"A cell of the {what} reads {str(value)[:20]!r}, not a number.") from None
+
+
+def parse_bias(text: str | None, filters: int) -> np.ndarray | None:
+    """The biases typed for a layer of `filters` filters (one number each), or None when the
+    text is empty (no bias)."""
+    text = text if isinstance(text, str) else ""
+    return parse_numbers(text, what="bias", max_count=filters) if text.strip() else None
+
+
+def preset_names(filters: np.ndarray) -> list[str] | None:
+    """The names of the preset layer's filters when `filters` are that layer, else None."""
+    filters = np.asarray(filters)
+    same = filters.shape == LAYER_PRESET.shape and np.allclose(filters, LAYER_PRESET)
+    return list(LAYER_PRESET_NAMES) if same else None

@@ -17,7 +17,7 @@ from torch import fx
 
 from vlmlab.cache import LRUCache, photo_fingerprint
 from vlmlab.checks import whole_number
-from vlmlab.cnn_layers import (  # noqa: F401 - re-exported: the CNN topic's one front door
+from vlmlab.cnn.layers import (  # noqa: F401 - re-exported: the CNN topic's one front door
     DEFAULT_MODEL,
     TOPIC,
     Architecture,
@@ -396,9 +396,9 @@ def learned_filters(model: str = DEFAULT_MODEL, *, pretrained: bool = True) -> F
 
 
 # ---------------------------------------------------------------------------------------------
-# What a channel wants to see: feature visualisation and dataset examples (vlmlab.cnn_visualize)
+# What a channel wants to see: feature visualisation and dataset examples (vlmlab.cnn.featurevis)
 
-from vlmlab.cnn_visualize import (  # noqa: E402, F401 - re-exported: the topic's front door
+from vlmlab.cnn.featurevis import (  # noqa: E402, F401 - re-exported: the topic's front door
     Example,
     Visualization,
     dataset_examples,

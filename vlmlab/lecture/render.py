@@ -85,3 +85,11 @@ def draw_laion(*, scale: float = 1.0) -> Figure:
 
 
 FIGURES = {"vit_data": (draw_vit_data, VIT_CAPTION), "laion": (draw_laion, LAION_CAPTION)}
+# What each figure is called when a lecturer keeps it (vlmlab.export: PNG at 2×, SVG)
+FILE_NAMES = {"vit_data": "lecture_vit-vs-bit_pretraining-data", "laion": "lecture_laion-5b_pairs"}
+
+
+def kept_figure(name: str, shown) -> tuple:
+    """The step figure `name` as shown (`shown`: its picture) for `export.save_view_figures`:
+    named by FILE_NAMES, its caption the published sources."""
+    return (shown, FIGURES[name][1], [], FILE_NAMES[name])
