@@ -2,6 +2,12 @@
 
 Each browser session trains its own model (kept in its `gr.State`); a run streams snapshots,
 pauses on Stop (or when the page closes) and resumes on Train.
+
+Stop and Reset do not cancel the run's event: they leave a word in the session (`HALT`) that the
+loop reads before each step, and the loop ends with a last view of its own. A cancelled stream is
+answered by Gradio with an empty final message that the page can take for a failure (red "Error"
+badges on every view of a run that was only paused), and a view written by Reset could be
+overwritten by a snapshot still on its way.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from vlmlab.contrastive.render import (
 )
 
 TITLE = "Contrastive"
+RESET = "The run was reset: press **Train** to start a new model."
+STOPPED_FIRST = "Stopped before it started: press **Train** to start."
 
 # Training runs share their own slots: a few classes' runs at once, the rest wait in the queue
 # (Gradio tells them their place), and the other tabs' events are never held up by them.
@@ -41,6 +49,9 @@ Four colour–shape combinations (a red triangle, a blue cross, a yellow circle,
 never appear in training: zero-shot, the model has to name them from words it learned apart."""
 
 
+HALT = "halt"  # the session's key for what ends a run at its next step: "stop", "reset", "closed"
+
+
 def _fresh() -> dict:
     """A session's training state: the run (model, optimiser, history) and its last snapshot."""
     return {"run": None, "snapshot": None}
@@ -49,7 +60,21 @@ def _fresh() -> dict:
 def _stop_run(session) -> None:
     """When the session ends (page closed), a running training loop stops at its next step."""
     if isinstance(session, dict):
-        session["closed"] = True
+        session[HALT] = "closed"
+
+
+def ready(session) -> dict:
+    """Train pressed: an earlier Stop or Reset is forgotten before the run is queued, so a Stop
+    pressed while the run waits for its slot still stops it."""
+    session = session if isinstance(session, dict) else _fresh()
+    session.pop(HALT, None)
+    return session
+
+
+def request_stop(session) -> None:
+    """Stop pressed: the run pauses after its current step and shows where it paused."""
+    if isinstance(session, dict):
+        session[HALT] = "stop"
 
 
 def build(lab: Lab) -> None:
@@ -156,8 +181,10 @@ def build(lab: Lab) -> None:
         )
         index = contrastive.check_zero_shot_index(picked) - 1
         if not isinstance(session, dict):
-            session = _fresh()
-        session.pop("closed", None)
+            session = _fresh()  # an API call: its own session, nothing to stop
+        if session.get(HALT):  # stopped or reset while it waited for its slot
+            yield halted(session)
+            return
         run = session.get("run")
         same = run is not None and (
             run.settings.batch_size,
@@ -170,10 +197,24 @@ def build(lab: Lab) -> None:
             run,
             **{k: getattr(settings, k) for k in contrastive.DEFAULTS},
             max_seconds=settings.max_seconds,
-            should_stop=lambda: session.get("closed", False),
+            should_stop=lambda: HALT in session,
         ):
+            if HALT in session:  # the word came while this snapshot was drawn
+                break
             session["snapshot"] = snapshot
             yield (*show(snapshot, index), session)
+        if HALT in session:
+            yield halted(session)
+
+    def halted(session: dict) -> tuple:
+        """The last view of a run that Stop paused or Reset ended (the views Reset wrote, again:
+        this one reaches the page after any snapshot still on its way)."""
+        snapshot = session.get("snapshot")
+        if session[HALT] == "reset":
+            return reset_views()
+        if snapshot is None:
+            return (STOPPED_FIRST, *[gr.skip()] * (len(views) - 1), session)
+        return (describe(snapshot, paused=True), *[gr.skip()] * (len(views) - 1), session)
 
     @guard
     def pick(picked, session):
@@ -184,14 +225,18 @@ def build(lab: Lab) -> None:
 
     def forget(session):
         if isinstance(session, dict):
-            session["closed"] = True  # a loop still running stops at its next step
-        return ("The run was reset: press **Train** to start a new model.", None, "", None, None,
-                None, None, "", None, _fresh())  # fmt: skip
+            session[HALT] = "reset"  # a loop still running stops at its next step
+        return reset_views()
+
+    def reset_views() -> tuple:
+        session = {**_fresh(), HALT: "reset"}  # a run still queued does not start; Train clears it
+        return (RESET, None, "", None, None, None, None, "", None, session)
 
     # -- events ---------------------------------------------------------------------------------
 
     inputs = [batch_size, lr, steps, seed, learn_temperature, every, picked, session]
-    training = train.click(
+    private = {"api_visibility": "private", **LIGHT_EVENT}
+    train.click(ready, session, session, **private).then(
         train_clip,
         inputs,
         [*views, session],
@@ -199,16 +244,12 @@ def build(lab: Lab) -> None:
         show_progress="minimal",
         **TRAIN_EVENT,
     )
-    linked_training = linked_runs.change(
+    linked_runs.change(ready, session, session, **private).then(
         train_clip, inputs, [*views, session], api_visibility="private",
         show_progress="minimal", **TRAIN_EVENT,
     )  # fmt: skip
-    runs = [training, linked_training]
-    stop.click(None, None, None, cancels=runs, api_visibility="private")
-    reset.click(
-        forget, session, [*views, session], cancels=runs, api_visibility="private",
-        **LIGHT_EVENT,
-    )  # fmt: skip
+    stop.click(request_stop, session, None, **private)
+    reset.click(forget, session, [*views, session], **private)
     picked.release(
         pick, [picked, session], [picture, ranking, zero_shot_text], api_visibility="private",
         **LIGHT_EVENT,

@@ -253,17 +253,29 @@ def test_contrastive_tab(page):
     for _ in range(2):  # the matrix is redrawn while the model trains
         source = matrix.get_attribute("src")
         page.wait_for_function(changed, arg=[matrix.element_handle(), source])
-    expect(page.locator("#contrastive-status")).to_contain_text("Step")
+    status = page.locator("#contrastive-status")
+    expect(status).to_contain_text("Step")
     page.locator("#contrastive-stop").click()
+    expect(status).to_contain_text("Paused: press Train to go on")
     wait_idle(page)  # the run's progress tracker is gone: it stopped
-    status = page.locator("#contrastive-status").inner_text()
-    assert "Finished" not in status
+    paused = status.inner_text()
+    assert "Finished" not in paused
     page.wait_for_timeout(1500)
-    assert page.locator("#contrastive-status").inner_text() == status  # and stays stopped
+    assert status.inner_text() == paused  # and stays stopped
     no_error_toasts(page)
     badges = panel.locator("[data-testid=status-tracker] .error")
     assert badges.count() == 0, "a stopped run is not an error"
     shoot(page, panel, "4b-contrastive")
+    # Train resumes the paused model; Reset in the middle of the run ends it, also without errors.
+    page.locator("#contrastive-train").click()
+    expect(status).not_to_contain_text("Paused")
+    page.locator("#contrastive-reset").click()
+    expect(status).to_contain_text("The run was reset")
+    wait_idle(page)
+    page.wait_for_timeout(1500)
+    expect(status).to_contain_text("The run was reset")  # no snapshot on its way came after it
+    assert badges.count() == 0, "a reset run is not an error"
+    no_error_toasts(page)
 
 
 def test_clip_tab(page):

@@ -234,6 +234,32 @@ def test_the_matrix_marks_true_pairs_and_false_negatives():
     assert len(ranking) == 5 and ranking[0][1] >= ranking[-1][1]
 
 
+def test_the_playground_widget_pauses_on_stop_and_says_so_then_resumes_on_train():
+    from widgets.contrastive import ContrastivePlayground
+
+    playground = ContrastivePlayground(steps=contrastive.MAX_STEPS, batch_size=8, every=1)
+    shown, show = threading.Event(), playground.show
+
+    def counting(snapshot):
+        show(snapshot)
+        if snapshot.step >= 2:
+            shown.set()
+
+    playground.show = counting
+    playground.start()
+    assert shown.wait(timeout=600)
+    playground.stop()  # waits for the training thread
+    paused = playground.snapshot
+    assert not playground._thread.is_alive() and paused.step < contrastive.MAX_STEPS
+    assert "Paused: press Train to go on" in playground.status.value
+    playground.steps.value = paused.step + 2
+    last = playground.train()  # resumes the same model
+    assert last.step == paused.step + 2 and last.history_loss[: paused.step] == pytest.approx(
+        paused.history_loss
+    )
+    assert "Finished" in playground.status.value and "Paused" not in playground.status.value
+
+
 # ---------------------------------------------------------------------------------------------
 # The served tab
 

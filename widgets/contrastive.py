@@ -121,6 +121,8 @@ class ContrastivePlayground(Linkable, Keepable, widgets.VBox):
                 should_stop=self._stop.is_set,
             ):
                 self.show(snapshot)
+            if self._stop.is_set() and self.snapshot is not None:
+                self.status.value = f"<p>{html.escape(describe(self.snapshot, paused=True))}</p>"
         except LabError as error:
             self.status.value = error_html(error)
         return self.snapshot

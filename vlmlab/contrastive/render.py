@@ -287,8 +287,11 @@ def describe_zero_shot(snapshot: Snapshot, index: int) -> str:
     )
 
 
-def describe(snapshot: Snapshot) -> str:
-    """One line for the run's state."""
+PAUSED = "Paused: press Train to go on, or Reset to start a new model."
+
+
+def describe(snapshot: Snapshot, paused: bool = False) -> str:
+    """One line for the run's state (`paused`: Stop was pressed after this snapshot)."""
     line = (
         f"Step {snapshot.step} of {snapshot.steps} · loss {snapshot.loss:.3f} · "
         f"1/τ {snapshot.logit_scale:.1f} · matching {snapshot.matching_accuracy:.0%} "
@@ -296,7 +299,8 @@ def describe(snapshot: Snapshot) -> str:
         f"captions · zero-shot on held-out combinations {snapshot.zero_shot_accuracy:.0%} · "
         f"{snapshot.seconds:.1f} s"
     )
-    return f"{line}. {snapshot.stopped}" if snapshot.stopped else line
+    end = snapshot.stopped or (PAUSED if paused else "")
+    return f"{line}. {end}" if end else line
 
 
 def describe_false_negatives(snapshot: Snapshot) -> str:
