@@ -268,8 +268,8 @@ KEEP_ERRORS_JS = """
     for (const t of document.querySelectorAll(TRACKER)) {
       if (!failed(t) || told.has(t)) continue;
       told.add(t);
-      // Only the tab on screen: the toast answers what the student just did there (a stopped
-      // run elsewhere can leave a red badge that no toast ever explained).
+      // Only the tab on screen: the toast answers what the student just did there, not a red
+      // badge left in another tab that no toast explained.
       const note = t.getClientRects().length ? noteOf(t) : null;
       if (note) write(note, text);
     }
