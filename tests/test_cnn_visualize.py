@@ -20,7 +20,7 @@ from demo import cnn_tab
 from vlmlab import cnn, models
 from vlmlab.cnn import featurevis as cnn_visualize
 from vlmlab.cnn import featurevis_render as cnn_visualize_render
-from vlmlab.cli import atlas_main
+from vlmlab.cnn.atlas.__main__ import main as atlas_main
 from vlmlab.cache import DiskCache, cache_dir
 from vlmlab.errors import LabError
 from vlmlab.images import sample_files, sample_images

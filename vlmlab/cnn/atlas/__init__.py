@@ -1,7 +1,8 @@
 """`python -m vlmlab.cnn.atlas MODEL LAYER`: what every channel of a layer wants to see, in one grid
 image (as OpenAI Microscope showed them), and in the lab's disk cache, so that the CNN tab answers
 at once in class. Run it before a lecture, or when a Space starts, with the tab's settings
-(256 steps at 224×224, the defaults).
+(256 steps at 224×224, the defaults). This package computes the channels; its `__main__` is
+the command, which draws their grid.
 
     python -m vlmlab.cnn.atlas alexnet conv5                  # all 256 channels → alexnet-conv5.png
     python -m vlmlab.cnn.atlas mobilenet_v2 block9 --channels 0-15 --direction hate
@@ -55,9 +56,3 @@ def visualize_channels(
             direction=args.direction, batch=args.batch, pretrained=not args.random_weights,
             progress=progress,
         )  # fmt: skip
-
-
-if __name__ == "__main__":
-    from vlmlab.cli import atlas_main  # the command draws; this module computes
-
-    sys.exit(atlas_main())
