@@ -12,6 +12,8 @@ overwritten by a snapshot still on its way.
 
 from __future__ import annotations
 
+import dataclasses
+
 import gradio as gr
 
 from . import links
@@ -171,33 +173,18 @@ def build(lab: Lab) -> None:
     def train_clip(batch_size, lr, steps, seed, learn_temperature, every, picked, session):
         """Train this session's tiny CLIP (or resume it), streaming the views every few steps."""
         settings = contrastive.check_settings(
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            every=every,
-            learn_temperature=learn_temperature,
-            max_seconds=RUN_SECONDS,
-        )
+            steps=steps, batch_size=batch_size, lr=lr, seed=seed, every=every,
+            learn_temperature=learn_temperature, max_seconds=RUN_SECONDS,
+        )  # fmt: skip
         index = contrastive.check_zero_shot_index(picked) - 1
         if not isinstance(session, dict):
             session = _fresh()  # an API call: its own session, nothing to stop
         if session.get(HALT):  # stopped or reset while it waited for its slot
             yield halted(session)
             return
-        run = session.get("run")
-        same = run is not None and (
-            run.settings.batch_size,
-            run.settings.seed,
-            run.settings.learn_temperature,
-        ) == (settings.batch_size, settings.seed, settings.learn_temperature)
-        if not same:  # new batch size, seed or temperature setting: a new model
-            run = session["run"] = contrastive.ContrastiveRun(settings)
+        run = session["run"] = contrastive.run_for(session.get("run"), settings)
         for snapshot in backend().train_contrastive(
-            run,
-            **{k: getattr(settings, k) for k in contrastive.DEFAULTS},
-            max_seconds=settings.max_seconds,
-            should_stop=lambda: HALT in session,
+            run, **dataclasses.asdict(settings), should_stop=lambda: HALT in session
         ):
             if HALT in session:  # the word came while this snapshot was drawn
                 break

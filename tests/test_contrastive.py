@@ -112,6 +112,17 @@ def test_pausing_and_resuming_is_the_same_run():
         next(contrastive.train(steps=9, seed=5, run=run, batch_size=8, every=2))
 
 
+def test_train_goes_on_with_the_same_model_and_makes_a_new_one_for_new_model_settings():
+    import dataclasses
+
+    settings = contrastive.check_settings(steps=2, lr=0.003, seed=0, **SMALL)
+    run = contrastive.run_for(None, settings)
+    assert contrastive.run_for(run, dataclasses.replace(settings, steps=9, lr=0.01)) is run
+    for change in ({"seed": 1}, {"batch_size": 8}, {"learn_temperature": False}):
+        fresh = contrastive.run_for(run, dataclasses.replace(settings, **change))
+        assert fresh is not run and fresh.step == 0, change
+
+
 def test_snapshots_come_every_few_steps_with_what_the_views_need():
     snapshots = list(contrastive.train(steps=5, seed=1, **SMALL))
     assert [s.step for s in snapshots] == [0, 2, 4, 5]

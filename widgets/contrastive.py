@@ -6,6 +6,7 @@ runs in a background thread so the notebook stays responsive; Stop pauses, Train
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import threading
 
@@ -96,29 +97,17 @@ class ContrastivePlayground(Linkable, Keepable, widgets.VBox):
         )
 
     def _settings(self) -> contrastive.Settings:
-        return contrastive.check_settings(
-            steps=self.steps.value,
-            batch_size=self.batch_size.value,
-            lr=self.lr.value,
-            seed=self.seed.value,
-            every=self.every.value,
-            learn_temperature=self.learn_temperature.value,
-        )
+        names = ("steps", "batch_size", "lr", "seed", "every", "learn_temperature")
+        return contrastive.check_settings(**{name: getattr(self, name).value for name in names})
 
     def train(self, wait: bool = True) -> contrastive.Snapshot | None:
         """Train (or resume) up to `steps`, updating the views; returns the last snapshot."""
         try:
             settings = self._settings()
-            old = self.run.settings if self.run else None
-            if old is None or (old.batch_size, old.seed, old.learn_temperature) != (
-                settings.batch_size, settings.seed, settings.learn_temperature
-            ):  # fmt: skip
-                self.run = contrastive.ContrastiveRun(settings)
+            self.run = contrastive.run_for(self.run, settings)
             self._stop.clear()
             for snapshot in contrastive.train(
-                **{k: getattr(settings, k) for k in contrastive.DEFAULTS},
-                run=self.run,
-                should_stop=self._stop.is_set,
+                **dataclasses.asdict(settings), run=self.run, should_stop=self._stop.is_set
             ):
                 self.show(snapshot)
             if self._stop.is_set() and self.snapshot is not None:

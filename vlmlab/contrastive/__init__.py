@@ -91,6 +91,12 @@ class Settings:
     learn_temperature: bool = DEFAULTS["learn_temperature"]
     max_seconds: float = MAX_SECONDS
 
+    def same_model(self, other: Settings) -> bool:
+        """Whether a run made with `other` can go on with these settings: the batch size, seed
+        and temperature setting make the model; steps, learning rate, interval and limit do not."""
+        model = ("batch_size", "seed", "learn_temperature")
+        return all(getattr(self, name) == getattr(other, name) for name in model)
+
 
 def check_settings(
     *, steps, batch_size, lr, seed, every, learn_temperature=True, max_seconds=MAX_SECONDS
@@ -424,34 +430,24 @@ def train(
     None for none), or when the loss diverges, with the reason in the last snapshot's `stopped`.
     """
     settings = check_settings(
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        every=every,
-        learn_temperature=learn_temperature,
-        max_seconds=max_seconds,
-    )
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, every=every,
+        learn_temperature=learn_temperature, max_seconds=max_seconds,
+    )  # fmt: skip
     if run is None:
         run = ContrastiveRun(settings)
-    else:
-        run.settings = settings_for_resume(run.settings, settings)
-    yield from _advance(run, settings.every, should_stop)
-
-
-def settings_for_resume(old: Settings, new: Settings) -> Settings:
-    """A paused run continues with the same model, batch size, seed and temperature; only the
-    step target, learning rate, update interval and time limit may change."""
-    if (old.batch_size, old.seed, old.learn_temperature) != (
-        new.batch_size,
-        new.seed,
-        new.learn_temperature,
-    ):
+    elif not run.settings.same_model(settings):
         raise LabError(
             "A paused run keeps its batch size, seed and temperature setting; "
             "press Reset to start one with new ones."
         )
-    return new
+    run.settings = settings
+    yield from _advance(run, settings.every, should_stop)
+
+
+def run_for(run: ContrastiveRun | None, settings: Settings) -> ContrastiveRun:
+    """The run that Train goes on with: `run` where it has the same model as `settings` (it
+    resumes), else a new one (a new batch size, seed or temperature setting is a new model)."""
+    return run if run is not None and run.settings.same_model(settings) else ContrastiveRun(settings)
 
 
 def _advance(run: ContrastiveRun, every: int, should_stop) -> Iterator[Snapshot]:
