@@ -1,5 +1,6 @@
 """The Convolution tab: kernels, preset or typed by hand, applied to the photo and stepped through
-one output pixel at a time; the lecture's worked 5×5 ∗ 3×3 example; a layer of several filters.
+one output pixel at a time; the lecture's worked 5×5 ∗ 3×3 example; a layer of several filters
+(its section is demo/conv_layer.py).
 """
 
 from __future__ import annotations
@@ -7,7 +8,8 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from . import links
+from . import conv_layer, links
+from .conv_layer import offsets
 from .common import LIGHT_EVENT, Lab, Views, guard, open_photo, photo_problem
 from .figures import keep_figures
 from vlmlab.errors import LabError
@@ -26,22 +28,10 @@ from vlmlab.kernels import (
     preset_name,
     resize_kernel,
 )
-from vlmlab.kernels.layer import (
-    LAYER_PRESET,
-    LAYER_PRESET_NAMES,
-    apply_conv_layer,
-    filter_cells,
-    filter_from_cells,
-    format_filters,
-    parse_bias,
-    parse_filters,
-    preset_names,
-)
 from vlmlab.kernels.render import (
     DISPLAY_MODES,
     MATRIX_CELL,
     MAX_MATRIX,
-    draw_layer_maps,
     draw_padded_matrix,
     render_kernel,
     render_step,
@@ -54,8 +44,6 @@ GRID_LABEL = "Kernel grid: type in the cells (columns: offset from the centre)"
 # The result goes to the browser as JPEG at quality 90 without chroma subsampling: ~2–5 ms for a
 # 512² result where PNG takes ~60 ms and WebP ~25 ms, and faithful enough to zoom into.
 RESULT_FORMAT = "jpeg"
-FILTER_GRIDS = 4  # the layer's first filters shown as editable grids
-LAYER_MAP_SIDE = 300  # each output map of the layer, four to a row across the page
 JPEG_SETTINGS = {"quality": 90, "subsampling": 0}
 
 INTRO = """Slide a small grid of numbers — a **kernel** — over the photo: each output pixel is the sum
@@ -76,7 +64,7 @@ def build(lab: Lab) -> None:
                 value=_cells(PRESETS[FIRST_PRESET]),
                 type="array",
                 datatype="str",
-                headers=_offsets(3),
+                headers=offsets(3),
                 interactive=True,
                 elem_id="kernel-grid",
                 label=GRID_LABEL + f" — the '{FIRST_PRESET}' preset",
@@ -150,40 +138,7 @@ def build(lab: Lab) -> None:
                 elem_id="kernel-matrix-output",
             )
         matrix_text = gr.Textbox(label="Output size", lines=5, interactive=False)
-    with gr.Accordion("A convolutional layer with several filters", open=False):
-        gr.Markdown(
-            "Each filter is C×k×k: one k×k block per channel (R, G, B), applied to its channel "
-            "and summed, plus the filter's bias — one output map per filter, as in a CNN's "
-            "first layer. Edit a cell (fractions like 1/3 work); the maps follow."
-        )
-        with gr.Row(equal_height=True):
-            bias_text = gr.Textbox(value="0 0 0 0", label="Biases (one per filter)", scale=2)
-            relu = gr.Checkbox(False, label="ReLU (negatives → 0)", scale=1)
-            run_layer = gr.Button("Run the layer", variant="primary", scale=1)
-        layer_text = gr.Markdown()
-        filter_grids = []
-        for pair in ((0, 1), (2, 3)):  # two to a row: every column of R, G and B in view
-            with gr.Row():
-                for i in pair:
-                    filter_grids.append(
-                        gr.Dataframe(
-                            value=filter_cells(LAYER_PRESET[i]),
-                            type="array",
-                            datatype="str",
-                            headers=_channel_headers(LAYER_PRESET.shape[1], 3),
-                            interactive=True,
-                            label=_filter_label(i, LAYER_PRESET_NAMES[i]),
-                            elem_id=f"layer-filter-{i + 1}",
-                        )
-                    )
-        as_text = "…or as text: any number of filters, a line --- between them"
-        with gr.Accordion(as_text, open=False):
-            filters_text = gr.Textbox(
-                value=format_filters(LAYER_PRESET), lines=12, max_lines=60, label="Filters"
-            )
-        layer_maps = gr.Image(
-            label="Output maps (red > 0 > blue)", show_label=False, interactive=False
-        )
+    layer_maps = conv_layer.build(lab, padding, stride)
     keep_figures(
         "convolution",
         [
@@ -264,36 +219,6 @@ def build(lab: Lab) -> None:
         None,
         example.outputs,
         api_visibility="private",
-    )
-
-    layer_inputs = [lab.photo, filters_text, bias_text, padding, stride, relu]
-    gr.on(
-        [run_layer.click, relu.change],
-        guard(show_layer),
-        layer_inputs,
-        [layer_maps, layer_text],
-        api_name="conv_layer",
-        **LIGHT_EVENT,
-    )
-    # The grids and the text are one set of filters: an edited cell rewrites the text and the
-    # maps follow; edited text refills the grids (the first four filters, if they are C×k×k).
-    for i, filter_grid in enumerate(filter_grids):
-        filter_grid.input(
-            guard(_grids_to_text(i)),
-            [filters_text, filter_grid],
-            [filters_text, layer_text],
-            api_visibility="private",
-            **LIGHT_EVENT,
-        ).success(
-            guard(show_layer),
-            layer_inputs,
-            [layer_maps, layer_text],
-            api_visibility="private",
-            trigger_mode="always_last",
-            **LIGHT_EVENT,
-        )
-    filters_text.input(
-        text_to_filter_grids, filters_text, filter_grids, api_visibility="private", **LIGHT_EVENT
     )
 
 
@@ -443,7 +368,7 @@ def text_to_grid(text, cells=None) -> dict:
     preset = preset_name(kernel)
     side = f"{kernel.shape[-1]}×{kernel.shape[-1]}"
     size = side if side in GRID_SIZES else None
-    headers = _offsets(kernel.shape[-1])
+    headers = offsets(kernel.shape[-1])
     if kernel.ndim == 3:
         label = f"Channel 1 of {len(kernel)} (edit a multi-channel kernel as text)"
         grid = gr.update(value=_cells(kernel[0]), headers=headers, interactive=False, label=label)
@@ -473,91 +398,7 @@ def lecture_example() -> dict:
     }
 
 
-def show_layer(photo, filters, bias, padding, stride, relu):
-    """The layer's N output maps for the photo, and the tensor shapes in and out. `filters` and
-    `bias` are text: the filters' blocks separated by ---, one number per filter."""
-    filters = parse_filters(filters)
-    bias = parse_bias(bias, len(filters))
-    image = open_photo(photo).image
-    maps = apply_conv_layer(
-        image, filters, bias, padding=padding, stride=stride, relu=_flag(relu, "ReLU")
-    )
-    n, h, w = maps.shape
-    k = filters.shape[-1]
-    weights = f"{n}×{filters.shape[1]}×{k}×{k}" if filters.ndim == 4 else f"{n}×{k}×{k}"
-    shapes = (
-        f"Input 3×{image.height}×{image.width} → weights {weights} (+ {n} biases) "
-        f"→ output {n}×{h}×{w}" + (", after ReLU." if relu else ".")
-    )
-    return draw_layer_maps(maps, preset_names(filters), side=LAYER_MAP_SIDE), shapes
-
-
-def _grids_to_text(index: int):
-    def grid_to_filters(text, cells):
-        """Filter `index` edited in its grid → the layer's text (the other filters kept)."""
-        filters = parse_filters(text)  # (N, C, k, k), or (N, k, k): one block for every channel
-        channels = filters.shape[1] if filters.ndim == 4 else 1
-        edited = filter_from_cells(cells, channels, what=f"filter {index + 1}")
-        edited = edited if filters.ndim == 4 else edited[0]
-        if index >= len(filters) or edited.shape != filters.shape[1:]:
-            raise LabError(f"Filter {index + 1} must stay {'×'.join(map(str, filters.shape[1:]))}.")
-        filters = filters.copy()
-        filters[index] = edited
-        return format_filters(filters), ""
-
-    grid_to_filters.__name__ = f"filter_{index + 1}_to_text"
-    return grid_to_filters
-
-
-def text_to_filter_grids(text):
-    """The first four filters of the text into the grids; grids without a filter are hidden."""
-    try:
-        filters = parse_filters(text)
-    except LabError:
-        return [gr.skip()] * FILTER_GRIDS
-    names = preset_names(filters)
-    updates = []
-    for i in range(FILTER_GRIDS):
-        if i >= len(filters):
-            updates.append(gr.update(visible=False))
-            continue
-        weights = filters[i]
-        channels = weights.shape[0] if weights.ndim == 3 else 1
-        updates.append(
-            gr.update(
-                value=filter_cells(weights),
-                headers=_channel_headers(channels, weights.shape[-1]),
-                label=_filter_label(i, names[i] if names else None),
-                visible=True,
-            )
-        )
-    return updates
-
-
-def _channel_headers(channels: int, size: int) -> list[str]:
-    """Column headers of a filter's grid: the channel, then the offset (R −1, R 0, R +1, G −1…)."""
-    names = "RGB" if channels == 3 else [f"c{c + 1}" for c in range(channels)]
-    if channels == 1:
-        return _offsets(size)
-    return [f"{name} {offset}" for name in names for offset in _offsets(size)]
-
-
-def _filter_label(index: int, name: str | None) -> str:
-    return f"Filter {index + 1}" + (f": {name}" if name else "") + " — R, G, B blocks"
-
-
 # ---------------------------------------------------------------------------------------------
-
-
-def _flag(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise LabError(f"The {name} setting must be true or false.")
-    return bool(value)
-
-
-def _offsets(size: int) -> list[str]:
-    """Column headers of a k×k kernel grid: −1 0 +1 (offsets from the centre column)."""
-    return [f"{j - size // 2:+d}".replace("+0", "0").replace("-", "−") for j in range(size)]
 
 
 def _cells(array: np.ndarray) -> list[list[str]]:

@@ -145,29 +145,29 @@ def test_the_apply_kernel_endpoint(client, tmp_path):
 
 
 def test_the_layer_filters_are_small_grids_that_write_the_text():
-    from demo import kernels_tab
+    from demo import conv_layer
     from vlmlab.kernels.layer import LAYER_PRESET, format_filters, parse_filters
 
     text = format_filters(LAYER_PRESET)
-    grids = kernels_tab.text_to_filter_grids(text)
+    grids = conv_layer.text_to_filter_grids(text)
     assert grids[0]["value"][0] == ["-1/3", "0", "1/3"] * 3  # R, G, B blocks side by side
     assert grids[0]["headers"][:4] == ["R −1", "R 0", "R +1", "G −1"]
     assert "vertical edges" in grids[0]["label"] and "brightness" in grids[3]["label"]
     # A cell edited in filter 2's grid changes filter 2 only, in the text the layer runs on.
     cells = [row[:] for row in grids[1]["value"]]
     cells[0][0] = "5"
-    new_text, problem = kernels_tab._grids_to_text(1)(text, cells)
+    new_text, problem = conv_layer._grids_to_text(1)(text, cells)
     filters = parse_filters(new_text)
     assert problem == "" and filters[1, 0, 0, 0] == 5
     assert np.allclose(np.delete(filters, 1, axis=0), np.delete(LAYER_PRESET, 1, axis=0))
     cells[1] = cells[1][:4]
     with pytest.raises(LabError, match="fill every cell"):
-        kernels_tab._grids_to_text(1)(text, cells)
+        conv_layer._grids_to_text(1)(text, cells)
     # Two filters as text: two grids, the others hidden; unnamed once they are not the preset.
-    grids = kernels_tab.text_to_filter_grids("1 0 0\n0 1 0\n0 0 1\n---\n0 0 1\n0 1 0\n1 0 0")
+    grids = conv_layer.text_to_filter_grids("1 0 0\n0 1 0\n0 0 1\n---\n0 0 1\n0 1 0\n1 0 0")
     assert grids[1]["value"][0] == ["0", "0", "1"] and "Filter 2 —" in grids[1]["label"]
     assert grids[2]["visible"] is False and grids[3]["visible"] is False
-    text, _ = kernels_tab._grids_to_text(0)("1 0 0\n0 1 0\n0 0 1\n---\n0 0 1\n0 1 0\n1 0 0",
+    text, _ = conv_layer._grids_to_text(0)("1 0 0\n0 1 0\n0 0 1\n---\n0 0 1\n0 1 0\n1 0 0",
                                             [["2", "0", "0"], ["0", "1", "0"], ["0", "0", "1"]])
     assert parse_filters(text)[0, 0, 0] == 2 and parse_filters(text).shape == (2, 3, 3)
 

@@ -349,6 +349,8 @@ def test_a_conv_layer_sums_its_channels_and_adds_the_bias(photo):
     np.testing.assert_allclose(shared[0], manual, atol=1e-3)
     with pytest.raises(KernelError, match="one finite bias per filter .4 numbers."):
         apply_conv_layer(photo, LAYER_PRESET, [1.0, 2.0])
+    with pytest.raises(KernelError, match="The ReLU setting must be true or false"):
+        apply_conv_layer(photo, LAYER_PRESET, relu="yes")
     with pytest.raises(KernelError, match="Filter 2: The kernel must be square"):
         parse_filters("1 0 0\n0 1 0\n0 0 1\n---\n1 1\n1 1")
     with pytest.raises(KernelError, match="same shape"):

@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from vlmlab.checks import flag
 from vlmlab.images import ImageSource
 from vlmlab.kernels import (
     PRESETS,
@@ -80,6 +81,7 @@ def apply_conv_layer(
     Cross-correlation, as in CNNs, on raw 0–255 values. `filters` is (N, C, k, k), or (N, k, k)
     to use each filter on every channel. `relu` clips negatives to 0, as the layer after would.
     """
+    relu = flag(relu, "ReLU", message="The ReLU setting must be true or false.", error=KernelError)
     pixels = image_pixels(image)
     planes = pixels[..., None] if pixels.ndim == 2 else pixels
     channels = planes.shape[2]
