@@ -16,7 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from demo import cnn_tab
+from demo import cnn_featurevis
+from demo.common import guard
 from vlmlab import cnn, models
 from vlmlab.cnn import featurevis as cnn_visualize
 from vlmlab.cnn import featurevis_render as cnn_visualize_render
@@ -291,7 +292,7 @@ def test_the_atlas_writes_a_grid_and_fills_the_cache(tmp_path, capsys, monkeypat
 
 def test_the_tab_handler_streams_examples_first_then_the_image():
     photo = str(sample_files()["chelsea"])
-    updates = list(cnn_tab.visualize_channel(photo, REAL, "block1", 2, "want", 16, None))
+    updates = list(cnn_featurevis.visualize_channel(photo, REAL, "block1", 2, "want", 16, None))
     image, on_photo, tiles, caption = updates[0]
     # the channel over the photo, drawn with its colour bar under it
     drawn = Image.open(on_photo)
@@ -303,7 +304,7 @@ def test_the_tab_handler_streams_examples_first_then_the_image():
     assert len(updates) == 1 + 16  # a frame per step for 16 steps
     assert updates[-1][0].size == (224, 224) and "16 steps in" in updates[-1][3]
     with pytest.raises(LabError, match="steps must be a whole number from 1 to 512"):
-        next(cnn_tab.visualize_channel(photo, REAL, "block1", 2, "want", 1000, None))
+        next(cnn_featurevis.visualize_channel(photo, REAL, "block1", 2, "want", 1000, None))
 
 
 @pytest.fixture(scope="module")
@@ -346,19 +347,19 @@ def test_the_widget_shows_examples_then_the_image_on_request(chelsea):
 def test_the_guarded_handler_turns_engine_errors_into_one_sentence():
     photo = str(sample_files()["chelsea"])
     with pytest.raises(gr.Error, match="Unknown layer 'conv99'"):
-        next(cnn_tab.guard(cnn_tab.visualize_channel)(photo, REAL, "conv99", 0, "want", 16, None))
+        next(guard(cnn_featurevis.visualize_channel)(photo, REAL, "conv99", 0, "want", 16, None))
 
 
 @pytest.mark.parametrize("setting", ["two minutes", "nan", "-5", "0"])
 def test_a_bad_time_limit_setting_falls_back_to_the_default_with_a_warning(
     setting, monkeypatch, caplog
 ):
-    monkeypatch.setenv(cnn_tab.TIME_LIMIT_ENV, setting)
+    monkeypatch.setenv(cnn_featurevis.TIME_LIMIT_ENV, setting)
     with caplog.at_level("WARNING", logger="vlmlab"):
-        assert cnn_tab.time_limit_from_env() == cnn_tab.DEFAULT_TIME_LIMIT
-    assert cnn_tab.TIME_LIMIT_ENV in caplog.text and repr(setting) in caplog.text
-    monkeypatch.setenv(cnn_tab.TIME_LIMIT_ENV, "45")
-    assert cnn_tab.time_limit_from_env() == 45.0
+        assert cnn_featurevis.time_limit_from_env() == cnn_featurevis.DEFAULT_TIME_LIMIT
+    assert cnn_featurevis.TIME_LIMIT_ENV in caplog.text and repr(setting) in caplog.text
+    monkeypatch.setenv(cnn_featurevis.TIME_LIMIT_ENV, "45")
+    assert cnn_featurevis.time_limit_from_env() == 45.0
 
 
 def test_the_cnn_tab_imports_with_a_bad_time_limit_setting():
@@ -368,7 +369,7 @@ def test_the_cnn_tab_imports_with_a_bad_time_limit_setting():
     import sys
     from pathlib import Path
 
-    code = "import demo.cnn_tab as t; print(t.TIME_LIMIT)"
+    code = "import demo.cnn_tab, demo.cnn_featurevis as t; print(t.TIME_LIMIT)"
     env = {**os.environ, "VLMLAB_VISUALIZE_SECONDS": "two minutes"}
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
