@@ -103,7 +103,7 @@ def test_relevance_of_long_and_odd_text_is_cut_with_a_note(chelsea):
 def test_a_model_without_attention_maps_is_named_in_one_sentence(chelsea):
     sdpa = load_model(B32, topic="clip", attn_implementation="sdpa")
     with pytest.raises(LabError, match="returned no attention maps.*eager"):
-        clip._relevance(sdpa, chelsea, ("cat",), (clip.SLOT,), 2, ())
+        clip.grounding._relevance(sdpa, chelsea, ("cat",), (clip.SLOT,), 2, ())
 
 
 # ---------------------------------------------------------------------------------------------
